@@ -1,0 +1,70 @@
+// The arch-neutral step-wise walker: one page-table walk, written once per architecture,
+// driven either instantly against SparseMemory (functional) or through the timed memory
+// system (models/iommu). next() says what the walk needs; feed() hands it the bytes.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "translation.h"
+#include "types.h"
+
+namespace iommusim {
+
+class SparseMemory;
+
+// Which translation structure a step touches (used for latency breakdown and walk caches).
+enum class WalkStage : uint8_t {
+    Root,         // VT-d root entry
+    Context,      // VT-d context entry
+    PasidDir,     // VT-d PASID directory entry
+    PasidEntry,   // VT-d PASID table entry
+    FirstLevel,   // VT-d first-level paging entry
+    SecondLevel,  // VT-d second-level paging entry
+    Tce,          // sPAPR TCE table level
+};
+const char* to_string(WalkStage s);
+
+struct WalkStep {
+    enum class Kind : uint8_t { Read, Write, Done };
+    Kind kind = Kind::Done;
+    WalkStage stage = WalkStage::Root;
+    uint8_t level = 0;    // paging level, counted down to 1 at the leaf; 0 outside page tables
+    uint8_t size = 0;     // bytes to read or write
+    bool nested = false;  // a second-level read made to translate a first-level access
+    Addr addr = 0;
+    uint64_t wdata = 0;   // Write: the new 8-byte value (accessed/dirty update)
+};
+
+class Walker {
+public:
+    virtual ~Walker() = default;
+
+    // Begin translating `iova` for `req`. Any previous walk is abandoned.
+    virtual void start(const Requester& req, Addr iova, Access access) = 0;
+    // The next memory access the walk needs, or Done (then result() is final).
+    virtual WalkStep next() = 0;
+    // The `size` bytes of the last Read step (little-endian memory image).
+    virtual void feed(const uint8_t* data) = 0;
+    // The last Read step could not be completed (address beyond memory, bus error).
+    virtual void feed_error() = 0;
+    virtual const WalkResult& result() const = 0;
+    // One line decoding the entry `data` read by `step` (debugging aid; not on hot paths).
+    virtual std::string describe(const WalkStep& step, const uint8_t* data) const = 0;
+};
+
+// Receives every step of a functional walk (for the walk explainer and tests).
+class WalkObserver {
+public:
+    virtual ~WalkObserver() = default;
+    virtual void on_step(const Walker& w, const WalkStep& step, const uint8_t* data) = 0;
+};
+
+// Run a walk to completion against `mem` with zero latency (the translation oracle's engine).
+const WalkResult& walk_functional(Walker& w, SparseMemory& mem, const Requester& req, Addr iova,
+                                  Access access, WalkObserver* obs = nullptr);
+
+// Format every step of a walk for people: table, entry address, raw value, decoded fields.
+std::string explain_walk(Walker& w, SparseMemory& mem, const Requester& req, Addr iova,
+                         Access access);
+
+}  // namespace iommusim
