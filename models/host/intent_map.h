@@ -1,0 +1,47 @@
+// The driver's intent: which IOVA ranges map to which physical addresses with which rights,
+// exactly as the software asked. Translation correctness is judged against this, never
+// against the page tables (which the walker reads) nor the encoder (which wrote them).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+
+#include "core/types.h"
+
+namespace iommusim {
+
+struct Mapping {
+    Addr iova = 0;
+    Addr size = 0;
+    Addr pa = 0;
+    Perm perm = kPermNone;
+};
+
+struct IntentHit {
+    Addr pa;    // translated address of the queried IOVA (offset included)
+    Perm perm;
+};
+
+class IntentMap {
+public:
+    bool overlaps(Addr iova, Addr size) const;
+    void insert(const Mapping& m);  // precondition: !overlaps(m.iova, m.size), size > 0
+    // Remove [iova, iova+size); mappings partly inside are trimmed to what lies outside.
+    // Returns the number of bytes that were mapped inside the range.
+    Addr erase(Addr iova, Addr size);
+    const Mapping* find(Addr iova) const;  // the mapping containing iova, if any
+    std::optional<IntentHit> translate(Addr iova) const;
+
+    size_t size() const { return by_start_.size(); }
+    Addr bytes_mapped() const { return bytes_; }
+    template <typename Fn>
+    void for_each(Fn&& fn) const {
+        for (const auto& [start, m] : by_start_) fn(m);
+    }
+
+private:
+    std::map<Addr, Mapping> by_start_;  // non-overlapping, keyed by iova
+    Addr bytes_ = 0;
+};
+
+}  // namespace iommusim
