@@ -36,6 +36,7 @@ struct Fault {
     uint16_t reason = 0;  // architecture's fault reason / event code
     uint8_t level = 0;    // paging level where it was found, 0 if not in a page table
     Addr addr = 0;        // the input address of the faulting request
+    bool suppressed = false;  // fault processing disabled (VT-d FPD): fails, but no record
 };
 
 struct WalkResult {

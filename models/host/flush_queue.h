@@ -20,6 +20,7 @@ struct DeferredUnmap {
     Addr iova = 0;
     Addr size = 0;
     uint64_t when_ns = 0;
+    bool release_iova = false;  // free the IOVA (allocated by the driver) once flushed
 };
 
 class FlushQueue {

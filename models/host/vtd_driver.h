@@ -1,0 +1,115 @@
+// The host's VT-d driver model: allocates root/context/PASID structures and page tables in
+// simulated memory with the arch encoders, manages domains and device (and PASID)
+// attachments, maps and unmaps with strict or deferred invalidation, and keeps the intent.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "address_space.h"
+#include "arch/vtd/vtd_format.h"
+#include "arch/vtd/vtd_walker.h"
+#include "core/invalidation.h"
+#include "expectation.h"
+#include "flush_queue.h"
+
+namespace iommusim::vtd {
+
+struct DriverConfig {
+    WalkerConfig hw;             // the unit's capabilities; hw.scalable selects the mode
+    unsigned sl_levels = 4;      // 3, 4 or 5 (39/48/57-bit)
+    unsigned fl_levels = 4;      // 4 or 5
+    bool large_pages = true;     // use 2 MiB / 1 GiB pages where the unit supports them
+    bool fl_preset_ad = true;    // first-level leaves written with A/D set, like Linux
+    bool strict = true;          // iommu.strict=1: invalidate on every unmap
+    FlushQueueConfig lazy;       // iommu.strict=0 flush queue
+    unsigned pasid_bits = 20;    // PASID space the PASID directories cover
+    Addr table_base = 0x4000'0000;   // physical region the driver allocates structures from
+    Addr table_size = 0x1000'0000;
+};
+
+enum class Stage : uint8_t { SecondLevel, FirstLevel };
+
+struct DomainOptions {
+    Stage stage = Stage::SecondLevel;  // legacy mode supports SecondLevel only
+    bool identity = false;             // pass-through: no tables, IOVA == PA
+    std::vector<IovaRegion> windows;   // permitted IOVA ranges; empty = the whole width
+    std::vector<IovaRegion> reserved;  // in addition to the x86 MSI range
+};
+
+class Driver {
+public:
+    Driver(SparseMemory& mem, const DriverConfig& cfg);
+    ~Driver();
+
+    // The unit as programmed (RTADDR points at the driver's root table).
+    const WalkerConfig& hw() const { return hw_; }
+    const DriverConfig& config() const { return cfg_; }
+
+    // Domains get DIDs from 1. Nested: a first-level (stage-1, IOVA -> GPA) domain whose
+    // tables and outputs are translated by second-level domain `parent` (GPA -> HPA). Its
+    // tables live at guest-physical addresses the parent maps one-to-one.
+    std::optional<uint16_t> create_domain(const DomainOptions& opt, std::string* why = nullptr);
+    std::optional<uint16_t> create_nested_domain(uint16_t parent, const DomainOptions& opt,
+                                                 std::string* why = nullptr);
+
+    // Requests without PASID from `rid` use domain `did` (scalable mode: via RID_PASID 0).
+    bool attach(uint16_t rid, uint16_t did, std::string* why = nullptr);
+    // Scalable mode: requests from `rid` carrying `pasid` use domain `did`.
+    bool attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool supervisor = false,
+                      std::string* why = nullptr);
+    void detach(uint16_t rid);
+    void detach_pasid(uint16_t rid, uint32_t pasid);
+
+    bool map(uint16_t did, Addr iova, Addr pa, Addr size, Perm perm, std::string* why = nullptr);
+    // Unmap and invalidate (strict) or defer (lazy). Returns the bytes that were mapped.
+    Addr unmap(uint16_t did, Addr iova, Addr size, uint64_t now_ns = 0);
+    // The DMA API's map: allocate an IOVA below `limit` and map it. nullopt if none fits.
+    std::optional<Addr> map_alloc(uint16_t did, Addr pa, Addr size, Perm perm,
+                                  Addr limit = ~Addr(0), std::string* why = nullptr);
+    // Unmap an IOVA from map_alloc and release it (at once if strict, after the flush if lazy).
+    Addr unmap_free(uint16_t did, Addr iova, Addr size, uint64_t now_ns = 0);
+    // Lazy mode: flush when the oldest deferred unmap has timed out.
+    void tick(uint64_t now_ns);
+    void flush_all();
+
+    // The intent for one request: where it should go and with which rights.
+    Expectation expect(const Requester& req, Addr iova) const;
+
+    AddressSpace* space(uint16_t did);
+    // Invalidations issued so far, in order (what the driver wrote to the invalidation queue).
+    const std::vector<InvalidationScope>& invalidations() const { return inv_; }
+    size_t pending_deferred() const { return fq_.pending(); }
+
+private:
+    struct Domain;
+    Domain* domain(uint16_t did);
+    const Domain* domain(uint16_t did) const;
+    Addr alloc_zeroed(Addr bytes);
+    Addr context_entry_addr(uint16_t rid);
+    Addr pasid_entry_addr(uint16_t rid, uint32_t pasid);
+    void write_pasid_entry(uint16_t rid, uint32_t pasid, const Domain& d, bool supervisor);
+    void invalidate_range(const Domain& d, Addr iova, Addr size);
+    void drain(uint64_t now_ns);
+
+    SparseMemory& mem_;
+    DriverConfig cfg_;
+    WalkerConfig hw_;
+    PhysAllocator alloc_;
+    SecondLevelFormat sl_fmt_;
+    FirstLevelFormat fl_fmt_;
+    Addr root_ = 0;
+    std::map<unsigned, Addr> context_tables_;  // bus (x2 + upper half in scalable mode) -> table
+    std::map<uint16_t, Addr> pasid_dirs_;      // rid -> PASID directory (scalable mode)
+    std::map<uint16_t, std::unique_ptr<Domain>> domains_;
+    uint16_t next_did_ = 1;
+    std::map<uint16_t, uint16_t> rid_domain_;               // requests without PASID
+    std::map<std::pair<uint16_t, uint32_t>, uint16_t> pasid_domain_;
+    std::vector<InvalidationScope> inv_;
+    FlushQueue fq_;
+};
+
+}  // namespace iommusim::vtd
