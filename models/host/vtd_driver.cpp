@@ -78,8 +78,9 @@ std::optional<uint16_t> Driver::create_domain(const DomainOptions& opt, std::str
                                                                : sl_fmt_;
         d->as = std::make_unique<AddressSpace>(mem_, alloc_, fmt);
         // Default window: the whole input width (first level: the lower canonical half).
-        unsigned width = opt.stage == Stage::FirstLevel ? 12 + 9 * cfg_.fl_levels - 1
-                                                        : aw_bits(levels_to_aw(cfg_.sl_levels));
+        unsigned width = opt.stage == Stage::FirstLevel
+                             ? 12 + 9 * cfg_.fl_levels - 1
+                             : std::min(aw_bits(levels_to_aw(cfg_.sl_levels)), hw_.mgaw);
         if (opt.windows.empty())
             d->as->iova().add_window({0, width_limit(width) + 1, "all"});
         for (const auto& w : opt.windows) d->as->iova().add_window(w);
