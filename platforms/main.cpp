@@ -1,1 +1,39 @@
-int main() { return 0; }
+// iommusim: the program architects run. `iommusim VERB [options]`.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+
+namespace {
+void usage() {
+    fmt::print(
+        "usage: iommusim VERB [options]\n"
+        "verbs:\n"
+        "  demo     build VT-d (legacy, scalable first-level, nested) and sPAPR TCE address\n"
+        "           spaces, map a buffer and print every step of its translation\n"
+        "  lookup   map what --map says, then walk one IOVA for one requester and print\n"
+        "           every table entry read (see `iommusim lookup --help`)\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    std::string verb = argv[1];
+    std::vector<std::string> args(argv + 2, argv + argc);
+    try {
+        if (verb == "demo") return iommusim::cli::demo(args);
+        if (verb == "lookup") return iommusim::cli::lookup(args);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "iommusim {}: {}\n", verb, e.what());
+        return 2;
+    }
+    fmt::print(stderr, "iommusim: unknown verb '{}' (expected demo or lookup)\n", verb);
+    return 2;
+}

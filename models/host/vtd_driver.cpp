@@ -107,9 +107,10 @@ std::optional<uint16_t> Driver::create_nested_domain(uint16_t parent, const Doma
     // guest-physical addresses are where the driver writes them.
     constexpr Addr kGuestTables = 16 << 20;
     auto region = alloc_.alloc(kGuestTables, 2 << 20);
-    if (!region || !p->as->map(*region, *region, kGuestTables, kPermRW, why)) {
+    std::string err = "table region exhausted";
+    if (!region || !p->as->map(*region, *region, kGuestTables, kPermRW, &err)) {
         if (region) alloc_.free(*region, kGuestTables);
-        if (why && why->empty()) *why = "table region exhausted";
+        set_why(why, "stage-1 table region: " + err);
         return std::nullopt;
     }
     DomainOptions s1 = opt;

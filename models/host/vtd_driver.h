@@ -27,7 +27,7 @@ struct DriverConfig {
     bool strict = true;          // iommu.strict=1: invalidate on every unmap
     FlushQueueConfig lazy;       // iommu.strict=0 flush queue
     unsigned pasid_bits = 20;    // PASID space the PASID directories cover
-    Addr table_base = 0x4000'0000;   // physical region the driver allocates structures from
+    Addr table_base = Addr(64) << 30;  // physical region the driver allocates structures from
     Addr table_size = 0x1000'0000;
 };
 
