@@ -2,9 +2,11 @@
 // ATCs are all instances of it. Key needs operator==; Hash picks the set. A page-size-aware
 // cache keys on (page number at size, size) and the caller probes each size it supports.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>

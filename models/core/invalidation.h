@@ -2,6 +2,7 @@
 // VT-d descriptors, TCE kills and (later) SMMU commands all map onto it.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "types.h"
 
@@ -21,18 +22,37 @@ struct InvalidationScope {
         DeviceTlb,      // the ATC of `rid`: 2^order pages at `addr`
         Wait,           // completion barrier: everything before it is done
     };
+    // Wildcards for scopes that name every domain or every PASID (VT-d global PASID-cache
+    // invalidation, domain-selective PASID-cache invalidation).
+    static constexpr uint32_t kAllDomains = 0xFFFFFFFFu;
+    static constexpr uint32_t kAllPasids = 0xFFFFFFFEu;  // distinct from Requester::kNoPasid
+    static constexpr uint8_t kWholeSpace = 52;           // order covering all 64-bit addresses
+
     Kind kind = Kind::Global;
     uint32_t domain = 0;
     uint32_t pasid = Requester::kNoPasid;
     uint16_t rid = 0;
     Addr addr = 0;
-    uint8_t order = 0;       // address mask: 2^order 4 KiB pages
-    bool leaf_only = false;  // VT-d IH: paging-structure caches may be kept
+    uint8_t order = 0;        // address mask: 2^order 4 KiB pages
+    bool leaf_only = false;   // VT-d IH: paging-structure caches may be kept
+    uint16_t rid_ignore = 0;  // RID bits not compared (VT-d context-cache function mask)
+    bool global = false;      // device TLB: every PASID's global entries too (VT-d G)
 
-    Addr bytes() const { return Addr(4096) << order; }
-    bool covers(Addr a) const { return a >= addr && a - addr < bytes(); }
+    // 0 when the range is the whole 64-bit space.
+    Addr bytes() const { return order >= kWholeSpace ? 0 : Addr(4096) << order; }
+    bool covers(Addr a) const { return order >= kWholeSpace || (a >= addr && a - addr < bytes()); }
+    // True if the range overlaps the 2^page_shift-byte page containing `a`.
+    bool overlaps(Addr a, unsigned page_shift) const {
+        if (order >= kWholeSpace || page_shift >= 64) return true;
+        const Addr mask = (Addr(1) << page_shift) - 1, page = a & ~mask;
+        return addr <= page + mask && page <= addr + (bytes() - 1);
+    }
+    bool matches_rid(uint16_t r) const { return ((r ^ rid) & ~rid_ignore & 0xFFFF) == 0; }
+    bool matches_domain(uint32_t d) const { return domain == kAllDomains || domain == d; }
+    bool matches_pasid(uint32_t p) const { return pasid == kAllPasids || pasid == p; }
 };
 
 const char* to_string(InvalidationScope::Kind k);
+std::string to_string(const InvalidationScope& s);  // "page dom 4 0xfffdf000+0x1000 ih"
 
 }  // namespace iommusim

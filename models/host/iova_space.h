@@ -1,6 +1,7 @@
 // Permitted IOVA windows, reserved regions carved out of them, and an IOVA allocator that
 // works top-down within the windows like Linux's (size-aligned, highest free range first).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -44,8 +45,21 @@ public:
     const std::vector<IovaRegion>& reserved() const { return reserved_; }
 
 private:
+    using Spans = std::map<Addr, Addr>;  // first -> last (inclusive), non-overlapping
+
+    void rebuild();
+    void add_gap(Addr lo, Addr hi);
+    void remove_gap(Spans::iterator it);
+    std::optional<Addr> fit(Addr lo, Addr hi, Addr size, Addr mask, Addr limit) const;
+
     std::vector<IovaRegion> windows_, reserved_;
     std::map<Addr, Addr> allocs_;  // base -> size
+    // Windows minus reserved regions, split at every window edge so no allocation crosses one.
+    Spans segments_;
+    // Free parts of the segments, also indexed by floor(log2(length)) so alloc finds the
+    // highest gap that fits without walking every live allocation.
+    Spans gaps_;
+    std::array<Spans, 65> by_class_;
 };
 
 }  // namespace iommusim

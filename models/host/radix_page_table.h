@@ -35,7 +35,9 @@ public:
     // cannot hold a leaf, or tables cannot be allocated.
     bool map_page(Addr iova, Addr pa, unsigned page_shift, Perm perm, std::string* why = nullptr);
     // Clear every leaf inside [iova, iova+size). A leaf straddling either end is first split
-    // into smaller leaves so the part outside the range stays mapped. Tables are kept.
+    // into smaller leaves so the part outside the range stays mapped. Tables are kept. A
+    // level-1 page the range only touches is cleared whole. Throws std::runtime_error if a
+    // split finds no table memory (that page is left whole).
     void unmap(Addr iova, Addr size);
     // The builder's own view of one address (tests of the builder; not the oracle).
     std::optional<PageLookup> lookup(Addr iova) const;
@@ -47,6 +49,13 @@ private:
     bool subtree_empty(Addr table, unsigned level) const;
     void unmap_in(Addr table, unsigned level, Addr base, Addr lo, Addr hi);
     Addr entry_addr(Addr table, unsigned level, Addr iova) const;
+    uint64_t read_entry(Addr ea) const;
+    void write_entry(Addr ea, uint64_t e);
+    bool leaf_at(uint64_t e, unsigned level) const;
+    Addr input_last() const;  // highest input address the root table covers
+    // A new table of `level` whose entries map [pa, ...) with `perm` as leaves (or, where the
+    // level allows none, as tables of leaves); used to split a larger leaf. 0 on exhaustion.
+    Addr split_table(unsigned level, Addr pa, Perm perm);
 
     SparseMemory& mem_;
     PhysAllocator& alloc_;
