@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "arch/vtd/vtd_invdesc.h"
+
 namespace iommusim::vtd {
 
 struct Driver::Domain {
@@ -35,6 +37,28 @@ Driver::Driver(SparseMemory& mem, const DriverConfig& cfg)
       fq_(cfg.lazy) {
     root_ = alloc_zeroed(4096);
     hw_.rtaddr = root_;
+    wait_status_ = alloc_zeroed(4096);
+}
+
+void Driver::emit(const InvalidationScope& s) {
+    using K = InvalidationScope::Kind;
+    inv_.push_back(s);
+    const uint16_t did = uint16_t(s.domain);
+    InvDesc d;
+    switch (s.kind) {
+        case K::Global: d = iotlb_global(true, true); break;
+        case K::Domain: d = iotlb_domain(did, true, true); break;
+        case K::Page: d = iotlb_page(did, s.addr, s.order, s.leaf_only, true, true); break;
+        case K::Pasid: d = piotlb_pasid(did, s.pasid); break;
+        case K::PasidPage: d = piotlb_page(did, s.pasid, s.addr, s.order, s.leaf_only); break;
+        case K::ContextGlobal: d = cc_global(); break;
+        case K::ContextDomain: d = cc_domain(did); break;
+        case K::ContextDevice: d = cc_device(did, s.rid); break;
+        case K::PasidCache: d = pc_pasid(did, s.pasid); break;
+        case K::Wait: d = inv_wait(wait_status_, uint32_t(++wait_seq_)); break;
+        case K::DeviceTlb: return;  // no ATS-capable devices in the functional model yet
+    }
+    queue_.push_back(d);
 }
 
 Driver::~Driver() = default;
@@ -194,7 +218,7 @@ void Driver::write_pasid_entry(uint16_t rid, uint32_t pasid, const Domain& d, bo
         f.slptptr = d.as->table().root();
     }
     store_entry(mem_, pasid_entry_addr(rid, pasid), make_pasid_entry(f));
-    inv_.push_back({InvalidationScope::Kind::PasidCache, d.did, pasid, rid});
+    emit({InvalidationScope::Kind::PasidCache, d.did, pasid, rid});
 }
 
 bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
@@ -210,7 +234,7 @@ bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
     } else {
         write_pasid_entry(rid, 0, *d, false);  // RID_PASID 0 serves requests without PASID
     }
-    inv_.push_back({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
+    emit({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
     rid_domain_[rid] = did;
     return true;
 }
@@ -236,11 +260,11 @@ void Driver::detach(uint16_t rid) {
         store_entry(mem_, context_entry_addr(rid), ContextEntry{});
     } else {
         store_entry(mem_, pasid_entry_addr(rid, 0), PasidEntry{});
-        inv_.push_back({InvalidationScope::Kind::PasidCache, did, 0, rid});
+        emit({InvalidationScope::Kind::PasidCache, did, 0, rid});
     }
-    inv_.push_back({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
-    inv_.push_back({InvalidationScope::Kind::Domain, did});
-    inv_.push_back({InvalidationScope::Kind::Wait});
+    emit({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
+    emit({InvalidationScope::Kind::Domain, did});
+    emit({InvalidationScope::Kind::Wait});
 }
 
 void Driver::detach_pasid(uint16_t rid, uint32_t pasid) {
@@ -249,9 +273,9 @@ void Driver::detach_pasid(uint16_t rid, uint32_t pasid) {
     uint16_t did = it->second;
     pasid_domain_.erase(it);
     store_entry(mem_, pasid_entry_addr(rid, pasid), PasidEntry{});
-    inv_.push_back({InvalidationScope::Kind::PasidCache, did, pasid, rid});
-    inv_.push_back({InvalidationScope::Kind::Pasid, did, pasid, rid});
-    inv_.push_back({InvalidationScope::Kind::Wait});
+    emit({InvalidationScope::Kind::PasidCache, did, pasid, rid});
+    emit({InvalidationScope::Kind::Pasid, did, pasid, rid});
+    emit({InvalidationScope::Kind::Wait});
 }
 
 bool Driver::map(uint16_t did, Addr iova, Addr pa, Addr size, Perm perm, std::string* why) {
@@ -302,16 +326,16 @@ void Driver::invalidate_range(const Domain& d, Addr iova, Addr size) {
         for (uint32_t p : pasids) {
             s.kind = too_big ? K::Pasid : K::PasidPage;
             s.pasid = p;
-            inv_.push_back(s);
+            emit(s);
         }
     } else {
         s.kind = too_big ? K::Domain : K::Page;
-        inv_.push_back(s);
+        emit(s);
         // Combined (nested) entries are tagged by stage-1 input: flush the nested domains.
         for (const auto& [did, child] : domains_)
-            if (child->parent == d.did) inv_.push_back({K::Domain, did});
+            if (child->parent == d.did) emit({K::Domain, did});
     }
-    inv_.push_back({K::Wait});
+    emit({K::Wait});
 }
 
 Addr Driver::unmap(uint16_t did, Addr iova, Addr size, uint64_t now_ns) {
@@ -361,14 +385,14 @@ void Driver::drain(uint64_t) {
         if (!d) continue;
         if (d->stage == Stage::FirstLevel && hw_.scalable) {
             for (const auto& [key, owner] : pasid_domain_)
-                if (owner == did) inv_.push_back({K::Pasid, did, key.second});
+                if (owner == did) emit({K::Pasid, did, key.second});
             for (const auto& [rid, owner] : rid_domain_)
-                if (owner == did) inv_.push_back({K::Pasid, did, 0});
+                if (owner == did) emit({K::Pasid, did, 0});
         } else {
-            inv_.push_back({K::Domain, did});
+            emit({K::Domain, did});
         }
     }
-    inv_.push_back({K::Wait});
+    emit({K::Wait});
     for (const auto& u : pending)
         if (u.release_iova)
             if (Domain* d = domain(uint16_t(u.space))) d->as->iova().free(u.iova);

@@ -11,6 +11,7 @@
 
 #include "address_space.h"
 #include "arch/vtd/vtd_format.h"
+#include "arch/vtd/vtd_invdesc.h"
 #include "arch/vtd/vtd_walker.h"
 #include "core/invalidation.h"
 #include "expectation.h"
@@ -82,6 +83,11 @@ public:
     AddressSpace* space(uint16_t did);
     // Invalidations issued so far, in order (what the driver wrote to the invalidation queue).
     const std::vector<InvalidationScope>& invalidations() const { return inv_; }
+    // The same, as the descriptors written to the invalidation queue (256-bit in scalable
+    // mode, 128-bit in legacy mode: qw[2..3] zero). Wait descriptors write a sequence number
+    // to wait_status().
+    const std::vector<InvDesc>& descriptors() const { return queue_; }
+    Addr wait_status() const { return wait_status_; }
     size_t pending_deferred() const { return fq_.pending(); }
 
 private:
@@ -94,6 +100,7 @@ private:
     void write_pasid_entry(uint16_t rid, uint32_t pasid, const Domain& d, bool supervisor);
     void invalidate_range(const Domain& d, Addr iova, Addr size);
     void drain(uint64_t now_ns);
+    void emit(const InvalidationScope& s);
 
     SparseMemory& mem_;
     DriverConfig cfg_;
@@ -109,6 +116,9 @@ private:
     std::map<uint16_t, uint16_t> rid_domain_;               // requests without PASID
     std::map<std::pair<uint16_t, uint32_t>, uint16_t> pasid_domain_;
     std::vector<InvalidationScope> inv_;
+    std::vector<InvDesc> queue_;
+    Addr wait_status_ = 0;
+    uint64_t wait_seq_ = 0;
     FlushQueue fq_;
 };
 
