@@ -1,7 +1,7 @@
 // `iommusim lookup` and `iommusim demo`: build an address space with the driver model, then
 // walk one IOVA functionally and print every entry read, next to the driver's intent.
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include <iostream>
 #include <stdexcept>
@@ -20,15 +20,18 @@ uint64_t parse_number(const std::string& t, const std::string& what) {
     try {
         v = std::stoull(t, &pos, 0);
     } catch (const std::exception&) {
-        throw std::invalid_argument(fmt::format("{}: '{}' is not a number (expected e.g. 0x1000, 4096, 2M)", what, t));
+        throw std::invalid_argument(
+            fmt::format("{}: '{}' is not a number (expected e.g. 0x1000, 4096, 2M)", what, t));
     }
     std::string suffix = t.substr(pos);
-    unsigned shift = suffix.empty() ? 0
+    unsigned shift = suffix.empty()                   ? 0
                      : suffix == "k" || suffix == "K" ? 10
-                     : suffix == "M" ? 20
-                     : suffix == "G" ? 30 : 64;
+                     : suffix == "M"                  ? 20
+                     : suffix == "G"                  ? 30
+                                                      : 64;
     if (shift == 64)
-        throw std::invalid_argument(fmt::format("{}: unknown suffix '{}' in '{}' (expected K, M or G)", what, suffix, t));
+        throw std::invalid_argument(
+            fmt::format("{}: unknown suffix '{}' in '{}' (expected K, M or G)", what, suffix, t));
     return v << shift;
 }
 
@@ -36,7 +39,8 @@ uint16_t parse_bdf(const std::string& t) {
     unsigned b, d, f;
     char tail;
     if (std::sscanf(t.c_str(), "%x:%x.%x%c", &b, &d, &f, &tail) != 3 || b > 255 || d > 31 || f > 7)
-        throw std::invalid_argument(fmt::format("--rid: '{}' is not a PCI address (expected BB:DD.F, e.g. 00:02.0)", t));
+        throw std::invalid_argument(
+            fmt::format("--rid: '{}' is not a PCI address (expected BB:DD.F, e.g. 00:02.0)", t));
     return Requester::bdf(b, d, f).rid;
 }
 
@@ -56,10 +60,15 @@ MapSpec parse_map(const std::string& t, const char* opt) {
         throw std::invalid_argument(fmt::format("{}: '{}' should be IOVA:PA:SIZE[:r|rw]", opt, t));
     MapSpec m{parse_number(f[0], opt), parse_number(f[1], opt), parse_number(f[2], opt), kPermRW};
     if (f.size() == 4) {
-        if (f[3] == "r") m.perm = kPermR;
-        else if (f[3] == "rw") m.perm = kPermRW;
-        else if (f[3] == "w") m.perm = kPermW;
-        else throw std::invalid_argument(fmt::format("{}: permission '{}' (expected r, w or rw)", opt, f[3]));
+        if (f[3] == "r")
+            m.perm = kPermR;
+        else if (f[3] == "rw")
+            m.perm = kPermRW;
+        else if (f[3] == "w")
+            m.perm = kPermW;
+        else
+            throw std::invalid_argument(
+                fmt::format("{}: permission '{}' (expected r, w or rw)", opt, f[3]));
     }
     return m;
 }
@@ -83,9 +92,11 @@ struct VtdLookup {
 // Build the system `o` describes and print the walk of o.iova. Returns the exit code.
 int run_vtd(const VtdLookup& o) {
     if (o.mode != "legacy" && o.mode != "scalable")
-        throw std::invalid_argument(fmt::format("--mode: '{}' (expected legacy or scalable)", o.mode));
+        throw std::invalid_argument(
+            fmt::format("--mode: '{}' (expected legacy or scalable)", o.mode));
     if (o.stage != "sl" && o.stage != "fl" && o.stage != "nested" && o.stage != "pt")
-        throw std::invalid_argument(fmt::format("--stage: '{}' (expected sl, fl, nested or pt)", o.stage));
+        throw std::invalid_argument(
+            fmt::format("--stage: '{}' (expected sl, fl, nested or pt)", o.stage));
     if (o.levels < 3 || o.levels > 5)
         throw std::invalid_argument(fmt::format("--levels: {} (expected 3, 4 or 5)", o.levels));
     SparseMemory mem;
@@ -154,19 +165,20 @@ int run_vtd(const VtdLookup& o) {
 int lookup(const std::vector<std::string>& args) {
     VtdLookup o;
     po::options_description d("iommusim lookup [options]");
-    d.add_options()
-        ("help,h", "this text")
-        ("arch", po::value<std::string>()->default_value("vtd"), "architecture: vtd")
-        ("mode", po::value(&o.mode)->default_value(o.mode), "legacy or scalable")
-        ("stage", po::value(&o.stage)->default_value(o.stage), "sl, fl (scalable), nested (scalable) or pt")
-        ("levels", po::value(&o.levels)->default_value(o.levels), "second-level table levels: 3, 4 or 5")
-        ("rid", po::value(&o.rid)->default_value(o.rid), "requester BB:DD.F")
-        ("pasid", po::value(&o.pasid), "PASID carried by the request (scalable mode)")
-        ("priv", po::bool_switch(&o.priv), "privileged (supervisor) request")
-        ("map", po::value(&o.maps)->composing(), "IOVA:PA:SIZE[:r|rw] to map first (repeatable)")
-        ("map2", po::value(&o.maps2)->composing(), "nested: stage-2 GPA:HPA:SIZE[:r|rw]")
-        ("iova", po::value(&o.iova), "address to look up")
-        ("access", po::value(&o.access)->default_value(o.access), "read, write or atomic");
+    d.add_options()("help,h", "this text")("arch", po::value<std::string>()->default_value("vtd"),
+                                           "architecture: vtd")(
+        "mode", po::value(&o.mode)->default_value(o.mode), "legacy or scalable")(
+        "stage", po::value(&o.stage)->default_value(o.stage),
+        "sl, fl (scalable), nested (scalable) or pt")("levels",
+                                                      po::value(&o.levels)->default_value(o.levels),
+                                                      "second-level table levels: 3, 4 or 5")(
+        "rid", po::value(&o.rid)->default_value(o.rid), "requester BB:DD.F")(
+        "pasid", po::value(&o.pasid), "PASID carried by the request (scalable mode)")(
+        "priv", po::bool_switch(&o.priv), "privileged (supervisor) request")(
+        "map", po::value(&o.maps)->composing(), "IOVA:PA:SIZE[:r|rw] to map first (repeatable)")(
+        "map2", po::value(&o.maps2)->composing(), "nested: stage-2 GPA:HPA:SIZE[:r|rw]")(
+        "iova", po::value(&o.iova), "address to look up")(
+        "access", po::value(&o.access)->default_value(o.access), "read, write or atomic");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(args).options(d).run(), vm);
@@ -179,12 +191,14 @@ int lookup(const std::vector<std::string>& args) {
         return 0;
     }
     if (vm["arch"].as<std::string>() != "vtd")
-        throw std::invalid_argument(fmt::format("--arch: '{}' (expected vtd)", vm["arch"].as<std::string>()));
+        throw std::invalid_argument(
+            fmt::format("--arch: '{}' (expected vtd)", vm["arch"].as<std::string>()));
     return run_vtd(o);
 }
 
 int demo(const std::vector<std::string>& args) {
-    if (!args.empty()) throw std::invalid_argument(fmt::format("unexpected argument '{}'", args[0]));
+    if (!args.empty())
+        throw std::invalid_argument(fmt::format("unexpected argument '{}'", args[0]));
     int rc = 0;
     VtdLookup legacy;
     legacy.maps = {"0xfffdf000:0x12345000:4K:rw", "0x40000000:0x80000000:2M:r"};

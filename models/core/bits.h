@@ -12,12 +12,16 @@ constexpr uint64_t bit_mask(unsigned hi, unsigned lo) {
 constexpr uint64_t bits(uint64_t v, unsigned hi, unsigned lo) {
     return (v & bit_mask(hi, lo)) >> lo;
 }
-constexpr bool bit(uint64_t v, unsigned n) { return (v >> n) & 1; }
+constexpr bool bit(uint64_t v, unsigned n) {
+    return (v >> n) & 1;
+}
 // v with field hi..lo replaced by f.
 constexpr uint64_t set_bits(uint64_t v, unsigned hi, unsigned lo, uint64_t f) {
     return (v & ~bit_mask(hi, lo)) | ((f << lo) & bit_mask(hi, lo));
 }
-constexpr uint64_t set_bit(uint64_t v, unsigned n, bool b) { return set_bits(v, n, n, b ? 1 : 0); }
+constexpr uint64_t set_bit(uint64_t v, unsigned n, bool b) {
+    return set_bits(v, n, n, b ? 1 : 0);
+}
 
 // Little-endian loads and stores: simulated memory is little-endian whatever the host is.
 inline uint64_t load_le64(const uint8_t* p) {

@@ -11,7 +11,7 @@ struct Translation {
     uint8_t page_shift = 12;  // size of the page that produced it: 12, 21, 30, ... (TCE: 16, 24)
     Perm perm = kPermNone;    // rights granted by every level of the walk
     uint8_t mem_type = kNoMemType;  // architecture memory type (VT-d EMT) where defined
-    uint32_t tag = 0;         // what the hardware tags cached entries with (VT-d DID, TCE LIOBN)
+    uint32_t tag = 0;  // what the hardware tags cached entries with (VT-d DID, TCE LIOBN)
 
     static constexpr uint8_t kNoMemType = 0xFF;
     constexpr Addr page_size() const { return Addr(1) << page_shift; }
@@ -33,9 +33,9 @@ const char* to_string(FaultKind k);
 
 struct Fault {
     FaultKind kind = FaultKind::None;
-    uint16_t reason = 0;  // architecture's fault reason / event code
-    uint8_t level = 0;    // paging level where it was found, 0 if not in a page table
-    Addr addr = 0;        // the input address of the faulting request
+    uint16_t reason = 0;      // architecture's fault reason / event code
+    uint8_t level = 0;        // paging level where it was found, 0 if not in a page table
+    Addr addr = 0;            // the input address of the faulting request
     bool suppressed = false;  // fault processing disabled (VT-d FPD): fails, but no record
 };
 

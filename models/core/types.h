@@ -21,7 +21,9 @@ constexpr Perm perm_needed(Access a, bool exec) {
     Perm p = a == Access::Read ? kPermR : a == Access::Write ? kPermW : kPermRW;
     return exec ? Perm(p | kPermX) : p;
 }
-constexpr bool permits(Perm have, Perm need) { return (have & need) == need; }
+constexpr bool permits(Perm have, Perm need) {
+    return (have & need) == need;
+}
 
 // A PCIe requester: the RID (bus/device/function) and the PASID TLP prefix fields.
 struct Requester {

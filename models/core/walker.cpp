@@ -73,7 +73,8 @@ std::string explain_walk(Walker& w, SparseMemory& mem, const Requester& req, Add
                          Access access) {
     Explainer ex;
     const WalkResult& r = walk_functional(w, mem, req, iova, access, &ex);
-    std::string out = fmt::format("lookup {} iova {:#x} {}\n", to_string(req), iova, to_string(access));
+    std::string out =
+        fmt::format("lookup {} iova {:#x} {}\n", to_string(req), iova, to_string(access));
     out += ex.text;
     if (r.ok())
         out += fmt::format("  => {:#x} (page {} KiB, {}, tag {}), {} reads\n", r.tr.out,

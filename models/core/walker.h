@@ -32,7 +32,7 @@ struct WalkStep {
     uint8_t size = 0;     // bytes to read or write
     bool nested = false;  // a second-level read made to translate a first-level access
     Addr addr = 0;
-    uint64_t wdata = 0;   // Write: the new 8-byte value (accessed/dirty update)
+    uint64_t wdata = 0;  // Write: the new 8-byte value (accessed/dirty update)
 };
 
 class Walker {

@@ -11,7 +11,7 @@
 namespace iommusim {
 
 struct FlushQueueConfig {
-    size_t entries = 256;             // Linux IOVA_FQ_SIZE
+    size_t entries = 256;              // Linux IOVA_FQ_SIZE
     uint64_t timeout_ns = 10'000'000;  // Linux IOVA_FQ_TIMEOUT (10 ms)
 };
 

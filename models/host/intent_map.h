@@ -18,7 +18,7 @@ struct Mapping {
 };
 
 struct IntentHit {
-    Addr pa;    // translated address of the queried IOVA (offset included)
+    Addr pa;  // translated address of the queried IOVA (offset included)
     Perm perm;
 };
 

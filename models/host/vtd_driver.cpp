@@ -23,7 +23,9 @@ bool set_why(std::string* why, std::string msg) {
     return false;
 }
 // Second-level widths: input addresses below 2^(30 + 9 * AW).
-Addr width_limit(unsigned bits) { return bits >= 64 ? ~Addr(0) : (Addr(1) << bits) - 1; }
+Addr width_limit(unsigned bits) {
+    return bits >= 64 ? ~Addr(0) : (Addr(1) << bits) - 1;
+}
 }  // namespace
 
 Driver::Driver(SparseMemory& mem, const DriverConfig& cfg)
@@ -98,15 +100,14 @@ std::optional<uint16_t> Driver::create_domain(const DomainOptions& opt, std::str
     d->stage = opt.stage;
     d->identity = opt.identity;
     if (!opt.identity) {
-        const PteFormat& fmt = opt.stage == Stage::FirstLevel ? static_cast<const PteFormat&>(fl_fmt_)
-                                                               : sl_fmt_;
+        const PteFormat& fmt =
+            opt.stage == Stage::FirstLevel ? static_cast<const PteFormat&>(fl_fmt_) : sl_fmt_;
         d->as = std::make_unique<AddressSpace>(mem_, alloc_, fmt);
         // Default window: the whole input width (first level: the lower canonical half).
         unsigned width = opt.stage == Stage::FirstLevel
                              ? 12 + 9 * cfg_.fl_levels - 1
                              : std::min(aw_bits(levels_to_aw(cfg_.sl_levels)), hw_.mgaw);
-        if (opt.windows.empty())
-            d->as->iova().add_window({0, width_limit(width) + 1, "all"});
+        if (opt.windows.empty()) d->as->iova().add_window({0, width_limit(width) + 1, "all"});
         for (const auto& w : opt.windows) d->as->iova().add_window(w);
         d->as->iova().add_reserved(x86_msi_region());
         for (const auto& r : opt.reserved) d->as->iova().add_reserved(r);
@@ -227,7 +228,8 @@ bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
     if (!hw_.scalable) {
         if (d->stage != Stage::SecondLevel || d->parent)
             return set_why(why, "legacy mode attaches second-level domains only");
-        TranslationType tt = d->identity ? TranslationType::PassThrough : TranslationType::Untranslated;
+        TranslationType tt =
+            d->identity ? TranslationType::PassThrough : TranslationType::Untranslated;
         Addr slpt = d->identity ? 0 : d->as->table().root();
         store_entry(mem_, context_entry_addr(rid),
                     make_context_entry(slpt, levels_to_aw(cfg_.sl_levels), did, tt));
@@ -371,7 +373,9 @@ void Driver::tick(uint64_t now_ns) {
     if (fq_.due(now_ns)) drain(now_ns);
 }
 
-void Driver::flush_all() { drain(0); }
+void Driver::flush_all() {
+    drain(0);
+}
 
 void Driver::drain(uint64_t) {
     using K = InvalidationScope::Kind;

@@ -20,14 +20,14 @@
 namespace iommusim::vtd {
 
 struct DriverConfig {
-    WalkerConfig hw;             // the unit's capabilities; hw.scalable selects the mode
-    unsigned sl_levels = 4;      // 3, 4 or 5 (39/48/57-bit)
-    unsigned fl_levels = 4;      // 4 or 5
-    bool large_pages = true;     // use 2 MiB / 1 GiB pages where the unit supports them
-    bool fl_preset_ad = true;    // first-level leaves written with A/D set, like Linux
-    bool strict = true;          // iommu.strict=1: invalidate on every unmap
-    FlushQueueConfig lazy;       // iommu.strict=0 flush queue
-    unsigned pasid_bits = 20;    // PASID space the PASID directories cover
+    WalkerConfig hw;                   // the unit's capabilities; hw.scalable selects the mode
+    unsigned sl_levels = 4;            // 3, 4 or 5 (39/48/57-bit)
+    unsigned fl_levels = 4;            // 4 or 5
+    bool large_pages = true;           // use 2 MiB / 1 GiB pages where the unit supports them
+    bool fl_preset_ad = true;          // first-level leaves written with A/D set, like Linux
+    bool strict = true;                // iommu.strict=1: invalidate on every unmap
+    FlushQueueConfig lazy;             // iommu.strict=0 flush queue
+    unsigned pasid_bits = 20;          // PASID space the PASID directories cover
     Addr table_base = Addr(64) << 30;  // physical region the driver allocates structures from
     Addr table_size = 0x1000'0000;
 };
@@ -113,7 +113,7 @@ private:
     std::map<uint16_t, Addr> pasid_dirs_;      // rid -> PASID directory (scalable mode)
     std::map<uint16_t, std::unique_ptr<Domain>> domains_;
     uint16_t next_did_ = 1;
-    std::map<uint16_t, uint16_t> rid_domain_;               // requests without PASID
+    std::map<uint16_t, uint16_t> rid_domain_;  // requests without PASID
     std::map<std::pair<uint16_t, uint32_t>, uint16_t> pasid_domain_;
     std::vector<InvalidationScope> inv_;
     std::vector<InvDesc> queue_;

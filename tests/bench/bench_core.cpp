@@ -18,6 +18,7 @@ static void BM_CacheHit(benchmark::State& state) {
         sum += *c.lookup(keys[i++ & 255]);
     }
     benchmark::DoNotOptimize(sum);
-    state.counters["lookups/s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters["lookups/s"] =
+        benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_CacheHit)->Name("core.cache.hit");

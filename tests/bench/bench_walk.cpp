@@ -35,7 +35,8 @@ struct VtdSetup {
         std::mt19937_64 rng(1);
         while (iovas.size() < 4096) {
             Addr iova = (rng() % (Addr(1) << 40)) & ~Addr(0xFFF);
-            Addr pa = nested ? (rng() % (Addr(3) << 30)) & ~Addr(0xFFF) : (rng() % (Addr(1) << 36)) & ~Addr(0xFFF);
+            Addr pa = nested ? (rng() % (Addr(3) << 30)) & ~Addr(0xFFF)
+                             : (rng() % (Addr(1) << 36)) & ~Addr(0xFFF);
             if (drv->map(did, iova, pa, 4096, kPermRW)) iovas.push_back(iova + 0x10);
         }
     }
@@ -52,7 +53,8 @@ void run(benchmark::State& state, VtdSetup& s, const char* counter) {
     }
     if (sum == 0) state.SkipWithError("walks failed");
     benchmark::DoNotOptimize(sum);
-    state.counters[counter] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+    state.counters[counter] =
+        benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
     state.counters["reads/walk"] = double(reads) / double(state.iterations());
 }
 

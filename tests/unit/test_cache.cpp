@@ -37,7 +37,7 @@ CacheGeometry geo(uint32_t sets, uint32_t ways, Replacement p, uint64_t seed = 1
 // Random cannot be predicted, so the reference accepts the cache's victim after checking it is
 // a legal one. Fills take the lowest empty way, as the template does.
 class RefCache {
-  public:
+public:
     explicit RefCache(const CacheGeometry& g) : g_(g), sets_(g.sets) {
         for (auto& s : sets_) {
             s.way.resize(g.ways);
@@ -74,12 +74,8 @@ class RefCache {
         if (w < 0) {
             switch (g_.policy) {
                 case Replacement::LRU:
-                case Replacement::FIFO:
-                    w = s.order.front();
-                    break;
-                case Replacement::TreePLRU:
-                    w = plru_victim(s);
-                    break;
+                case Replacement::FIFO: w = s.order.front(); break;
+                case Replacement::TreePLRU: w = plru_victim(s); break;
                 case Replacement::Random:
                     REQUIRE(random_victim);
                     w = find(s, *random_victim);
@@ -131,7 +127,7 @@ class RefCache {
 
     std::map<int, int> random_hits;  // way -> times chosen by Random
 
-  private:
+private:
     struct Set {
         std::vector<std::optional<Entry>> way;
         std::list<int> order;

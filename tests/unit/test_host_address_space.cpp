@@ -158,7 +158,7 @@ struct RefPage {
 
 // Random map/unmap against an independent per-page model of what should be mapped.
 class Property {
-  public:
+public:
     // Small mappings go to [offset, offset+hot); 1 GiB ones (if the format has them) at
     // offset+2*hot. Checks sample the whole window.
     Property(PhysAllocator& alloc, const TestFormat& fmt, Addr offset, Addr window, Addr hot,
@@ -196,7 +196,7 @@ class Property {
 
     const std::set<unsigned>& shifts() const { return shifts_; }
 
-  private:
+private:
     Addr pick(Addr n) { return rng_() % n; }
     Addr sample() { return off_ + (pick(5) ? pick(hot_) : pick(window_)); }
 

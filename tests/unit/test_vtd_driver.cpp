@@ -22,14 +22,15 @@ struct Rig {
     uint16_t did;
     Rig(bool scalable, bool strict = true, Stage stage = Stage::SecondLevel,
         std::vector<IovaRegion> windows = {})
-        : drv(mem, [&] {
-              DriverConfig c;
-              c.hw.scalable = scalable;
-              c.strict = strict;
-              c.lazy.entries = 4;
-              c.lazy.timeout_ns = 1000;
-              return c;
-          }()),
+        : drv(mem,
+              [&] {
+                  DriverConfig c;
+                  c.hw.scalable = scalable;
+                  c.strict = strict;
+                  c.lazy.entries = 4;
+                  c.lazy.timeout_ns = 1000;
+                  return c;
+              }()),
           walker(drv.hw()) {
         DomainOptions o;
         o.stage = stage;

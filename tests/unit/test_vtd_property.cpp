@@ -28,9 +28,9 @@ struct Scenario {
     const char* name;
     bool scalable;
     unsigned sl_levels;
-    Stage stage;      // paging stage of the DMA domains
-    bool nested;      // add a nested stage-1 domain over a second-level parent
-    bool windows;     // restrict one domain to POWER-like 32-bit + high windows
+    Stage stage;   // paging stage of the DMA domains
+    bool nested;   // add a nested stage-1 domain over a second-level parent
+    bool windows;  // restrict one domain to POWER-like 32-bit + high windows
     uint64_t seed;
 };
 
@@ -76,11 +76,13 @@ public:
             parent_ = *drv_->create_domain(sl);
             // Guest RAM: 2 MiB chunks of guest-physical space at scattered host addresses.
             for (Addr gpa = 0; gpa < kGuestRam; gpa += 2 << 20)
-                REQUIRE(drv_->map(parent_, gpa, kDataBase + (rng_.below(4096) << 21), 2 << 20, kPermRW));
+                REQUIRE(drv_->map(parent_, gpa, kDataBase + (rng_.below(4096) << 21), 2 << 20,
+                                  kPermRW));
             dids_.push_back(*drv_->create_nested_domain(parent_, {}));
         }
         // Devices on two buses, functions above and below devfn 128.
-        for (unsigned i = 0; i < 6; ++i) rids_.push_back(Requester::bdf(i % 2, 3 + 15 * i, i % 8).rid);
+        for (unsigned i = 0; i < 6; ++i)
+            rids_.push_back(Requester::bdf(i % 2, 3 + 15 * i, i % 8).rid);
         for (size_t i = 0; i < rids_.size(); ++i) attach_random(rids_[i]);
     }
 
@@ -128,7 +130,8 @@ public:
         Perm perm = rng_.chance(30) ? kPermR : kPermRW;
         std::string why;
         if (rng_.chance(60)) {
-            auto iova = drv_->map_alloc(did, pa, size, perm, rng_.chance(30) ? 0xFFFFFFFF : ~Addr(0), &why);
+            auto iova =
+                drv_->map_alloc(did, pa, size, perm, rng_.chance(30) ? 0xFFFFFFFF : ~Addr(0), &why);
             if (iova) live_.push_back({did, *iova, size});
             return;
         }
@@ -153,7 +156,8 @@ public:
             off = rng_.below(l.size / 4096) * 4096;
             len = 4096 * rng_.range(1, (l.size - off) / 4096);
             if (off) live_.push_back({l.did, l.iova, off});
-            if (off + len < l.size) live_.push_back({l.did, l.iova + off + len, l.size - off - len});
+            if (off + len < l.size)
+                live_.push_back({l.did, l.iova + off + len, l.size - off - len});
         }
         drv_->unmap(l.did, l.iova + off, len);
     }
@@ -247,11 +251,25 @@ void run(const Scenario& s, uint64_t ops) {
 
 TEST_CASE("VT-d translations always equal the driver's intent", "[vtd][property]") {
     const uint64_t ops = test::scaled(15000);  // 7 scenarios: > 10^5 map/unmap operations
-    SECTION("legacy 4-level") { run({"legacy-4", false, 4, Stage::SecondLevel, false, true, 11}, ops); }
-    SECTION("legacy 3-level") { run({"legacy-3", false, 3, Stage::SecondLevel, false, false, 12}, ops); }
-    SECTION("legacy 5-level") { run({"legacy-5", false, 5, Stage::SecondLevel, false, false, 13}, ops); }
-    SECTION("scalable second-level") { run({"sm-sl", true, 4, Stage::SecondLevel, false, true, 14}, ops); }
-    SECTION("scalable first-level") { run({"sm-fl", true, 4, Stage::FirstLevel, false, true, 15}, ops); }
-    SECTION("scalable nested") { run({"sm-nested", true, 4, Stage::SecondLevel, true, false, 16}, ops); }
-    SECTION("scalable nested over 5-level") { run({"sm-nested-5", true, 5, Stage::FirstLevel, true, false, 17}, ops); }
+    SECTION("legacy 4-level") {
+        run({"legacy-4", false, 4, Stage::SecondLevel, false, true, 11}, ops);
+    }
+    SECTION("legacy 3-level") {
+        run({"legacy-3", false, 3, Stage::SecondLevel, false, false, 12}, ops);
+    }
+    SECTION("legacy 5-level") {
+        run({"legacy-5", false, 5, Stage::SecondLevel, false, false, 13}, ops);
+    }
+    SECTION("scalable second-level") {
+        run({"sm-sl", true, 4, Stage::SecondLevel, false, true, 14}, ops);
+    }
+    SECTION("scalable first-level") {
+        run({"sm-fl", true, 4, Stage::FirstLevel, false, true, 15}, ops);
+    }
+    SECTION("scalable nested") {
+        run({"sm-nested", true, 4, Stage::SecondLevel, true, false, 16}, ops);
+    }
+    SECTION("scalable nested over 5-level") {
+        run({"sm-nested-5", true, 5, Stage::FirstLevel, true, false, 17}, ops);
+    }
 }

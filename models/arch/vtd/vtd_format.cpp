@@ -56,7 +56,9 @@ Perm FirstLevelFormat::leaf_perm(uint64_t e, unsigned) const {
     return Perm(kPermR | (bit(e, fl::RW) ? kPermW : 0) | (bit(e, fl::XD) ? 0 : kPermX));
 }
 
-RootEntry make_root_entry(Addr ctp) { return {(ctp & bit_mask(63, 12)) | 1, 0}; }
+RootEntry make_root_entry(Addr ctp) {
+    return {(ctp & bit_mask(63, 12)) | 1, 0};
+}
 
 ContextEntry make_context_entry(Addr slptptr, unsigned aw, uint16_t did, TranslationType tt,
                                 bool fpd) {
@@ -88,9 +90,8 @@ PasidDirEntry make_pasid_dir_entry(Addr pasid_table, bool fpd) {
 
 PasidEntry make_pasid_entry(const PasidEntryFields& f) {
     PasidEntry p;
-    p.qw[0] = (f.slptptr & bit_mask(63, 12)) | (uint64_t(f.slade) << 9) |
-              (uint64_t(f.pgtt) << 6) | (uint64_t(f.slee) << 5) | (uint64_t(f.aw & 7) << 2) |
-              (uint64_t(f.fpd) << 1) | 1;
+    p.qw[0] = (f.slptptr & bit_mask(63, 12)) | (uint64_t(f.slade) << 9) | (uint64_t(f.pgtt) << 6) |
+              (uint64_t(f.slee) << 5) | (uint64_t(f.aw & 7) << 2) | (uint64_t(f.fpd) << 1) | 1;
     p.qw[1] = f.did;
     p.qw[2] = (f.flptr & bit_mask(63, 12)) | (uint64_t(f.wpe) << 4) |
               (uint64_t(f.fl5 ? 1 : 0) << 2) | uint64_t(f.sre);

@@ -24,9 +24,7 @@ public:
     uint64_t make_table(Addr pa, unsigned level) const override;
     uint64_t make_leaf(Addr pa, Perm perm, unsigned level) const override;
     bool is_present(uint64_t e, unsigned) const override { return (e & 3) != 0; }
-    bool is_leaf(uint64_t e, unsigned level) const override {
-        return level == 1 || bit(e, sl::PS);
-    }
+    bool is_leaf(uint64_t e, unsigned level) const override { return level == 1 || bit(e, sl::PS); }
     Addr address(uint64_t e, unsigned level) const override;
     Perm leaf_perm(uint64_t e, unsigned level) const override;
 
@@ -52,9 +50,7 @@ public:
     uint64_t make_table(Addr pa, unsigned level) const override;
     uint64_t make_leaf(Addr pa, Perm perm, unsigned level) const override;
     bool is_present(uint64_t e, unsigned) const override { return bit(e, fl::P); }
-    bool is_leaf(uint64_t e, unsigned level) const override {
-        return level == 1 || bit(e, fl::PS);
-    }
+    bool is_leaf(uint64_t e, unsigned level) const override { return level == 1 || bit(e, fl::PS); }
     Addr address(uint64_t e, unsigned level) const override;
     Perm leaf_perm(uint64_t e, unsigned level) const override;
 
@@ -109,6 +105,7 @@ Entry load_entry(const SparseMemory& mem, Addr addr) {
     mem.read(addr, &e, sizeof(Entry));
     return e;
 }
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "entry images assume a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "entry images assume a little-endian host");
 
 }  // namespace iommusim::vtd

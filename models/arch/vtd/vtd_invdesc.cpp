@@ -39,24 +39,15 @@ void set_range(InvalidationScope& s, Addr addr, unsigned am) {
 
 const char* to_string(InvDescType t) {
     switch (t) {
-        case InvDescType::ContextCache:
-            return "context-cache";
-        case InvDescType::Iotlb:
-            return "iotlb";
-        case InvDescType::DeviceTlb:
-            return "device-tlb";
-        case InvDescType::InterruptEntryCache:
-            return "iec";
-        case InvDescType::Wait:
-            return "wait";
-        case InvDescType::PasidIotlb:
-            return "p-iotlb";
-        case InvDescType::PasidCache:
-            return "pasid-cache";
-        case InvDescType::PasidDeviceTlb:
-            return "p-device-tlb";
-        case InvDescType::PageGroupResponse:
-            return "page-group-response";
+        case InvDescType::ContextCache: return "context-cache";
+        case InvDescType::Iotlb: return "iotlb";
+        case InvDescType::DeviceTlb: return "device-tlb";
+        case InvDescType::InterruptEntryCache: return "iec";
+        case InvDescType::Wait: return "wait";
+        case InvDescType::PasidIotlb: return "p-iotlb";
+        case InvDescType::PasidCache: return "pasid-cache";
+        case InvDescType::PasidDeviceTlb: return "p-device-tlb";
+        case InvDescType::PageGroupResponse: return "page-group-response";
     }
     return "?";
 }
@@ -405,12 +396,8 @@ InvalidationScope scope_of(const ContextCacheInv& d) {
     InvalidationScope s;
     s.domain = d.did;
     switch (d.g) {
-        case CcGranularity::Global:
-            s.kind = K::ContextGlobal;
-            break;
-        case CcGranularity::Domain:
-            s.kind = K::ContextDomain;
-            break;
+        case CcGranularity::Global: s.kind = K::ContextGlobal; break;
+        case CcGranularity::Domain: s.kind = K::ContextDomain; break;
         case CcGranularity::Device:
             s.kind = K::ContextDevice;
             s.rid = d.sid;
@@ -426,12 +413,8 @@ InvalidationScope scope_of(const IotlbInv& d) {
     InvalidationScope s;
     s.domain = d.did;
     switch (d.g) {
-        case IotlbGranularity::Global:
-            s.kind = K::Global;
-            break;
-        case IotlbGranularity::Domain:
-            s.kind = K::Domain;
-            break;
+        case IotlbGranularity::Global: s.kind = K::Global; break;
+        case IotlbGranularity::Domain: s.kind = K::Domain; break;
         case IotlbGranularity::Page:
             s.kind = K::Page;
             set_range(s, d.addr, d.am);

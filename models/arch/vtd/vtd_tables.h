@@ -12,12 +12,20 @@ namespace iommusim::vtd {
 
 // Address-width encodings (context AW, PASID-entry AW, CAP.SAGAW bit numbers).
 constexpr unsigned kAw39 = 1, kAw48 = 2, kAw57 = 3;
-constexpr unsigned aw_levels(unsigned aw) { return aw + 2; }        // 1 -> 3-level
-constexpr unsigned aw_bits(unsigned aw) { return 30 + 9 * aw; }     // 1 -> 39 bits
-constexpr unsigned levels_to_aw(unsigned levels) { return levels - 2; }
+constexpr unsigned aw_levels(unsigned aw) {
+    return aw + 2;
+}  // 1 -> 3-level
+constexpr unsigned aw_bits(unsigned aw) {
+    return 30 + 9 * aw;
+}  // 1 -> 39 bits
+constexpr unsigned levels_to_aw(unsigned levels) {
+    return levels - 2;
+}
 
 // Mask of the address bits at or above `haw` up to 51: reserved in every table pointer.
-constexpr uint64_t above_haw(unsigned haw) { return haw >= 52 ? 0 : bit_mask(51, haw); }
+constexpr uint64_t above_haw(unsigned haw) {
+    return haw >= 52 ? 0 : bit_mask(51, haw);
+}
 
 // ---- Legacy mode (RTADDR.TTM = 00) ----
 
@@ -31,7 +39,12 @@ struct RootEntry {
 static_assert(sizeof(RootEntry) == 16 && offsetof(RootEntry, hi) == 8);
 
 // Context entry (9.3): P, FPD, TT, SLPTPTR | AW, DID.
-enum class TranslationType : uint8_t { Untranslated = 0, DeviceTlb = 1, PassThrough = 2, Reserved = 3 };
+enum class TranslationType : uint8_t {
+    Untranslated = 0,
+    DeviceTlb = 1,
+    PassThrough = 2,
+    Reserved = 3
+};
 struct ContextEntry {
     uint64_t lo = 0, hi = 0;
     bool p() const { return bit(lo, 0); }

@@ -50,8 +50,7 @@ public:
 
     void start(const Requester& req, Addr iova, Access access) override;
     // Skip the context fetch: the timed model's context/PASID cache hit.
-    void start_with_context(const VtdContext& ctx, const Requester& req, Addr iova,
-                            Access access);
+    void start_with_context(const VtdContext& ctx, const Requester& req, Addr iova, Access access);
     WalkStep next() override;
     void feed(const uint8_t* data) override;
     void feed_error() override;
@@ -110,8 +109,8 @@ private:
     } sl_;
     struct {
         unsigned level = 0;
-        Addr table = 0;       // GPA when nested, otherwise HPA
-        Addr entry_hpa = 0;   // host address of the entry to read next
+        Addr table = 0;      // GPA when nested, otherwise HPA
+        Addr entry_hpa = 0;  // host address of the entry to read next
         bool entry_ready = false;
         Perm table_perm = kPermNone;  // second-level rights on the table page (nested)
         bool w = true, u = true, x = true;
