@@ -6,8 +6,10 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "arch/spapr/spapr_walker.h"
 #include "arch/vtd/vtd_walker.h"
 #include "cli.h"
+#include "host/spapr_driver.h"
 #include "host/vtd_driver.h"
 
 namespace po = boost::program_options;
@@ -87,7 +89,58 @@ struct VtdLookup {
     std::string pasid, iova;
     bool priv = false;
     std::vector<std::string> maps, maps2;
+    // sPAPR: window 1 is a DDW with these IO pages, or a bypass window.
+    std::string ddw_page = "64K";
+    unsigned ddw_levels = 2;
+    bool bypass = false;
 };
+
+// Print the walk, the intent and whether they agree; 0 when they do.
+int report(Walker& walker, SparseMemory& mem, const Requester& req, Addr iova, Access acc,
+           const Expectation& e) {
+    fmt::print("{}", explain_walk(walker, mem, req, iova, acc));
+    if (e.mapped)
+        fmt::print("  driver intent: {:#x} -> {:#x} ({})\n", iova, e.pa, perm_string(e.perm));
+    else
+        fmt::print("  driver intent: {:#x} is not mapped for {}\n", iova, to_string(req));
+    std::string bad = check_translation(walker.result(), e, acc, false);
+    fmt::print("  check: {}\n\n", bad.empty() ? "consistent with the intent" : "MISMATCH: " + bad);
+    return bad.empty() ? 0 : 1;
+}
+
+// A PE with the default 32-bit window and a DDW (or bypass) window at 2^59.
+int run_spapr(const VtdLookup& o) {
+    SparseMemory mem;
+    spapr::DriverConfig cfg;
+    spapr::Driver drv(mem, cfg);
+    std::string why;
+    uint16_t pe = *drv.create_pe(&why);
+    Addr page = parse_number(o.ddw_page, "--ddw-page");
+    if (page < 4096 || (page & (page - 1)))
+        throw std::invalid_argument(
+            fmt::format("--ddw-page: {} is not a power of two of at least 4K", o.ddw_page));
+    unsigned shift = 0;
+    while ((Addr(1) << shift) < page) ++shift;
+    bool ok = o.bypass ? drv.create_bypass(pe, Addr(64) << 30, 0, &why)
+                       : drv.create_ddw(pe, Addr(64) << 30, shift, o.ddw_levels, &why);
+    if (!ok) throw std::invalid_argument("--ddw-page/--ddw-levels: " + why);
+    for (const auto& text : o.maps) {
+        MapSpec m = parse_map(text, "--map");
+        if (!drv.map(pe, m.iova, m.pa, m.size, m.perm, &why))
+            throw std::invalid_argument(fmt::format("--map {}: {}", text, why));
+    }
+    Requester req{parse_bdf(o.rid)};
+    drv.assign(req.rid, pe);
+    if (o.iova.empty()) throw std::invalid_argument("--iova is required");
+    Addr iova = parse_number(o.iova, "--iova");
+    Access acc = parse_access(o.access);
+    spapr::SpaprWalker walker(drv.phb());
+    fmt::print(
+        "sPAPR PE {}: 32-bit window 1 GiB of 4 KiB TCEs at 0, {} at {:#x}\n", pe,
+        o.bypass ? std::string("bypass window") : fmt::format("DDW 64 GiB of {} pages", o.ddw_page),
+        spapr::kDdwBusOffset);
+    return report(walker, mem, req, iova, acc, drv.expect(req, iova));
+}
 
 // Build the system `o` describes and print the walk of o.iova. Returns the exit code.
 int run_vtd(const VtdLookup& o) {
@@ -149,15 +202,7 @@ int run_vtd(const VtdLookup& o) {
     vtd::VtdWalker walker(drv.hw());
     fmt::print("VT-d {} mode, {} translation, {}-level second level, RTADDR {:#x}\n", o.mode,
                o.stage, o.levels, drv.hw().rtaddr);
-    fmt::print("{}", explain_walk(walker, mem, req, iova, acc));
-    Expectation e = drv.expect(req, iova);
-    if (e.mapped)
-        fmt::print("  driver intent: {:#x} -> {:#x} ({})\n", iova, e.pa, perm_string(e.perm));
-    else
-        fmt::print("  driver intent: {:#x} is not mapped for {}\n", iova, to_string(req));
-    std::string bad = check_translation(walker.result(), e, acc, false);
-    fmt::print("  check: {}\n\n", bad.empty() ? "consistent with the intent" : "MISMATCH: " + bad);
-    return bad.empty() ? 0 : 1;
+    return report(walker, mem, req, iova, acc, drv.expect(req, iova));
 }
 
 }  // namespace
@@ -166,7 +211,7 @@ int lookup(const std::vector<std::string>& args) {
     VtdLookup o;
     po::options_description d("iommusim lookup [options]");
     d.add_options()("help,h", "this text")("arch", po::value<std::string>()->default_value("vtd"),
-                                           "architecture: vtd")(
+                                           "architecture: vtd or spapr")(
         "mode", po::value(&o.mode)->default_value(o.mode), "legacy or scalable")(
         "stage", po::value(&o.stage)->default_value(o.stage),
         "sl, fl (scalable), nested (scalable) or pt")("levels",
@@ -178,7 +223,12 @@ int lookup(const std::vector<std::string>& args) {
         "map", po::value(&o.maps)->composing(), "IOVA:PA:SIZE[:r|rw] to map first (repeatable)")(
         "map2", po::value(&o.maps2)->composing(), "nested: stage-2 GPA:HPA:SIZE[:r|rw]")(
         "iova", po::value(&o.iova), "address to look up")(
-        "access", po::value(&o.access)->default_value(o.access), "read, write or atomic");
+        "access", po::value(&o.access)->default_value(o.access), "read, write or atomic")(
+        "ddw-page", po::value(&o.ddw_page)->default_value(o.ddw_page),
+        "spapr: DDW IO page size (4K, 64K, 2M, 16M, ...)")(
+        "ddw-levels", po::value(&o.ddw_levels)->default_value(o.ddw_levels),
+        "spapr: DDW TCE table levels")("bypass", po::bool_switch(&o.bypass),
+                                       "spapr: window 1 is a bypass (direct) window");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(args).options(d).run(), vm);
@@ -190,9 +240,10 @@ int lookup(const std::vector<std::string>& args) {
         std::cout << d;
         return 0;
     }
-    if (vm["arch"].as<std::string>() != "vtd")
-        throw std::invalid_argument(
-            fmt::format("--arch: '{}' (expected vtd)", vm["arch"].as<std::string>()));
+    const std::string& arch = vm["arch"].as<std::string>();
+    if (arch == "spapr") return run_spapr(o);
+    if (arch != "vtd")
+        throw std::invalid_argument(fmt::format("--arch: '{}' (expected vtd or spapr)", arch));
     return run_vtd(o);
 }
 
@@ -206,7 +257,7 @@ int demo(const std::vector<std::string>& args) {
     rc |= run_vtd(legacy);
     legacy.iova = "0x40012345";
     legacy.access = "write";  // read-only 2 MiB page: fault 0x5
-    rc |= run_vtd(legacy) == 1 ? 0 : 1;
+    rc |= run_vtd(legacy);
     VtdLookup fl;
     fl.mode = "scalable";
     fl.stage = "fl";
@@ -220,6 +271,11 @@ int demo(const std::vector<std::string>& args) {
     nested.maps = {"0x10000:0x3000000:64K:rw"};
     nested.iova = "0x10008";
     rc |= run_vtd(nested);
+    VtdLookup power;
+    power.maps = {"0x0800000001230000:0x2000000000:128K:rw"};
+    power.iova = "0x0800000001234567";
+    power.access = "write";
+    rc |= run_spapr(power);
     return rc;
 }
 
