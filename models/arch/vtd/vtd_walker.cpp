@@ -10,7 +10,9 @@ namespace {
 constexpr unsigned idx(Addr a, unsigned level) {
     return unsigned(bits(a, 11 + 9 * level, 12 + 9 * (level - 1)));
 }
-constexpr unsigned level_shift(unsigned level) { return 12 + 9 * (level - 1); }
+constexpr unsigned level_shift(unsigned level) {
+    return 12 + 9 * (level - 1);
+}
 bool canonical(Addr a, unsigned levels) {
     unsigned top = level_shift(levels) + 8;  // 47 for 4-level, 56 for 5-level
     uint64_t upper = a >> top;
@@ -31,10 +33,10 @@ void VtdWalker::reset(const Requester& req, Addr iova, Access access) {
 
 void VtdWalker::start(const Requester& req, Addr iova, Access access) {
     reset(req, iova, access);
+    ctx_ = VtdContext{};  // no FPD from an earlier walk may suppress this one's root faults
     if (cfg_.rtaddr & above_haw(cfg_.haw))
         return fail(FaultKind::TableAccess, sm() ? kSmInvalidRootTableAddress : kFrRootTableAccess);
-    if (!sm() && req.has_pasid())
-        return fail(FaultKind::Blocked, kSmTtm0RequestWithPasid);
+    if (!sm() && req.has_pasid()) return fail(FaultKind::Blocked, kSmTtm0RequestWithPasid);
     phase_ = Phase::Root;
     read_addr_ = cfg_.rtaddr + Addr(req.bus()) * 16;
     read_size_ = 16;
@@ -104,7 +106,8 @@ void VtdWalker::feed(const uint8_t* d) {
 
 void VtdWalker::feed_error() {
     switch (phase_) {
-        case Phase::Root: return fail(FaultKind::TableAccess, sm() ? kSmRootAccess : kFrRootTableAccess);
+        case Phase::Root:
+            return fail(FaultKind::TableAccess, sm() ? kSmRootAccess : kFrRootTableAccess);
         case Phase::Context:
             return fail(FaultKind::TableAccess, sm() ? kSmContextAccess : kFrContextTableAccess);
         case Phase::PasidDir: return fail(FaultKind::TableAccess, kSmPasidDirAccess);
@@ -143,11 +146,16 @@ void VtdWalker::feed_root(const uint8_t* d) {
 void VtdWalker::feed_context(const uint8_t* d) {
     if (!sm()) {
         ContextEntry c{load_le64(d), load_le64(d + 8)};
+        ctx_.fpd = c.fpd();  // FPD is honoured even when P is clear
         if (!c.p()) return fail(FaultKind::NotPresent, kFrContextNotPresent);
-        ctx_.fpd = c.fpd();
-        if (c.reserved(cfg_.haw)) return fail(FaultKind::ReservedBit, kFrContextReserved);
         TranslationType tt = c.tt();
-        if (tt == TranslationType::Reserved || (tt == TranslationType::PassThrough && !cfg_.pass_through))
+        // With TT=10b (pass-through) SLPTPTR is ignored, so its high bits are not reserved.
+        if (c.reserved(tt == TranslationType::PassThrough ? 64 : cfg_.haw))
+            return fail(FaultKind::ReservedBit, kFrContextReserved);
+        // TT 01b needs ECAP.DT and 10b ECAP.PT; 11b is reserved.
+        if (tt == TranslationType::Reserved ||
+            (tt == TranslationType::PassThrough && !cfg_.pass_through) ||
+            (tt == TranslationType::DeviceTlb && !cfg_.device_tlb))
             return fail(FaultKind::InvalidEntry, kFrContextInvalid);
         if (tt != TranslationType::PassThrough &&
             (c.aw() < kAw39 || c.aw() > kAw57 || !bit(cfg_.sagaw, c.aw())))
@@ -164,8 +172,8 @@ void VtdWalker::feed_context(const uint8_t* d) {
     }
     ScalableContextEntry c;
     for (int i = 0; i < 4; ++i) c.qw[i] = load_le64(d + 8 * i);
-    if (!c.p()) return fail(FaultKind::NotPresent, kSmContextNotPresent);
     ctx_.fpd = c.fpd();
+    if (!c.p()) return fail(FaultKind::NotPresent, kSmContextNotPresent);
     if (c.reserved(cfg_.haw)) return fail(FaultKind::ReservedBit, kSmContextReserved);
     if (req_.has_pasid() && !c.paside()) return fail(FaultKind::Blocked, kSmContextPasidDisabled);
     ctx_.scalable = true;
@@ -180,8 +188,8 @@ void VtdWalker::feed_context(const uint8_t* d) {
 
 void VtdWalker::feed_pasid_dir(const uint8_t* d) {
     PasidDirEntry e{load_le64(d)};
-    if (!e.p()) return fail(FaultKind::NotPresent, kSmPasidDirNotPresent);
     ctx_.fpd = ctx_.fpd || e.fpd();
+    if (!e.p()) return fail(FaultKind::NotPresent, kSmPasidDirNotPresent);
     if (e.reserved(cfg_.haw)) return fail(FaultKind::ReservedBit, kSmPasidDirReserved);
     phase_ = Phase::PasidEntry;
     read_addr_ = e.smptblptr() + Addr(ctx_.pasid & 0x3f) * 64;
@@ -191,8 +199,8 @@ void VtdWalker::feed_pasid_dir(const uint8_t* d) {
 void VtdWalker::feed_pasid_entry(const uint8_t* d) {
     PasidEntry p;
     for (int i = 0; i < 8; ++i) p.qw[i] = load_le64(d + 8 * i);
-    if (!p.p()) return fail(FaultKind::NotPresent, kSmPasidEntryNotPresent);
     ctx_.fpd = ctx_.fpd || p.fpd();
+    if (!p.p()) return fail(FaultKind::NotPresent, kSmPasidEntryNotPresent);
     if (p.reserved(cfg_.haw)) return fail(FaultKind::ReservedBit, kSmPasidEntryReserved);
     using Mode = VtdContext::Mode;
     switch (p.pgtt()) {
@@ -234,12 +242,14 @@ void VtdWalker::begin_paging() {
     switch (ctx_.mode) {
         case Mode::PassThrough:
             if (iova_ & ~bit_mask(cfg_.haw - 1, 0))
-                return fail(FaultKind::AddressRange, sm() ? kSmAddressBeyondHwMax : kFrAddressBeyondMgaw);
+                return fail(FaultKind::AddressRange,
+                            sm() ? kSmAddressBeyondHwMax : kFrAddressBeyondMgaw);
             return finish(iova_, 12, kPermR | kPermW | kPermX);
         case Mode::SecondLevel: return start_sl(SlPurpose::Primary, iova_);
         case Mode::FirstLevel:
         case Mode::Nested:
-            if (!canonical(iova_, ctx_.fl_levels)) return fail(FaultKind::AddressRange, kSmNonCanonical);
+            if (!canonical(iova_, ctx_.fl_levels))
+                return fail(FaultKind::AddressRange, kSmNonCanonical);
             fl_.level = ctx_.fl_levels;
             fl_.table = ctx_.fl_root;
             fl_.w = fl_.u = fl_.x = true;
@@ -254,7 +264,7 @@ void VtdWalker::begin_paging() {
 void VtdWalker::start_sl(SlPurpose purpose, Addr input) {
     unsigned width = std::min(aw_bits(levels_to_aw(ctx_.sl_levels)), sm() ? 64u : cfg_.mgaw);
     if (width < 64 && (input >> width)) {
-        uint16_t r = !sm() ? kFrAddressBeyondMgaw
+        uint16_t r = !sm()                           ? kFrAddressBeyondMgaw
                      : purpose == SlPurpose::FlTable ? kSmFlAddressBeyondMgawNested
                                                      : kSmAddressBeyondHwMax;
         return fail(FaultKind::AddressRange, r);
@@ -271,7 +281,8 @@ void VtdWalker::start_sl(SlPurpose purpose, Addr input) {
 
 // Reason for a second-level entry that is not present or does not grant the access.
 uint16_t VtdWalker::sl_denied_reason() const {
-    bool write = access_ != Access::Read;
+    // An AtomicOp needs both rights: it is a read fault unless only W is missing.
+    bool write = access_ == Access::Write || (access_ == Access::ReadWrite && (sl_.perm & kPermR));
     if (!sm()) return write ? kFrWrite : kFrRead;
     switch (sl_.purpose) {
         case SlPurpose::Primary: return write ? kSmNoWrite : kSmNoRead;
@@ -285,21 +296,27 @@ uint16_t VtdWalker::sl_denied_reason() const {
 void VtdWalker::feed_sl(uint64_t e) {
     const unsigned level = sl_.level;
     const bool x_present = ctx_.slee && bit(e, sl::X);
-    if (!(e & 3) && !x_present) return fail(FaultKind::NotPresent, sl_denied_reason(), uint8_t(level));
+    if (!(e & 3) && !x_present) {
+        sl_.perm = kPermNone;  // neither right granted: the reason follows the request
+        return fail(FaultKind::NotPresent, sl_denied_reason(), uint8_t(level));
+    }
     const bool large = level > 1 && bit(e, sl::PS);
-    uint64_t rsvd = above_haw(cfg_.haw) | (cfg_.snoop_control ? 0 : 1ULL << sl::SNP);
+    const bool leaf = level == 1 || large;
+    // SNP and TM exist only in leaves; in table entries bits 11 and 62 are reserved.
+    uint64_t rsvd = above_haw(cfg_.haw) | (cfg_.snoop_control && leaf ? 0 : 1ULL << sl::SNP);
+    if (!leaf) rsvd |= 1ULL << sl::TM;
     if (level >= 4) rsvd |= 1ULL << sl::PS;
     if ((level == 2 && large && !cfg_.sl_2m) || (level == 3 && large && !cfg_.sl_1g))
         rsvd |= 1ULL << sl::PS;
     if (large) rsvd |= bit_mask(level_shift(level) - 1, 12);
     if ((large || level == 1) && !cfg_.device_tlb) rsvd |= 1ULL << sl::TM;
     if (e & rsvd)
-        return fail(FaultKind::ReservedBit, sm() ? kSmSlReserved : kFrPagingEntryReserved, uint8_t(level));
+        return fail(FaultKind::ReservedBit, sm() ? kSmSlReserved : kFrPagingEntryReserved,
+                    uint8_t(level));
 
     Perm p = Perm((bit(e, sl::R) ? kPermR : 0) | (bit(e, sl::W) ? kPermW : 0));
     p |= ctx_.slee ? (bit(e, sl::X) ? kPermX : 0) : ((p & kPermR) ? kPermX : 0);
     sl_.perm &= p;
-    const bool leaf = level == 1 || large;
     const bool final_write = leaf && sl_.purpose != SlPurpose::FlTable && access_ != Access::Read;
     if (ctx_.slade && (!bit(e, sl::A) || (final_write && !bit(e, sl::D)))) {
         write_pending_ = true;
@@ -312,7 +329,9 @@ void VtdWalker::feed_sl(uint64_t e) {
         --sl_.level;
         return;
     }
-    Perm need = sl_.purpose == SlPurpose::FlTable ? kPermR : perm_needed(access_, false);
+    // Execute requests need X only where second-level execute is enabled (SLEE).
+    Perm need =
+        sl_.purpose == SlPurpose::FlTable ? kPermR : perm_needed(access_, ctx_.slee && req_.exec);
     if (!permits(sl_.perm, need)) {
         write_pending_ = false;
         return fail(FaultKind::Permission, sl_denied_reason(), uint8_t(level));
@@ -353,9 +372,10 @@ void VtdWalker::feed_fl(uint64_t e) {
     const bool leaf = level == 1 || large;
     const bool write = access_ != Access::Read;
     if (leaf) {
-        if (!ctx_.priv && !fl_.u) return fail(FaultKind::Permission, kSmUserSupervisor, uint8_t(level));
+        if (!ctx_.priv && !fl_.u)
+            return fail(FaultKind::Permission, kSmUserSupervisor, uint8_t(level));
         if (write && !fl_.w && (!ctx_.priv || ctx_.wpe))
-            return fail(FaultKind::Permission, nested ? kSmFlWriteNested : kSmNoWrite, uint8_t(level));
+            return fail(FaultKind::Permission, kSmNoWrite, uint8_t(level));
         if (req_.exec && !fl_.x) return fail(FaultKind::Permission, kSmNoExecute, uint8_t(level));
         if (ctx_.priv && !ctx_.wpe) fl_.w = true;  // supervisor writes ignore R/W without WPE
     }
@@ -413,8 +433,9 @@ std::string VtdWalker::describe(const WalkStep& s, const uint8_t* d) const {
         case WalkStage::Context:
             if (!cfg_.scalable) {
                 ContextEntry c{load_le64(d), load_le64(d + 8)};
-                return fmt::format("context[devfn {:#04x}]: P={} FPD={} TT={} SLPTPTR={:#x} AW={} DID={}",
-                                   req_.devfn(), c.p(), c.fpd(), unsigned(c.tt()), c.slptptr(), c.aw(), c.did());
+                return fmt::format(
+                    "context[devfn {:#04x}]: P={} FPD={} TT={} SLPTPTR={:#x} AW={} DID={}",
+                    req_.devfn(), c.p(), c.fpd(), unsigned(c.tt()), c.slptptr(), c.aw(), c.did());
             } else {
                 ScalableContextEntry c;
                 for (int i = 0; i < 4; ++i) c.qw[i] = load_le64(d + 8 * i);
@@ -426,7 +447,8 @@ std::string VtdWalker::describe(const WalkStep& s, const uint8_t* d) const {
             }
         case WalkStage::PasidDir: {
             PasidDirEntry e{load_le64(d)};
-            return fmt::format("pasid-dir: P={} FPD={} SMPTBLPTR={:#x}", e.p(), e.fpd(), e.smptblptr());
+            return fmt::format("pasid-dir: P={} FPD={} SMPTBLPTR={:#x}", e.p(), e.fpd(),
+                               e.smptblptr());
         }
         case WalkStage::PasidEntry: {
             PasidEntry p;
@@ -439,15 +461,15 @@ std::string VtdWalker::describe(const WalkStep& s, const uint8_t* d) const {
         }
         case WalkStage::SecondLevel: {
             uint64_t e = load_le64(d);
-            return fmt::format("sl-pte: R={} W={} X={} PS={} A={} D={} SNP={} ADDR={:#x}", bit(e, sl::R),
-                               bit(e, sl::W), bit(e, sl::X), bit(e, sl::PS), bit(e, sl::A),
-                               bit(e, sl::D), bit(e, sl::SNP), e & bit_mask(51, 12));
+            return fmt::format("sl-pte: R={} W={} X={} PS={} A={} D={} SNP={} ADDR={:#x}",
+                               bit(e, sl::R), bit(e, sl::W), bit(e, sl::X), bit(e, sl::PS),
+                               bit(e, sl::A), bit(e, sl::D), bit(e, sl::SNP), e & bit_mask(51, 12));
         }
         case WalkStage::FirstLevel: {
             uint64_t e = load_le64(d);
-            return fmt::format("fl-pte: P={} RW={} US={} A={} D={} PS={} XD={} ADDR={:#x}", bit(e, fl::P),
-                               bit(e, fl::RW), bit(e, fl::US), bit(e, fl::A), bit(e, fl::D),
-                               bit(e, fl::PS), bit(e, fl::XD), e & bit_mask(51, 12));
+            return fmt::format("fl-pte: P={} RW={} US={} A={} D={} PS={} XD={} ADDR={:#x}",
+                               bit(e, fl::P), bit(e, fl::RW), bit(e, fl::US), bit(e, fl::A),
+                               bit(e, fl::D), bit(e, fl::PS), bit(e, fl::XD), e & bit_mask(51, 12));
         }
         case WalkStage::Tce: break;
     }
