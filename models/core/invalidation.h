@@ -39,6 +39,18 @@ struct InvalidationScope {
     bool global = false;      // device TLB: every PASID's global entries too (VT-d G)
 
     // 0 when the range is the whole 64-bit space.
+    // A `kind` scope for `domain` whose 2^order pages at `addr` are the smallest naturally
+    // aligned block covering [iova, iova + size) (VT-d's address mask, a TCE kill range).
+    static InvalidationScope covering(Kind kind, uint32_t domain, Addr iova, Addr size) {
+        InvalidationScope s;
+        s.kind = kind;
+        s.domain = domain;
+        const Addr first = iova >> 12, last = (iova + (size ? size - 1 : 0)) >> 12;
+        while (s.order < kWholeSpace && (first >> s.order) != (last >> s.order)) ++s.order;
+        s.addr = s.order >= kWholeSpace ? 0 : (first >> s.order) << (12 + s.order);
+        return s;
+    }
+
     Addr bytes() const { return order >= kWholeSpace ? 0 : Addr(4096) << order; }
     bool covers(Addr a) const { return order >= kWholeSpace || (a >= addr && a - addr < bytes()); }
     // True if the range overlaps the 2^page_shift-byte page containing `a`.

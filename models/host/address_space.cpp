@@ -2,16 +2,13 @@
 
 #include <fmt/format.h>
 
+#include "core/why.h"
+
 namespace iommusim {
 
 namespace {
 
 constexpr Addr kMax = ~Addr(0);
-
-bool fail(std::string* why, std::string text) {
-    if (why) *why = std::move(text);
-    return false;
-}
 
 }  // namespace
 

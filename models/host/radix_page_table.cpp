@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/why.h"
+
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -14,11 +16,6 @@ namespace iommusim {
 namespace {
 
 constexpr Addr kMax = ~Addr(0);
-
-bool fail(std::string* why, std::string text) {
-    if (why) *why = std::move(text);
-    return false;
-}
 
 }  // namespace
 

@@ -2,14 +2,9 @@
 
 #include <fmt/format.h>
 
-namespace iommusim::spapr {
+#include "core/why.h"
 
-namespace {
-bool set_why(std::string* why, std::string msg) {
-    if (why) *why = std::move(msg);
-    return false;
-}
-}  // namespace
+namespace iommusim::spapr {
 
 Driver::Driver(SparseMemory& mem, const DriverConfig& cfg)
     : mem_(mem), cfg_(cfg), phb_(cfg.caps), alloc_(cfg.table_base, cfg.table_size) {}
@@ -26,14 +21,14 @@ bool Driver::install(uint16_t pe, unsigned num, TceWindow w, std::string* why) {
             slot.as = std::make_unique<AddressSpace>(mem_, alloc_, *slot.fmt, w.bus_offset);
         } catch (const std::exception& e) {
             slot.reset();
-            return set_why(why, fmt::format("window {} of PE {}: {}", num, pe, e.what()));
+            return fail(why, fmt::format("window {} of PE {}: {}", num, pe, e.what()));
         }
         w.table = slot.as->table().root();
         slot.as->iova().add_window({w.bus_offset, w.size, num == 0 ? "dma32" : "ddw"});
     }
     if (const char* bad = check_window(phb_.caps(), w)) {
         slot.reset();
-        return set_why(why, fmt::format("window {} of PE {}: {}", num, pe, bad));
+        return fail(why, fmt::format("window {} of PE {}: {}", num, pe, bad));
     }
     slot.hw = w;
     phb_.set_window(pe, num, w);
@@ -42,7 +37,7 @@ bool Driver::install(uint16_t pe, unsigned num, TceWindow w, std::string* why) {
 
 std::optional<uint16_t> Driver::create_pe(std::string* why) {
     if (next_pe_ >= phb_.caps().num_pes) {
-        set_why(why, fmt::format("all {} PEs are in use", phb_.caps().num_pes));
+        fail(why, fmt::format("all {} PEs are in use", phb_.caps().num_pes));
         return std::nullopt;
     }
     uint16_t pe = next_pe_++;
@@ -54,12 +49,12 @@ std::optional<uint16_t> Driver::create_pe(std::string* why) {
 
 bool Driver::create_ddw(uint16_t pe, Addr size, unsigned page_shift, unsigned levels,
                         std::string* why) {
-    if (!pes_.count(pe)) return set_why(why, fmt::format("no PE {}", pe));
+    if (!pes_.count(pe)) return fail(why, fmt::format("no PE {}", pe));
     return install(pe, 1, TceWindow::translated(kDdwBusOffset, size, 0, page_shift, levels), why);
 }
 
 bool Driver::create_bypass(uint16_t pe, Addr size, Addr phys_base, std::string* why) {
-    if (!pes_.count(pe)) return set_why(why, fmt::format("no PE {}", pe));
+    if (!pes_.count(pe)) return fail(why, fmt::format("no PE {}", pe));
     return install(pe, 1, TceWindow::bypass(kDdwBusOffset, size, phys_base), why);
 }
 
@@ -81,10 +76,9 @@ const Driver::Window* Driver::window_at(uint16_t pe, Addr iova) const {
 Driver::Window* Driver::window_for(uint16_t pe, Addr iova, std::string* why) {
     auto* w = const_cast<Window*>(window_at(pe, iova));
     if (!w)
-        set_why(why,
-                fmt::format("bus address {:#x} is outside every DMA window of PE {}", iova, pe));
+        fail(why, fmt::format("bus address {:#x} is outside every DMA window of PE {}", iova, pe));
     else if (!w->as)
-        set_why(why, fmt::format("bus address {:#x} is in a bypass window: nothing to map", iova));
+        fail(why, fmt::format("bus address {:#x} is in a bypass window: nothing to map", iova));
     return w && w->as ? w : nullptr;
 }
 
@@ -104,13 +98,8 @@ Addr Driver::unmap(uint16_t pe, Addr iova, Addr size) {
     Addr bytes = w->as->unmap(iova, size);
     if (bytes) {
         // TCE kill of the IO pages touched (in 4 KiB units, naturally aligned).
-        InvalidationScope s;
-        s.kind = InvalidationScope::Kind::Page;
-        s.domain = w->hw.liobn;
-        Addr first = iova & ~Addr(4095), last = iova + size - 1;
-        while (s.order < 52 && (first >> (12 + s.order)) != (last >> (12 + s.order))) ++s.order;
-        s.addr = first & ~((Addr(4096) << s.order) - 1);
-        inv_.push_back(s);
+        inv_.push_back(
+            InvalidationScope::covering(InvalidationScope::Kind::Page, w->hw.liobn, iova, size));
     }
     return bytes;
 }
@@ -119,7 +108,7 @@ std::optional<Addr> Driver::map_alloc(uint16_t pe, unsigned num, Addr pa, Addr s
                                       Addr limit, std::string* why) {
     AddressSpace* as = space(pe, num);
     if (!as) {
-        set_why(why, fmt::format("PE {} has no translated window {}", pe, num));
+        fail(why, fmt::format("PE {} has no translated window {}", pe, num));
         return std::nullopt;
     }
     Addr page = Addr(1) << as->min_page_shift();
@@ -127,7 +116,7 @@ std::optional<Addr> Driver::map_alloc(uint16_t pe, unsigned num, Addr pa, Addr s
     Addr len = (size + (pa - base) + page - 1) & ~(page - 1);
     auto iova = as->iova().alloc(len, limit);
     if (!iova) {
-        set_why(why, fmt::format("no free bus range of {:#x} bytes in window {}", len, num));
+        fail(why, fmt::format("no free bus range of {:#x} bytes in window {}", len, num));
         return std::nullopt;
     }
     if (!as->map(*iova, base, len, perm, why)) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/why.h"
+
 #include <set>
 
 #include "arch/vtd/vtd_invdesc.h"
@@ -18,10 +20,6 @@ struct Driver::Domain {
 };
 
 namespace {
-bool set_why(std::string* why, std::string msg) {
-    if (why) *why = std::move(msg);
-    return false;
-}
 // Second-level widths: input addresses below 2^(30 + 9 * AW).
 Addr width_limit(unsigned bits) {
     return bits >= 64 ? ~Addr(0) : (Addr(1) << bits) - 1;
@@ -88,11 +86,11 @@ AddressSpace* Driver::space(uint16_t did) {
 
 std::optional<uint16_t> Driver::create_domain(const DomainOptions& opt, std::string* why) {
     if (opt.stage == Stage::FirstLevel && !hw_.scalable) {
-        set_why(why, "first-level domains need scalable mode");
+        fail(why, "first-level domains need scalable mode");
         return std::nullopt;
     }
     if (next_did_ == 0) {
-        set_why(why, "domain IDs exhausted");
+        fail(why, "domain IDs exhausted");
         return std::nullopt;
     }
     auto d = std::make_unique<Domain>();
@@ -121,11 +119,11 @@ std::optional<uint16_t> Driver::create_nested_domain(uint16_t parent, const Doma
                                                      std::string* why) {
     Domain* p = domain(parent);
     if (!hw_.scalable || !hw_.nested) {
-        set_why(why, "nested translation needs scalable mode with ECAP.NEST");
+        fail(why, "nested translation needs scalable mode with ECAP.NEST");
         return std::nullopt;
     }
     if (!p || p->identity || p->stage != Stage::SecondLevel || p->parent) {
-        set_why(why, fmt::format("domain {} is not a second-level paging domain", parent));
+        fail(why, fmt::format("domain {} is not a second-level paging domain", parent));
         return std::nullopt;
     }
     // The guest's stage-1 tables: a region the parent maps one-to-one, so the tables'
@@ -135,7 +133,7 @@ std::optional<uint16_t> Driver::create_nested_domain(uint16_t parent, const Doma
     std::string err = "table region exhausted";
     if (!region || !p->as->map(*region, *region, kGuestTables, kPermRW, &err)) {
         if (region) alloc_.free(*region, kGuestTables);
-        set_why(why, "stage-1 table region: " + err);
+        fail(why, "stage-1 table region: " + err);
         return std::nullopt;
     }
     DomainOptions s1 = opt;
@@ -224,10 +222,10 @@ void Driver::write_pasid_entry(uint16_t rid, uint32_t pasid, const Domain& d, bo
 
 bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
     Domain* d = domain(did);
-    if (!d) return set_why(why, fmt::format("no domain {}", did));
+    if (!d) return fail(why, fmt::format("no domain {}", did));
     if (!hw_.scalable) {
         if (d->stage != Stage::SecondLevel || d->parent)
-            return set_why(why, "legacy mode attaches second-level domains only");
+            return fail(why, "legacy mode attaches second-level domains only");
         TranslationType tt =
             d->identity ? TranslationType::PassThrough : TranslationType::Untranslated;
         Addr slpt = d->identity ? 0 : d->as->table().root();
@@ -244,10 +242,10 @@ bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
 bool Driver::attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool supervisor,
                           std::string* why) {
     Domain* d = domain(did);
-    if (!d) return set_why(why, fmt::format("no domain {}", did));
-    if (!hw_.scalable) return set_why(why, "PASID attachment needs scalable mode");
+    if (!d) return fail(why, fmt::format("no domain {}", did));
+    if (!hw_.scalable) return fail(why, "PASID attachment needs scalable mode");
     if (pasid == 0 || pasid >= (1u << cfg_.pasid_bits))
-        return set_why(why, fmt::format("PASID {:#x} outside 1..2^{}-1", pasid, cfg_.pasid_bits));
+        return fail(why, fmt::format("PASID {:#x} outside 1..2^{}-1", pasid, cfg_.pasid_bits));
     write_pasid_entry(rid, pasid, *d, supervisor);
     pasid_domain_[{rid, pasid}] = did;
     return true;
@@ -282,8 +280,8 @@ void Driver::detach_pasid(uint16_t rid, uint32_t pasid) {
 
 bool Driver::map(uint16_t did, Addr iova, Addr pa, Addr size, Perm perm, std::string* why) {
     Domain* d = domain(did);
-    if (!d) return set_why(why, fmt::format("no domain {}", did));
-    if (!d->as) return set_why(why, fmt::format("domain {} is pass-through: nothing to map", did));
+    if (!d) return fail(why, fmt::format("no domain {}", did));
+    if (!d->as) return fail(why, fmt::format("domain {} is pass-through: nothing to map", did));
     return d->as->map(iova, pa, size, perm, why);
 }
 
@@ -291,14 +289,14 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
                                       std::string* why) {
     Domain* d = domain(did);
     if (!d || !d->as) {
-        set_why(why, fmt::format("domain {} has no IOVA space", did));
+        fail(why, fmt::format("domain {} has no IOVA space", did));
         return std::nullopt;
     }
     Addr page = Addr(1) << d->as->min_page_shift();
     Addr len = (size + (pa & (page - 1)) + page - 1) & ~(page - 1);
     auto iova = d->as->iova().alloc(len, limit);
     if (!iova) {
-        set_why(why, fmt::format("no free IOVA range of {:#x} bytes below {:#x}", len, limit));
+        fail(why, fmt::format("no free IOVA range of {:#x} bytes below {:#x}", len, limit));
         return std::nullopt;
     }
     if (!d->as->map(*iova, pa & ~(page - 1), len, perm, why)) {
@@ -310,15 +308,8 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
 
 void Driver::invalidate_range(const Domain& d, Addr iova, Addr size) {
     using K = InvalidationScope::Kind;
-    // Smallest naturally aligned power-of-two block of pages covering the range (VT-d AM).
-    uint8_t order = 0;
-    Addr first = iova & ~Addr(4095), last = iova + size - 1;
-    while (order < 52 && (first >> (12 + order)) != (last >> (12 + order))) ++order;
-    const bool too_big = order > 18;  // beyond CAP.MAMV: flush the domain
-    InvalidationScope s;
-    s.domain = d.did;
-    s.addr = first & ~((Addr(4096) << order) - 1);
-    s.order = order;
+    InvalidationScope s = InvalidationScope::covering(K::Page, d.did, iova, size);
+    const bool too_big = s.order > 18;  // beyond CAP.MAMV: flush the domain
     if (d.stage == Stage::FirstLevel && hw_.scalable) {
         std::set<uint32_t> pasids;
         for (const auto& [key, did] : pasid_domain_)

@@ -22,3 +22,36 @@ static void BM_CacheHit(benchmark::State& state) {
         benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_CacheHit)->Name("core.cache.hit");
+
+#include <fstream>
+#include <random>
+
+#include "core/sparse_memory.h"
+
+namespace {
+long rss_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    long pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * 4096;
+}
+
+// Host memory per simulated page touched, pages scattered over the whole 52-bit space: the
+// store must stay proportional to what is touched, not to the address range.
+void BM_SparseMemoryFootprint(benchmark::State& state) {
+    const long pages = 65536;
+    double per_page = 0;
+    for (auto _ : state) {
+        long before = rss_bytes();
+        {
+            SparseMemory m;
+            std::mt19937_64 rng(3);
+            for (long i = 0; i < pages; ++i)
+                m.write64((rng() % SparseMemory::kLimit) & ~Addr(7), uint64_t(i));
+            per_page = double(rss_bytes() - before) / double(m.pages_touched());
+        }
+    }
+    state.counters["bytes/page"] = per_page;
+}
+}  // namespace
+BENCHMARK(BM_SparseMemoryFootprint)->Name("core.memory.footprint")->Iterations(1);
