@@ -29,7 +29,7 @@ public:
 
 private:
     using Page = std::array<uint8_t, kPageSize>;
-    static constexpr unsigned kRecent = 64;  // direct-mapped memo of recent page lookups
+    static constexpr unsigned kRecent = 1024;  // direct-mapped memo of recent page lookups
 
     const uint8_t* find(uint64_t pfn) const;
     uint8_t* touch(uint64_t pfn);
