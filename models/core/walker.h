@@ -31,8 +31,18 @@ struct WalkStep {
     uint8_t level = 0;    // paging level, counted down to 1 at the leaf; 0 outside page tables
     uint8_t size = 0;     // bytes to read or write
     bool nested = false;  // a second-level read made to translate a first-level access
+    uint8_t shift = 0;    // paging steps: one entry at this level maps 2^shift bytes
     Addr addr = 0;
+    Addr input = 0;      // paging steps: the address this table level translates
     uint64_t wdata = 0;  // Write: the new 8-byte value (accessed/dirty update)
+};
+
+// The decoded device/PASID context a page walk starts from: what context and PASID caches
+// hold. `arch` is the architecture's own summary (opaque to arch-neutral code).
+struct WalkContext {
+    uint32_t tag = 0;                      // what translations are cached under (VT-d DID)
+    uint32_t pasid = Requester::kNoPasid;  // effective PASID (RID_PASID without a prefix)
+    alignas(8) uint8_t arch[56] = {};
 };
 
 class Walker {
@@ -50,6 +60,13 @@ public:
     virtual const WalkResult& result() const = 0;
     // One line decoding the entry `data` read by `step` (debugging aid; not on hot paths).
     virtual std::string describe(const WalkStep& step, const uint8_t* data) const = 0;
+
+    // True once the walk has decoded the requester's context and reads page tables next (or
+    // is done without fault). The timed unit caches context() then.
+    virtual bool context_ready() const = 0;
+    virtual WalkContext context() const = 0;
+    // Begin a walk at the page tables from a cached context.
+    virtual void resume(const WalkContext& ctx, const Requester& req, Addr iova, Access access) = 0;
 };
 
 // Receives every step of a functional walk (for the walk explainer and tests).

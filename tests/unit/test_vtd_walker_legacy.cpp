@@ -339,8 +339,8 @@ TEST_CASE("legacy start_with_context reuses a captured context", "[vtd]") {
     const WalkResult cold = walk_functional(w, t.mem, kDev, 0x10'0123, Access::Read);
     REQUIRE(cold.ok());
     CHECK(cold.reads == 6);
-    REQUIRE(w.context_valid());
-    const VtdContext ctx = w.context();
+    REQUIRE(w.context_ready());
+    const VtdContext ctx = w.vtd_context();
     CHECK(ctx.mode == VtdContext::Mode::SecondLevel);
     CHECK(ctx.did == 31);
     CHECK(ctx.sl_root == root);

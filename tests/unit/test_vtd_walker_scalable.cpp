@@ -440,8 +440,8 @@ TEST_CASE("nested 4-level over 4-level: 28 reads in 2D order", "[vtd]") {
     }
 
     // The cached context skips the four structure reads.
-    REQUIRE(w.context_valid());
-    const VtdContext ctx = w.context();
+    REQUIRE(w.context_ready());
+    const VtdContext ctx = w.vtd_context();
     CHECK(ctx.mode == VtdContext::Mode::Nested);
     w.start_with_context(ctx, req, 0x7F'1234'5ABC, Access::Write);
     const WalkResult warm = drive(w, t.mem);

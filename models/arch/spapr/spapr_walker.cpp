@@ -85,7 +85,20 @@ WalkStep SpaprWalker::next() {
     s.level = level_;
     s.size = kTceEntrySize;
     s.addr = entry_addr();
+    s.input = offset_;
+    s.shift = uint8_t(page_shift_ + level_bits_ * (level_ - 1));
     return s;
+}
+
+// The PE and its windows are PHB registers: the context costs no memory reads.
+WalkContext SpaprWalker::context() const {
+    WalkContext c;
+    c.tag = pe_;
+    return c;
+}
+
+void SpaprWalker::resume(const WalkContext&, const Requester& req, Addr iova, Access access) {
+    start(req, iova, access);
 }
 
 void SpaprWalker::feed(const uint8_t* data) {

@@ -22,6 +22,9 @@ public:
     void feed_error() override;
     const WalkResult& result() const override { return res_; }
     std::string describe(const WalkStep& step, const uint8_t* data) const override;
+    bool context_ready() const override { return pe_ != PhbConfig::kNoPe; }
+    WalkContext context() const override;
+    void resume(const WalkContext& ctx, const Requester& req, Addr iova, Access access) override;
 
     // PE and window number selected by the last start(); kNoPe / -1 when none was.
     uint16_t pe() const { return pe_; }

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+#include <type_traits>
+
 #include "vtd_fault.h"
 
 namespace iommusim::vtd {
@@ -46,7 +49,25 @@ void VtdWalker::start_with_context(const VtdContext& ctx, const Requester& req, 
                                    Access access) {
     reset(req, iova, access);
     ctx_ = ctx;
+    if (req.has_pasid()) ctx_.priv = req.priv;  // the privilege travels with each request
     begin_paging();
+}
+
+static_assert(std::is_trivially_copyable_v<VtdContext> &&
+              sizeof(VtdContext) <= sizeof(WalkContext::arch));
+
+WalkContext VtdWalker::context() const {
+    WalkContext c;
+    c.tag = ctx_.did;
+    c.pasid = ctx_.pasid;
+    std::memcpy(c.arch, &ctx_, sizeof(ctx_));
+    return c;
+}
+
+void VtdWalker::resume(const WalkContext& c, const Requester& req, Addr iova, Access access) {
+    VtdContext v;
+    std::memcpy(&v, c.arch, sizeof(v));
+    start_with_context(v, req, iova, access);
 }
 
 WalkStep VtdWalker::next() {
@@ -77,10 +98,14 @@ WalkStep VtdWalker::next() {
                 s.stage = WalkStage::SecondLevel;
                 s.level = uint8_t(sl_.level);
                 s.nested = sl_.purpose != SlPurpose::Primary;
+                s.input = sl_.input;
+                s.shift = uint8_t(level_shift(sl_.level));
                 read_addr_ = sl_.table + Addr(idx(sl_.input, sl_.level)) * 8;
             } else {
                 s.stage = WalkStage::FirstLevel;
                 s.level = uint8_t(fl_.level);
+                s.input = iova_;
+                s.shift = uint8_t(level_shift(fl_.level));
                 read_addr_ = fl_.entry_hpa;
             }
             read_size_ = 8;
@@ -222,7 +247,6 @@ void VtdWalker::feed_pasid_entry(const uint8_t* d) {
         return fail(FaultKind::InvalidEntry, kSmPasidEntryInvalid);
     if (uses_fl && (p.flpm() > 1 || (p.flpm() == 1 && !cfg_.fl_5level)))
         return fail(FaultKind::InvalidEntry, kSmPasidEntryInvalid);
-    if (uses_fl && ctx_.priv && !p.sre()) return fail(FaultKind::Blocked, kSmPasidSreClear);
     ctx_.did = p.did();
     ctx_.sl_root = p.slptptr();
     ctx_.sl_levels = aw_levels(p.aw());
@@ -239,6 +263,8 @@ void VtdWalker::begin_paging() {
     using Mode = VtdContext::Mode;
     ctx_valid_ = true;
     phase_ = Phase::Paging;
+    const bool uses_fl = ctx_.mode == Mode::FirstLevel || ctx_.mode == Mode::Nested;
+    if (uses_fl && ctx_.priv && !ctx_.sre) return fail(FaultKind::Blocked, kSmPasidSreClear);
     switch (ctx_.mode) {
         case Mode::PassThrough:
             if (iova_ & ~bit_mask(cfg_.haw - 1, 0))

@@ -58,8 +58,10 @@ public:
     std::string describe(const WalkStep& step, const uint8_t* data) const override;
 
     // Valid once the walk has reached the page tables (or finished without fault).
-    const VtdContext& context() const { return ctx_; }
-    bool context_valid() const { return ctx_valid_; }
+    const VtdContext& vtd_context() const { return ctx_; }
+    bool context_ready() const override { return ctx_valid_; }
+    WalkContext context() const override;
+    void resume(const WalkContext& ctx, const Requester& req, Addr iova, Access access) override;
     WalkerConfig& config() { return cfg_; }
 
 private:

@@ -1,0 +1,18 @@
+// Simulated time as integer picoseconds: exact, cheap to add, convertible to sc_time at the
+// SystemC boundary. Components count in their own clock's cycles and convert with Clock.
+#pragma once
+#include <cstdint>
+
+namespace iommusim {
+
+using Tick = uint64_t;  // picoseconds
+constexpr Tick kTicksPerNs = 1000;
+constexpr Tick kNever = ~Tick(0);
+
+struct Clock {
+    Tick period = 1000;  // 1 GHz
+    constexpr Tick cycles(uint64_t n) const { return n * period; }
+    static constexpr Clock from_mhz(uint64_t mhz) { return Clock{1'000'000 / mhz}; }
+};
+
+}  // namespace iommusim
