@@ -15,7 +15,7 @@
 #include "arch/spapr/tce.h"
 #include "arch/spapr/tce_format.h"
 #include "core/invalidation.h"
-#include "expectation.h"
+#include "core/expectation.h"
 
 namespace iommusim::spapr {
 

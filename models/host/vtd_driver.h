@@ -14,7 +14,7 @@
 #include "arch/vtd/vtd_invdesc.h"
 #include "arch/vtd/vtd_walker.h"
 #include "core/invalidation.h"
-#include "expectation.h"
+#include "core/expectation.h"
 #include "flush_queue.h"
 
 namespace iommusim::vtd {

@@ -2,7 +2,7 @@
 #pragma once
 #include <string>
 
-#include "core/translation.h"
+#include "translation.h"
 
 namespace iommusim {
 

@@ -1,0 +1,557 @@
+#include "translation_unit.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <optional>
+
+namespace iommusim {
+
+namespace {
+
+struct IotlbKey {
+    uint32_t tag, pasid;
+    Addr vpn;
+    uint8_t shift;
+    bool operator==(const IotlbKey& o) const {
+        return vpn == o.vpn && tag == o.tag && pasid == o.pasid && shift == o.shift;
+    }
+};
+struct IotlbKeyHash {
+    size_t operator()(const IotlbKey& k) const {
+        return size_t(k.vpn ^ (uint64_t(k.tag) << 16) ^ k.pasid);
+    }
+};
+struct IotlbEntry {
+    Addr page_out;  // output page base
+    Perm perm;
+    uint8_t mem_type;
+    uint32_t out_tag;  // Translation::tag: what invalidations name
+    Tick ready;        // fill time: earlier hits wait for it
+};
+
+struct PasidKey {
+    uint16_t rid;
+    uint32_t pasid;
+    bool operator==(const PasidKey& o) const { return rid == o.rid && pasid == o.pasid; }
+};
+struct PasidKeyHash {
+    size_t operator()(const PasidKey& k) const { return k.rid ^ (size_t(k.pasid) << 16); }
+};
+struct ContextEntry {
+    WalkContext ctx;
+    bool full;  // the context alone (no PASID stage) gives the page-walk start
+};
+
+struct WalkKey {
+    uint32_t tag, pasid;
+    Addr prefix;  // input >> shift: which entry of this level
+    uint8_t stage, nested;
+    bool operator==(const WalkKey& o) const {
+        return prefix == o.prefix && tag == o.tag && pasid == o.pasid && stage == o.stage &&
+               nested == o.nested;
+    }
+};
+struct WalkKeyHash {
+    size_t operator()(const WalkKey& k) const {
+        return size_t(k.prefix ^ (uint64_t(k.tag) << 20) ^ (uint64_t(k.stage) << 40) ^ k.nested);
+    }
+};
+
+constexpr int kNoCache = -1;
+// Page-size classes of a split IOTLB.
+int size_class(unsigned shift) {
+    return shift < 21 ? 0 : shift < 30 ? 1 : 2;
+}
+
+
+}  // namespace
+
+struct TranslationUnit::Impl {
+    Impl(const UnitParams& p, Walker& w, MemoryPort& m, StatGroup& g)
+        : p(p),
+          clk(p.clock()),
+          walker(w),
+          mem(m),
+          walkers(p.walkers),
+          ctx_cache(p.context_cache.geometry(11)),
+          pasid_cache(p.pasid_cache.geometry(12)),
+          stats(g) {
+        iotlbs.emplace_back(p.iotlb.geometry(13));
+        if (p.iotlb_split) {
+            CacheParams c2 = p.iotlb, c1 = p.iotlb;
+            c2.entries = p.iotlb_entries_2m;
+            c1.entries = p.iotlb_entries_1g;
+            iotlbs.emplace_back(c2.geometry(14));
+            iotlbs.emplace_back(c1.geometry(15));
+        }
+        for (unsigned l = 0; l < 4; ++l) {
+            CacheParams c{p.walk_cache_entries[l], p.walk_cache_ways, Replacement::LRU,
+                          p.walk_cache_latency};
+            if (c.entries) walk_caches[l].emplace(c.geometry(20 + l));
+        }
+        register_stats();
+    }
+
+    using Iotlb = SetAssocCache<IotlbKey, IotlbEntry, IotlbKeyHash>;
+    using WalkCache = SetAssocCache<WalkKey, uint8_t, WalkKeyHash>;
+
+    const UnitParams& p;
+    Clock clk;
+    Walker& walker;
+    MemoryPort& mem;
+    ServerPool walkers;
+    std::vector<Iotlb> iotlbs;  // [0] unified, or 4K / 2M / 1G classes
+    uint64_t shifts_seen = 0;   // page sizes present in the IOTLB: the sizes a lookup probes
+    SetAssocCache<uint16_t, ContextEntry> ctx_cache;
+    SetAssocCache<PasidKey, WalkContext, PasidKeyHash> pasid_cache;
+    std::array<std::optional<WalkCache>, 4> walk_caches;  // levels 2..5
+    struct InFlight {
+        Tick done;
+        WalkResult result;
+    };
+    std::unordered_map<IotlbKey, InFlight, IotlbKeyHash> in_flight;  // by 4 KiB page
+    Oracle oracle;
+    size_t keep_stale = 0;
+
+    StatGroup& stats;
+    Counter *translations, *faults, *stale_hits, *iotlb_lookups, *iotlb_hits, *iotlb_misses,
+        *iotlb_fills, *iotlb_evictions, *ctx_lookups, *ctx_hits, *ctx_misses, *pasid_lookups,
+        *pasid_hits, *pasid_misses, *walks, *merges, *prefetches, *mem_reads, *mem_writes,
+        *invalidations, *invalidated_entries;
+    std::array<Counter*, 4> wc_hits{}, wc_misses{};
+    Histogram *lat_all, *lat_hit, *lat_miss, *lat_context, *lat_pasid, *lat_queue, *lat_merge;
+    std::array<Histogram*, 6> lat_level{};  // page-table time by level 1..5 (index 0 unused)
+    struct PerRequester {
+        Counter *lookups, *hits, *misses;
+    };
+    std::unordered_map<uint64_t, PerRequester> per_req;
+
+    void register_stats() {
+        StatGroup& t = stats.child("iotlb");
+        iotlb_lookups = &t.counter("lookups", "IOTLB lookups (one per translation request)");
+        iotlb_hits = &t.counter("hits", "lookups that found a translation");
+        iotlb_misses = &t.counter("misses", "lookups that needed a walk or an in-flight walk");
+        iotlb_fills = &t.counter("fills", "translations inserted after a walk");
+        iotlb_evictions = &t.counter("evictions", "valid entries replaced by fills");
+        StatGroup& c = stats.child("context_cache");
+        ctx_lookups = &c.counter("lookups", "context-cache lookups");
+        ctx_hits = &c.counter("hits", "context-cache hits");
+        ctx_misses = &c.counter("misses", "context-cache misses (root and context entries read)");
+        StatGroup& pc = stats.child("pasid_cache");
+        pasid_lookups = &pc.counter("lookups", "PASID-cache lookups");
+        pasid_hits = &pc.counter("hits", "PASID-cache hits");
+        pasid_misses = &pc.counter("misses", "PASID-cache misses (PASID entries read)");
+        StatGroup& wc = stats.child("walk_cache");
+        for (unsigned l = 0; l < 4; ++l) {
+            wc_hits[l] =
+                &wc.counter(fmt::format("l{}_hits", l + 2),
+                            fmt::format("level-{} entries found in the walk cache", l + 2));
+            wc_misses[l] = &wc.counter(fmt::format("l{}_misses", l + 2),
+                                       fmt::format("level-{} entries read from memory", l + 2));
+        }
+        StatGroup& w = stats.child("walker");
+        walks = &w.counter("walks", "walks started (context and page-table)");
+        merges = &w.counter("merges", "misses that waited for an in-flight walk of the same page");
+        prefetches = &w.counter("prefetches", "next-page walks started after a miss");
+        mem_reads = &w.counter("memory_reads", "translation-structure reads sent to memory");
+        mem_writes = &w.counter("memory_writes", "accessed/dirty updates written to memory");
+        lat_queue = &w.histogram("queueing", "ns", "wait for a free walker");
+        lat_merge = &w.histogram("merge_wait", "ns", "wait for an in-flight walk of the same page");
+        lat_context = &w.histogram("context_fetch", "ns", "root/context entry reads of a miss");
+        lat_pasid = &w.histogram("pasid_fetch", "ns", "PASID directory/table reads of a miss");
+        for (unsigned l = 1; l <= 5; ++l)
+            lat_level[l] = &w.histogram(
+                fmt::format("level{}", l), "ns",
+                fmt::format("level-{} page-table steps of a miss (walk-cache hit or read)", l));
+        translations = &stats.counter("translations", "translation requests");
+        faults = &stats.counter("faults", "requests that faulted");
+        stale_hits = &stats.counter(
+            "stale_hits", "IOTLB hits the driver's intent disagrees with (checking mode)");
+        invalidations = &stats.counter("invalidations", "invalidations executed");
+        invalidated_entries =
+            &stats.counter("invalidated_entries", "cache entries removed by invalidations");
+        lat_all = &stats.histogram("latency", "ns", "translation latency, all requests");
+        lat_hit = &stats.histogram("hit_latency", "ns", "translation latency of IOTLB hits");
+        lat_miss = &stats.histogram("miss_latency", "ns", "translation latency of IOTLB misses");
+    }
+
+    PerRequester& requester(const Requester& r) {
+        uint64_t key = (uint64_t(r.rid) << 32) | (r.has_pasid() ? r.pasid : 0xFFFFFFFFu);
+        auto it = per_req.find(key);
+        if (it != per_req.end()) return it->second;
+        std::string name = fmt::format("bdf_{:02x}_{:02x}_{:x}", r.bus(), r.dev(), r.fn());
+        if (r.has_pasid()) name += fmt::format("_pasid_{:x}", r.pasid);
+        StatGroup& g = stats.child("requesters").child(name);
+        PerRequester pr{&g.counter("lookups", "translation requests"),
+                        &g.counter("hits", "IOTLB hits"), &g.counter("misses", "IOTLB misses")};
+        return per_req.emplace(key, pr).first->second;
+    }
+
+    static Tick ns(Tick t) { return t / kTicksPerNs; }
+
+    Iotlb& iotlb_for(unsigned shift) { return iotlbs[iotlbs.size() == 1 ? 0 : size_class(shift)]; }
+
+    IotlbEntry* iotlb_probe(const WalkContext& c, Addr iova, unsigned* shift) {
+        for (uint64_t s = shifts_seen; s; s &= s - 1) {
+            unsigned sh = unsigned(__builtin_ctzll(s));
+            if (IotlbEntry* e = iotlb_for(sh).lookup({c.tag, c.pasid, iova >> sh, uint8_t(sh)})) {
+                *shift = sh;
+                return e;
+            }
+        }
+        return nullptr;
+    }
+
+    // One read of a walk: free if a structure cache holds it, otherwise timed through memory.
+    void step_read(const WalkStep& s, bool cached, Tick& cur) {
+        uint8_t buf[64];
+        if (cached) {
+            if (mem.peek(s.addr, buf, s.size))
+                walker.feed(buf);
+            else
+                walker.feed_error();
+            return;
+        }
+        MemDone d = mem.read(s.addr, buf, s.size, cur + clk.cycles(p.walk_step_cycles));
+        ++*mem_reads;
+        cur = d.at;
+        if (d.ok)
+            walker.feed(buf);
+        else
+            walker.feed_error();
+    }
+
+    // Drive the walker from where it stands to the end (or, with `until_context`, to the
+    // point where its context is decoded). Returns the time it got there.
+    struct WalkTrace {
+        PasidKey pasid_key{0, 0};
+        bool ctx_cached = false, pasid_checked = false, pasid_cached = false, saw_pasid = false;
+        bool have_ctx = false;
+        WalkContext ctx;  // for walk-cache tags, read once the walk reaches the page tables
+        std::array<Tick, 6> level_time{};
+        Tick context_time = 0, pasid_time = 0;
+        std::vector<std::pair<int, WalkKey>> fills;  // walk-cache entries to insert
+    };
+    Tick drive(Tick cur, bool until_context, WalkTrace& tr) {
+        for (;;) {
+            if (until_context && walker.context_ready()) return cur;
+            WalkStep s = walker.next();
+            if (s.kind == WalkStep::Kind::Done) return cur;
+            if (s.kind == WalkStep::Kind::Write) {
+                cur = mem.write(s.addr, &s.wdata, 8, cur).at;
+                ++*mem_writes;
+                continue;
+            }
+            const Tick before = cur;
+            switch (s.stage) {
+                case WalkStage::Root:
+                case WalkStage::Context:
+                    step_read(s, tr.ctx_cached, cur);
+                    tr.context_time += cur - before;
+                    break;
+                case WalkStage::PasidDir:
+                case WalkStage::PasidEntry:
+                    if (!tr.pasid_checked) {  // the walk reached the PASID stage: ask the cache
+                        tr.pasid_checked = true;
+                        ++*pasid_lookups;
+                        tr.pasid_cached = pasid_cache.lookup(tr.pasid_key) != nullptr;
+                        if (tr.pasid_cached)
+                            ++*pasid_hits, cur += clk.cycles(p.pasid_cache.latency);
+                        else
+                            ++*pasid_misses;
+                    }
+                    tr.saw_pasid = true;
+                    step_read(s, tr.pasid_cached, cur);
+                    tr.pasid_time += cur - before;
+                    break;
+                case WalkStage::FirstLevel:
+                case WalkStage::SecondLevel:
+                case WalkStage::Tce: {
+                    bool hit = false;
+                    int l = s.level >= 2 && s.level <= 5 ? s.level - 2 : kNoCache;
+                    if (l != kNoCache && walk_caches[l]) {
+                        if (!tr.have_ctx) tr.ctx = walker.context(), tr.have_ctx = true;
+                        WalkKey k{tr.ctx.tag, tr.ctx.pasid, s.shift < 64 ? s.input >> s.shift : 0,
+                                  uint8_t(s.stage), s.nested};
+                        hit = walk_caches[l]->lookup(k) != nullptr;
+                        ++*(hit ? wc_hits[l] : wc_misses[l]);
+                        if (hit)
+                            cur += clk.cycles(p.walk_cache_latency);
+                        else
+                            tr.fills.push_back({l, k});
+                    }
+                    step_read(s, hit, cur);
+                    if (s.level <= 5) tr.level_time[s.level] += cur - before;
+                    break;
+                }
+            }
+        }
+    }
+
+    bool check_stale(const Requester& req, Addr iova, Access a, Addr out, Tick when) {
+        if (!oracle) return false;
+        Expectation e = oracle(req, iova);
+        if (e.mapped && e.pa == out && permits(e.perm, perm_needed(a, false))) return false;
+        ++*stale_hits;
+        if (stale_list->size() < keep_stale) stale_list->push_back({when, req, iova, out, e});
+        return true;
+    }
+    std::vector<StaleHit>* stale_list = nullptr;
+
+    TranslateOutcome translate(const Requester& req, Addr iova, Access acc, Tick t0);
+    Tick invalidate(const InvalidationScope& s, Tick at);
+};
+
+TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iova, Access acc,
+                                                  Tick t0) {
+    TranslateOutcome out;
+    ++*translations;
+    PerRequester& pr = requester(req);
+    ++*pr.lookups;
+
+    // 1. The context: PASID cache (full), or context cache, or a context walk.
+    WalkTrace tr;
+    WalkContext ctx;
+    bool have_ctx = false;
+    Tick t = t0;
+    const PasidKey pk{req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid};
+    ++*ctx_lookups;
+    const ContextEntry* ce = ctx_cache.lookup(req.rid);
+    t += clk.cycles(p.context_cache.latency);
+    if (ce) {
+        ++*ctx_hits;
+        tr.ctx_cached = true;
+        if (ce->full) ctx = ce->ctx, have_ctx = true;
+    } else {
+        ++*ctx_misses;
+    }
+    tr.pasid_key = pk;
+    if (ce && !ce->full) {  // scalable mode: the context entry is cached, the PASID entry may be
+        tr.pasid_checked = true;
+        ++*pasid_lookups;
+        t += clk.cycles(p.pasid_cache.latency);
+        if (const WalkContext* pc = pasid_cache.lookup(pk)) {
+            ++*pasid_hits;
+            ctx = *pc, have_ctx = true;
+        } else {
+            ++*pasid_misses;
+        }
+    }
+    ServerPool::Slot slot{0, 0};
+    bool walking = false;
+    if (!have_ctx) {
+        slot = walkers.earliest(t);
+        lat_queue->add(ns(slot.start - t));
+        walking = true;
+        ++*walks;
+        walker.start(req, iova, acc);
+        t = drive(slot.start, true, tr);
+        if (!walker.context_ready()) {  // faulted in the context structures
+            walkers.occupy(slot.server, t);
+            out.result = walker.result();
+            goto done;
+        }
+        ctx = walker.context();
+        have_ctx = true;
+        if (tr.saw_pasid && !tr.pasid_cached) pasid_cache.insert(pk, ctx);
+        if (!tr.ctx_cached) ctx_cache.insert(req.rid, {ctx, !tr.saw_pasid});
+    }
+
+    // 2. The IOTLB.
+    {
+        ++*iotlb_lookups;
+        t += clk.cycles(p.iotlb.latency);
+        unsigned shift = 0;
+        IotlbEntry* e = iotlb_probe(ctx, iova, &shift);
+        if (e && permits(e->perm, perm_needed(acc, false))) {
+            if (walking) walkers.occupy(slot.server, t);
+            ++*iotlb_hits;
+            ++*pr.hits;
+            out.iotlb_hit = true;
+            if (e->ready > t) out.merged = true, lat_merge->add(ns(e->ready - t)), t = e->ready;
+            WalkResult& r = out.result;
+            r.tr.out = e->page_out | (iova & ((Addr(1) << shift) - 1));
+            r.tr.page_shift = uint8_t(shift);
+            r.tr.perm = e->perm;
+            r.tr.mem_type = e->mem_type;
+            r.tr.tag = e->out_tag;
+            out.stale = check_stale(req, iova, acc, r.tr.out, t);
+            out.done = t;
+            lat_all->add(ns(t - t0));
+            lat_hit->add(ns(t - t0));
+            return out;
+        }
+        ++*iotlb_misses;
+        ++*pr.misses;
+    }
+
+    // 3. A miss: merge onto an in-flight walk of the page, or walk.
+    {
+        const IotlbKey page{ctx.tag, ctx.pasid, iova >> 12, 12};
+        auto it = in_flight.find(page);
+        if (it != in_flight.end() && it->second.done > t && !walking) {
+            ++*merges;
+            lat_merge->add(ns(it->second.done - t));
+            out.merged = true;
+            out.result = it->second.result;
+            const Addr off = iova & ((Addr(1) << out.result.tr.page_shift) - 1);
+            out.result.tr.out =
+                (out.result.tr.out & ~((Addr(1) << out.result.tr.page_shift) - 1)) | off;
+            t = it->second.done;
+            goto done;
+        }
+        if (!walking) {
+            slot = walkers.earliest(t);
+            lat_queue->add(ns(slot.start - t));
+            ++*walks;
+            walker.resume(ctx, req, iova, acc);
+            t = slot.start;
+            walking = true;
+        }
+        t = drive(t, false, tr);
+        walkers.occupy(slot.server, t);
+        out.result = walker.result();
+        for (auto& [l, k] : tr.fills) walk_caches[l]->insert(k, 1);
+        if (tr.context_time) lat_context->add(ns(tr.context_time));
+        if (tr.pasid_time) lat_pasid->add(ns(tr.pasid_time));
+        for (unsigned l = 1; l <= 5; ++l)
+            if (tr.level_time[l]) lat_level[l]->add(ns(tr.level_time[l]));
+        if (out.result.ok()) {
+            const Translation& x = out.result.tr;
+            const unsigned sh = x.page_shift;
+            IotlbEntry ne{x.page_out(), x.perm, x.mem_type, x.tag, t};
+            if (iotlb_for(sh).insert({ctx.tag, ctx.pasid, iova >> sh, uint8_t(sh)}, ne))
+                ++*iotlb_evictions;
+            shifts_seen |= uint64_t(1) << sh;
+            ++*iotlb_fills;
+            if (in_flight.size() > 4096) in_flight.clear();  // keep the merge table small
+            in_flight[page] = {t, out.result};
+            if (p.prefetch_next_page) {
+                // The next page, walked by the same walker right after; nobody waits for it.
+                const Addr next = ((iova >> sh) + 1) << sh;
+                WalkTrace pt;
+                walker.resume(ctx, req, next, Access::Read);
+                Tick pend = drive(t, false, pt);
+                walkers.occupy(slot.server, pend);
+                ++*prefetches;
+                for (auto& [l, k] : pt.fills) walk_caches[l]->insert(k, 1);
+                const WalkResult& pr2 = walker.result();
+                if (pr2.ok()) {
+                    const unsigned s2 = pr2.tr.page_shift;
+                    IotlbEntry pe{pr2.tr.page_out(), pr2.tr.perm, pr2.tr.mem_type, pr2.tr.tag,
+                                  pend};
+                    if (iotlb_for(s2).insert({ctx.tag, ctx.pasid, next >> s2, uint8_t(s2)}, pe))
+                        ++*iotlb_evictions;
+                    shifts_seen |= uint64_t(1) << s2;
+                }
+            }
+        }
+    }
+
+done:
+    if (!out.result.ok()) ++*faults;
+    out.done = t;
+    lat_all->add(ns(t - t0));
+    lat_miss->add(ns(t - t0));
+    return out;
+}
+
+Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
+    using K = InvalidationScope::Kind;
+    ++*invalidations;
+    size_t n = 0;
+    auto tlb = [&](auto pred) {
+        for (Iotlb& c : iotlbs)
+            n += c.erase_if([&](const IotlbKey& k, const IotlbEntry& e) { return pred(k, e); });
+        in_flight.clear();  // an in-flight walk may have read what is being invalidated
+    };
+    auto walk = [&](auto pred) {
+        for (auto& c : walk_caches)
+            if (c) n += c->erase_if([&](const WalkKey& k, uint8_t) { return pred(k); });
+    };
+    switch (s.kind) {
+        case K::Global:
+            tlb([](auto&, auto&) { return true; });
+            walk([](auto&) { return true; });
+            break;
+        case K::Domain:
+            tlb([&](const IotlbKey&, const IotlbEntry& e) { return s.matches_domain(e.out_tag); });
+            walk([&](const WalkKey& k) { return s.matches_domain(k.tag); });
+            break;
+        case K::Page:
+        case K::PasidPage: {
+            const bool pasid = s.kind == K::PasidPage;
+            tlb([&](const IotlbKey& k, const IotlbEntry& e) {
+                return s.matches_domain(e.out_tag) && (!pasid || s.matches_pasid(k.pasid)) &&
+                       s.overlaps(k.vpn << k.shift, k.shift);
+            });
+            if (!s.leaf_only)
+                walk([&](const WalkKey& k) {
+                    return s.matches_domain(k.tag) && (!pasid || s.matches_pasid(k.pasid));
+                });
+            break;
+        }
+        case K::Pasid:
+            tlb([&](const IotlbKey& k, const IotlbEntry& e) {
+                return s.matches_domain(e.out_tag) && s.matches_pasid(k.pasid);
+            });
+            walk([&](const WalkKey& k) {
+                return s.matches_domain(k.tag) && s.matches_pasid(k.pasid);
+            });
+            break;
+        case K::ContextGlobal:
+            n += ctx_cache.size();
+            ctx_cache.clear();
+            break;
+        case K::ContextDomain:
+            n += ctx_cache.erase_if([&](uint16_t, const ContextEntry& c) {
+                return !c.full || s.matches_domain(c.ctx.tag);
+            });
+            break;
+        case K::ContextDevice:
+            n += ctx_cache.erase_if(
+                [&](uint16_t rid, const ContextEntry&) { return s.matches_rid(rid); });
+            break;
+        case K::PasidCache:
+            n += pasid_cache.erase_if([&](const PasidKey&, const WalkContext& c) {
+                return s.matches_domain(c.tag) && s.matches_pasid(c.pasid);
+            });
+            break;
+        case K::DeviceTlb:
+        case K::Wait: break;
+    }
+    *invalidated_entries += n;
+    return at + clk.cycles(p.invalidate_cycles);
+}
+
+TranslationUnit::TranslationUnit(const UnitParams& p, Walker& walker, MemoryPort& mem,
+                                 StatGroup& stats)
+    : p_(p) {
+    impl_ = std::make_unique<Impl>(p_, walker, mem, stats);
+    impl_->stale_list = &stale_list_;
+}
+
+TranslationUnit::~TranslationUnit() = default;
+
+TranslateOutcome TranslationUnit::translate(const Requester& req, Addr iova, Access access,
+                                            Tick arrival) {
+    return impl_->translate(req, iova, access, arrival);
+}
+
+Tick TranslationUnit::invalidate(const InvalidationScope& scope, Tick at) {
+    return impl_->invalidate(scope, at);
+}
+
+void TranslationUnit::set_oracle(Oracle oracle, size_t keep) {
+    impl_->oracle = std::move(oracle);
+    impl_->keep_stale = keep;
+}
+
+size_t TranslationUnit::iotlb_size() const {
+    size_t n = 0;
+    for (const auto& c : impl_->iotlbs) n += c.size();
+    return n;
+}
+
+}  // namespace iommusim

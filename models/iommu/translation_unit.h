@@ -1,0 +1,68 @@
+// The translation path of one IOMMU unit, timed, as plain C++ (the SystemC module in
+// iommu_unit.h is a thin shell around it). A request meets the context/PASID caches, then
+// the IOTLB; a miss takes a walker from the pool, merges onto an in-flight walk of the same
+// page or drives the architecture's walker, whose reads hit the walk caches or go to memory
+// through a MemoryPort and pay its latency. Every latency is computed, not waited for.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/cache.h"
+#include "core/expectation.h"
+#include "core/invalidation.h"
+#include "core/memory_port.h"
+#include "core/resource.h"
+#include "core/stats.h"
+#include "core/walker.h"
+#include "unit_params.h"
+
+namespace iommusim {
+
+struct TranslateOutcome {
+    WalkResult result;  // the translation, or the fault
+    Tick done = 0;      // when it is known
+    bool iotlb_hit = false;
+    bool merged = false;  // waited for another request's walk of the same page
+    bool stale = false;   // hit a cached translation the driver no longer intends
+};
+
+// A hit on a cached translation that disagrees with the driver's intent (checking mode).
+struct StaleHit {
+    Tick when;
+    Requester req;
+    Addr iova;
+    Addr used;             // what the cached entry gave
+    Expectation expected;  // what the driver means now
+};
+
+class TranslationUnit {
+public:
+    using Oracle = std::function<Expectation(const Requester&, Addr)>;
+
+    TranslationUnit(const UnitParams& p, Walker& walker, MemoryPort& mem, StatGroup& stats);
+    ~TranslationUnit();
+
+    TranslateOutcome translate(const Requester& req, Addr iova, Access access, Tick arrival);
+    // Remove what `scope` names from every cache; returns when the unit has done so.
+    Tick invalidate(const InvalidationScope& scope, Tick at);
+
+    // Checking mode: compare every IOTLB hit with the driver's intent; keep the first
+    // `keep` stale hits for reporting (all are counted).
+    void set_oracle(Oracle oracle, size_t keep = 100);
+    const std::vector<StaleHit>& stale_hits() const { return stale_list_; }
+
+    const UnitParams& params() const { return p_; }
+    size_t iotlb_size() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    UnitParams p_;
+    std::vector<StaleHit> stale_list_;
+};
+
+}  // namespace iommusim
