@@ -34,6 +34,12 @@ public:
     // Everything pending, oldest first; the queue is empty afterwards.
     std::vector<DeferredUnmap> drain();
     size_t pending() const { return q_.size(); }
+    // Whether `iova` of address space `space` lies in a range still waiting for its flush.
+    bool deferred(uint32_t space, Addr iova) const {
+        for (const auto& u : q_)
+            if (u.space == space && iova >= u.iova && iova - u.iova < u.size) return true;
+        return false;
+    }
     const FlushQueueConfig& config() const { return cfg_; }
 
 private:

@@ -89,6 +89,8 @@ public:
     const std::vector<InvDesc>& descriptors() const { return queue_; }
     Addr wait_status() const { return wait_status_; }
     size_t pending_deferred() const { return fq_.pending(); }
+    // Lazy mode: `iova` of domain `did` was unmapped but its invalidation is still deferred.
+    bool in_flush_window(uint16_t did, Addr iova) const { return fq_.deferred(did, iova); }
 
 private:
     struct Domain;

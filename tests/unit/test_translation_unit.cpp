@@ -10,7 +10,7 @@
 using namespace iommusim;
 
 namespace {
-constexpr Tick kCycle = 1000;        // 1 GHz
+constexpr Tick kCycle = 1000;         // 1 GHz
 constexpr uint64_t kMemCycles = 100;  // memory latency L
 const Requester kDev = Requester::bdf(0, 3, 0);
 
@@ -130,8 +130,10 @@ TEST_CASE("unit: invalidation removes exactly its scope", "[iommu][invalidation]
     const Requester dev2 = Requester::bdf(0, 4, 0);
     REQUIRE(r.drv.attach(dev2.rid, other));
     for (Addr i = 0; i < 8; ++i) {
-        REQUIRE(r.drv.map(r.did, 0x40'0000 + i * 0x1000, 0x9'0000'0000 + i * 0x1000, 0x1000, kPermRW));
-        REQUIRE(r.drv.map(other, 0x40'0000 + i * 0x1000, 0xA'0000'0000 + i * 0x1000, 0x1000, kPermRW));
+        REQUIRE(
+            r.drv.map(r.did, 0x40'0000 + i * 0x1000, 0x9'0000'0000 + i * 0x1000, 0x1000, kPermRW));
+        REQUIRE(
+            r.drv.map(other, 0x40'0000 + i * 0x1000, 0xA'0000'0000 + i * 0x1000, 0x1000, kPermRW));
         REQUIRE(r.go(0x40'0000 + i * 0x1000).result.ok());
         REQUIRE(r.unit->translate(dev2, 0x40'0000 + i * 0x1000, Access::Read, 0).result.ok());
     }
