@@ -1,0 +1,72 @@
+// Shared pieces of the SystemC benches: a checker that counts and prints, and an initiator
+// that issues one DMA with PCIe attributes under a quantum keeper.
+#pragma once
+#include <fmt/format.h>
+
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/tlm_quantumkeeper.h>
+#include <systemc>
+#include <tlm>
+
+#include "core/pcie_ext.h"
+
+namespace iommusim::test {
+
+struct Checker {
+    int passed = 0, failed = 0;
+    void operator()(bool ok, const std::string& what) {
+        ok ? ++passed : ++failed;
+        if (!ok) fmt::print("FAILED: {}\n", what);
+    }
+    int finish() {
+        fmt::print("{} passed, {} failed\n", passed, failed);
+        return failed ? 1 : 0;
+    }
+};
+
+class Initiator : public sc_core::sc_module {
+public:
+    tlm_utils::simple_initiator_socket<Initiator> socket;
+    tlm_utils::tlm_quantumkeeper qk;
+
+    explicit Initiator(sc_core::sc_module_name n) : sc_module(n), socket("socket") {}
+
+    // One DMA at the keeper's local time; returns the response and the latency it reported.
+    tlm::tlm_response_status dma(const Requester& req, Addr iova, uint8_t* buf, unsigned len,
+                                 bool write, sc_core::sc_time* latency = nullptr) {
+        tlm::tlm_generic_payload p;
+        PcieAttr attr;
+        attr.req = req;
+        attr.tlp = write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
+        p.set_extension(&attr);
+        p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+        p.set_address(iova);
+        p.set_data_ptr(buf);
+        p.set_data_length(len);
+        p.set_streaming_width(len);
+        p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        sc_core::sc_time delay = qk.get_local_time();
+        const sc_core::sc_time before = delay;
+        socket->b_transport(p, delay);
+        if (latency) *latency = delay - before;
+        qk.set(delay);
+        if (qk.need_sync()) qk.sync();
+        p.clear_extension(&attr);
+        return p.get_response_status();
+    }
+    unsigned dbg(const Requester& req, Addr iova, uint8_t* buf, unsigned len) {
+        tlm::tlm_generic_payload p;
+        PcieAttr attr;
+        attr.req = req;
+        p.set_extension(&attr);
+        p.set_command(tlm::TLM_READ_COMMAND);
+        p.set_address(iova);
+        p.set_data_ptr(buf);
+        p.set_data_length(len);
+        unsigned n = socket->transport_dbg(p);
+        p.clear_extension(&attr);
+        return n;
+    }
+};
+
+}  // namespace iommusim::test
