@@ -64,7 +64,6 @@ int size_class(unsigned shift) {
     return shift < 21 ? 0 : shift < 30 ? 1 : 2;
 }
 
-
 }  // namespace
 
 struct TranslationUnit::Impl {
@@ -523,6 +522,16 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
     }
     *invalidated_entries += n;
     return at + clk.cycles(p.invalidate_cycles);
+}
+
+std::string format_stale_hits(const std::vector<StaleHit>& hits) {
+    std::string out = "# time_ns requester iova used expected\n";
+    for (const StaleHit& h : hits)
+        out += fmt::format(
+            "{} {} {:#x} {:#x} {}\n", h.when / kTicksPerNs, to_string(h.req), h.iova, h.used,
+            h.expected.mapped ? fmt::format("{:#x}/{}", h.expected.pa, perm_string(h.expected.perm))
+                              : std::string("unmapped"));
+    return out;
 }
 
 TranslationUnit::TranslationUnit(const UnitParams& p, Walker& walker, MemoryPort& mem,

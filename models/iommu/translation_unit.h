@@ -39,6 +39,10 @@ struct StaleHit {
     Expectation expected;  // what the driver means now
 };
 
+// One line per stale hit: "time_ns requester iova used expected", with a header line;
+// what checking mode writes to the stale-translation report.
+std::string format_stale_hits(const std::vector<StaleHit>& hits);
+
 class TranslationUnit {
 public:
     using Oracle = std::function<Expectation(const Requester&, Addr)>;
