@@ -235,6 +235,7 @@ bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
         write_pasid_entry(rid, 0, *d, false);  // RID_PASID 0 serves requests without PASID
     }
     emit({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
+    emit({InvalidationScope::Kind::Wait});
     rid_domain_[rid] = did;
     return true;
 }
@@ -247,6 +248,7 @@ bool Driver::attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool super
     if (pasid == 0 || pasid >= (1u << cfg_.pasid_bits))
         return fail(why, fmt::format("PASID {:#x} outside 1..2^{}-1", pasid, cfg_.pasid_bits));
     write_pasid_entry(rid, pasid, *d, supervisor);
+    emit({InvalidationScope::Kind::Wait});
     pasid_domain_[{rid, pasid}] = did;
     return true;
 }

@@ -88,6 +88,8 @@ public:
     // to wait_status().
     const std::vector<InvDesc>& descriptors() const { return queue_; }
     Addr wait_status() const { return wait_status_; }
+    // The status data of the last wait descriptor issued.
+    uint32_t wait_sequence() const { return uint32_t(wait_seq_); }
     size_t pending_deferred() const { return fq_.pending(); }
     // Lazy mode: `iova` of domain `did` was unmapped but its invalidation is still deferred.
     bool in_flush_window(uint16_t did, Addr iova) const { return fq_.deferred(did, iova); }

@@ -54,6 +54,7 @@ IommuUnit::IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& 
     split_ = &stats.counter("page_splits", "DMAs split because they cross a translated page");
     untranslated_missing_ =
         &stats.counter("missing_attributes", "DMAs without PCIe attributes (rejected)");
+    passthrough_ = &stats.counter("untranslated", "DMAs passed through with translation disabled");
     upstream.register_b_transport(this, &IommuUnit::b_transport);
     upstream.register_transport_dbg(this, &IommuUnit::transport_dbg);
 }
@@ -69,6 +70,11 @@ void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
     if (!attr) {
         ++*untranslated_missing_;
         p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+        return;
+    }
+    if (!enabled_) {  // remapping off: the bus address is the physical address
+        ++*passthrough_;
+        downstream->b_transport(p, delay);
         return;
     }
     const Addr iova = p.get_address();

@@ -30,6 +30,9 @@ public:
 
     TranslationUnit& engine() { return *engine_; }
     void on_fault(FaultHook hook) { fault_hook_ = std::move(hook); }
+    // With translation disabled (e.g. VT-d GSTS.TES clear) DMA passes through untranslated.
+    void set_translation_enabled(bool on) { enabled_ = on; }
+    bool translation_enabled() const { return enabled_; }
     // Untimed memory access through the walk socket (for register-file queues and tests).
     MemoryPort& walk_port();
 
@@ -42,6 +45,8 @@ private:
     std::unique_ptr<WalkPort> port_;
     std::unique_ptr<TranslationUnit> engine_;
     FaultHook fault_hook_;
+    bool enabled_ = true;
+    Counter* passthrough_;
     Counter* split_;
     Counter* untranslated_missing_;
 };
