@@ -1,9 +1,11 @@
 // iommusim: the program architects run. `iommusim VERB [options]`.
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <systemc>  // declares sc_main extern "C"
 #include <vector>
 
 #include "cli.h"
@@ -20,7 +22,9 @@ void usage() {
 }
 }  // namespace
 
-int main(int argc, char** argv) {
+// SystemC's own main() calls sc_main: the program runs simulations.
+int sc_main(int argc, char** argv) {
+    setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);  // keep summaries clean
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
         usage();
         return argc < 2 ? 2 : 0;

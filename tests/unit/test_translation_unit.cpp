@@ -182,3 +182,40 @@ TEST_CASE("unit: scalable mode caches context and PASID entries separately", "[i
     REQUIRE(c.result.ok());
     CHECK(c.done == 2'000'000 + (2 + 2 + 2 + 3 * 2 + kRead) * kCycle);
 }
+
+#include "arch/spapr/spapr_walker.h"
+#include "host/spapr_driver.h"
+
+TEST_CASE("unit: the same unit translates sPAPR TCE windows", "[iommu][timing][spapr]") {
+    SparseMemory mem;
+    spapr::Driver drv(mem, {});
+    spapr::SpaprWalker walker(drv.phb());
+    FixedLatencyMemory port(mem, kMemCycles * kCycle);
+    StatGroup stats("phb0");
+    UnitParams p;
+    TranslationUnit unit(p, walker, port, stats);
+    const Requester dev = Requester::bdf(1, 0, 0);
+    uint16_t pe = *drv.create_pe();
+    drv.assign(dev.rid, pe);
+    REQUIRE(drv.create_ddw(pe, Addr(64) << 30, 16, 2));
+    const Addr bus = spapr::kDdwBusOffset + 0x12'0000;
+    REQUIRE(drv.map(pe, bus, 0x40'0000'0000, 0x2'0000, kPermRW));
+    // The PE and window are registers: no context reads. Two TCE levels are read.
+    auto a = unit.translate(dev, bus + 0x123, Access::Read, 0);
+    REQUIRE(a.result.ok());
+    CHECK(a.result.tr.out == 0x40'0000'0123);
+    CHECK(a.result.tr.page_shift == 16);
+    CHECK(a.done == (2 + 2 + 2 * kRead) * kCycle);
+    // The neighbouring 64 KiB page: the indirect level comes from the level-2 walk cache.
+    auto b = unit.translate(dev, bus + 0x1'0000, Access::Write, 1'000'000);
+    REQUIRE(b.result.ok());
+    CHECK(b.done == 1'000'000 + (2 + 2 + 2 + kRead) * kCycle);
+    CHECK(unit.translate(dev, bus + 0xfff0, Access::Read, 2'000'000).iotlb_hit);
+    // A TCE kill for the range (what the driver issues on unmap) removes the entry.
+    drv.unmap(pe, bus, 0x1'0000);
+    unit.invalidate(drv.invalidations().back(), 3'000'000);
+    auto c = unit.translate(dev, bus + 0x10, Access::Read, 4'000'000);
+    CHECK_FALSE(c.iotlb_hit);
+    CHECK_FALSE(c.result.ok());
+    CHECK(unit.translate(dev, bus + 0x1'0010, Access::Read, 5'000'000).iotlb_hit);
+}
