@@ -24,7 +24,7 @@ void usage() {
 
 // SystemC's own main() calls sc_main: the program runs simulations.
 int sc_main(int argc, char** argv) {
-    setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);  // keep summaries clean
+    setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 0);  // keep summaries clean
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
         usage();
         return argc < 2 ? 2 : 0;
