@@ -22,9 +22,8 @@ void usage() {
 }
 }  // namespace
 
-// SystemC's own main() calls sc_main: the program runs simulations.
+// The program proper (SystemC calls it once it has started).
 int sc_main(int argc, char** argv) {
-    setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 0);  // keep summaries clean
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
         usage();
         return argc < 2 ? 2 : 0;
@@ -40,4 +39,11 @@ int sc_main(int argc, char** argv) {
     }
     fmt::print(stderr, "iommusim: unknown verb '{}' (expected demo or lookup)\n", verb);
     return 2;
+}
+
+// SystemC prints its banner while starting up, before sc_main: silence it first, then let
+// SystemC start and call sc_main.
+int main(int argc, char** argv) {
+    setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 0);
+    return sc_core::sc_elab_and_sim(argc, argv);
 }
