@@ -1,5 +1,7 @@
 #include "iommu_unit.h"
 
+#include <fstream>
+
 namespace iommusim {
 
 // Translation-structure accesses as TLM transactions on the walk socket; the timed ones
@@ -63,6 +65,15 @@ IommuUnit::~IommuUnit() = default;
 
 MemoryPort& IommuUnit::walk_port() {
     return *port_;
+}
+
+void IommuUnit::end_of_simulation() {
+    if (stale_report_.empty()) return;
+    std::ofstream f(stale_report_);
+    f << format_stale_hits(engine_->stale_hits());
+    if (!f)
+        SC_REPORT_ERROR(name(),
+                        ("cannot write the stale-translation report " + stale_report_).c_str());
 }
 
 void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {

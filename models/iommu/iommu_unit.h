@@ -8,6 +8,7 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <functional>
 #include <memory>
+#include <string>
 #include <systemc>
 #include <tlm>
 
@@ -35,9 +36,13 @@ public:
     bool translation_enabled() const { return enabled_; }
     // Untimed memory access through the walk socket (for register-file queues and tests).
     MemoryPort& walk_port();
+    // Checking mode: at the end of the simulation write the stale hits (format_stale_hits) to
+    // `path`. Errors writing it are reported as SystemC errors naming the file.
+    void set_stale_report(std::string path) { stale_report_ = std::move(path); }
 
 private:
     class WalkPort;
+    void end_of_simulation() override;
     void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
     unsigned int transport_dbg(tlm::tlm_generic_payload& p);
 
@@ -46,6 +51,7 @@ private:
     std::unique_ptr<TranslationUnit> engine_;
     FaultHook fault_hook_;
     bool enabled_ = true;
+    std::string stale_report_;
     Counter* passthrough_;
     Counter* split_;
     Counter* untranslated_missing_;

@@ -3,6 +3,7 @@
 // in-memory invalidation queue, and reads faults back from the fault recording registers.
 // Until the queue's wait descriptor completes a stale IOTLB entry may still be used (and is
 // counted); after it, the unmapped IOVA faults.
+#include <fstream>
 #include <systemc>
 
 #include "arch/vtd/vtd_fault.h"
@@ -19,6 +20,7 @@ namespace reg = iommusim::vtd::reg;
 
 namespace {
 const Requester kNic = Requester::bdf(0x3a, 0, 0);
+const char* const kReport = "sc_vtd_qi.stale.txt";
 
 struct Host : sc_module {
     tlm_utils::simple_initiator_socket<Host> mmio{"mmio"};
@@ -77,6 +79,7 @@ struct Bench : sc_module {
         iommu.unit().walk.bind(tables.target);
         iommu.unit().engine().set_oracle(
             [this](const Requester& r, Addr a) { return drv.expect(r, a); });
+        iommu.unit().set_stale_report(kReport);
         SC_THREAD(run);
     }
 
@@ -144,6 +147,7 @@ struct Bench : sc_module {
         // The attach's PASID-cache and context-cache invalidations, the unmap's page one.
         const uint64_t n = stats.counter("invalidations", "").value();
         check(n == 3, fmt::format("the unit executed {} invalidations", n));
+        sc_stop();  // end of simulation: the unit writes its reports
     }
 };
 }  // namespace
@@ -151,5 +155,15 @@ struct Bench : sc_module {
 int sc_main(int, char*[]) {
     Bench b("bench");
     sc_start();
+    // The stale hit before the invalidation completed, reported with time, requester, IOVA.
+    std::ifstream f(kReport);
+    std::string header, line, rest;
+    std::getline(f, header);
+    std::getline(f, line);
+    b.check(header == "# time_ns requester iova used expected", "stale report header");
+    b.check(
+        line.find(" 3a:00.0 0x") != std::string::npos && line.find("unmapped") != std::string::npos,
+        "stale report line: " + line);
+    b.check(!std::getline(f, rest), "exactly one stale hit reported");
     return b.check.finish();
 }

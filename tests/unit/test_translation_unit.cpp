@@ -219,3 +219,58 @@ TEST_CASE("unit: the same unit translates sPAPR TCE windows", "[iommu][timing][s
     CHECK_FALSE(c.result.ok());
     CHECK(unit.translate(dev, bus + 0x1'0010, Access::Read, 5'000'000).iotlb_hit);
 }
+
+TEST_CASE("unit: split IOTLB keeps page-size classes apart", "[iommu][timing]") {
+    Rig r;
+    r.params.iotlb = {4, 0, Replacement::LRU, 2};  // 4 entries for 4 KiB pages
+    r.params.iotlb_split = true;
+    r.params.iotlb_entries_2m = 2;
+    r.unit = std::make_unique<TranslationUnit>(r.params, r.walker, r.port, r.stats);
+    REQUIRE(r.drv.map(r.did, 0x4000'0000, 0x8'0000'0000, 2 << 20, kPermRW));  // one 2 MiB page
+    REQUIRE(r.drv.map(r.did, 0x10'0000, 0x9'0000'0000, 0x8000, kPermRW));     // 8 x 4 KiB
+    REQUIRE(r.go(0x4000'0000).result.tr.page_shift == 21);
+    // Eight 4 KiB translations overflow the 4 KiB class several times over ...
+    for (Addr i = 0; i < 8; ++i)
+        REQUIRE(r.go(0x10'0000 + i * 0x1000, 1'000'000 * (i + 1)).result.ok());
+    // ... but the 2 MiB entry lives in its own class and still hits anywhere inside the page.
+    auto o = r.go(0x4000'0000 + 0x1f'f000, 20'000'000);
+    CHECK(o.iotlb_hit);
+    CHECK(o.result.tr.out == 0x8'001f'f000);
+    CHECK(r.unit->iotlb_size() == 5);
+
+    Rig u;  // unified, 4 entries: the 2 MiB entry is evicted by the 4 KiB ones
+    u.params.iotlb = {4, 0, Replacement::LRU, 2};
+    u.unit = std::make_unique<TranslationUnit>(u.params, u.walker, u.port, u.stats);
+    REQUIRE(u.drv.map(u.did, 0x4000'0000, 0x8'0000'0000, 2 << 20, kPermRW));
+    REQUIRE(u.drv.map(u.did, 0x10'0000, 0x9'0000'0000, 0x8000, kPermRW));
+    REQUIRE(u.go(0x4000'0000).result.ok());
+    for (Addr i = 0; i < 8; ++i)
+        REQUIRE(u.go(0x10'0000 + i * 0x1000, 1'000'000 * (i + 1)).result.ok());
+    CHECK_FALSE(u.go(0x4000'0000 + 0x1f'f000, 20'000'000).iotlb_hit);
+}
+
+TEST_CASE("unit: next-page prefetch turns the following miss into a hit", "[iommu][timing]") {
+    Rig r;
+    r.params.prefetch_next_page = true;
+    r.unit = std::make_unique<TranslationUnit>(r.params, r.walker, r.port, r.stats);
+    REQUIRE(r.drv.map(r.did, 0x30'0000, 0xA'0000'0000, 0x4000, kPermRW));
+    auto a = r.go(0x30'0000, 0);
+    REQUIRE(a.result.ok());
+    // The requester does not wait for the prefetch ...
+    CHECK(a.done == (2 + 2 * kRead + 2 + 4 * kRead) * kCycle);
+    // ... which walked the next page on the same walker (walk caches cover L4-L2).
+    auto b = r.go(0x30'1000, 10'000'000);
+    CHECK(b.iotlb_hit);
+    CHECK(b.result.tr.out == 0xA'0000'1000);
+    CHECK(r.counter("walker", "prefetches") == 1);
+    // A request arriving before the prefetch finished waits for its fill.
+    Rig q;
+    q.params.prefetch_next_page = true;
+    q.unit = std::make_unique<TranslationUnit>(q.params, q.walker, q.port, q.stats);
+    REQUIRE(q.drv.map(q.did, 0x30'0000, 0xA'0000'0000, 0x4000, kPermRW));
+    auto c = q.go(0x30'0000, 0);
+    auto d = q.go(0x30'1000, c.done);
+    CHECK(d.iotlb_hit);
+    CHECK(d.merged);
+    CHECK(d.done == c.done + (3 * 2 + kRead) * kCycle);
+}
