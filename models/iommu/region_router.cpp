@@ -1,0 +1,92 @@
+#include "region_router.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace iommusim {
+
+RegionRouter::RegionRouter(sc_core::sc_module_name name, StatGroup& stats)
+    : sc_module(name), upstream("upstream"), units("units"), bypass("bypass") {
+    translated_ = &stats.counter("translated", "DMAs sent to a translation unit");
+    bypassed_ = &stats.counter("bypassed", "DMAs in a direct-mapped window");
+    reserved_ = &stats.counter("reserved", "DMAs into a reserved hole (error completion)");
+    outside_ =
+        &stats.counter("outside", "DMAs outside every region of the requester (error completion)");
+    upstream.register_b_transport(this, &RegionRouter::b_transport);
+    upstream.register_transport_dbg(this, &RegionRouter::transport_dbg);
+}
+
+std::string RegionRouter::check(std::vector<DmaRegion>& r) {
+    std::sort(r.begin(), r.end(),
+              [](const DmaRegion& a, const DmaRegion& b) { return a.base < b.base; });
+    for (size_t i = 0; i < r.size(); ++i) {
+        if (r[i].size == 0) return fmt::format("region {} is empty", r[i].name);
+        if (r[i].last() < r[i].base) return fmt::format("region {} wraps around 2^64", r[i].name);
+        if (i && r[i].base <= r[i - 1].last())
+            return fmt::format("regions {} and {} overlap", r[i - 1].name, r[i].name);
+    }
+    return {};
+}
+
+std::string RegionRouter::set_regions(uint16_t rid, std::vector<DmaRegion> regions) {
+    std::string err = check(regions);
+    if (err.empty()) by_rid_[rid] = std::move(regions);
+    return err;
+}
+
+std::string RegionRouter::set_default_regions(std::vector<DmaRegion> regions) {
+    std::string err = check(regions);
+    if (err.empty()) default_ = std::move(regions);
+    return err;
+}
+
+const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
+    const PcieAttr* attr = p.get_extension<PcieAttr>();
+    const std::vector<DmaRegion>* list = &default_;
+    if (attr) {
+        auto it = by_rid_.find(attr->req.rid);
+        if (it != by_rid_.end()) list = &it->second;
+    }
+    const Addr a = p.get_address(), len = std::max(1u, p.get_data_length());
+    auto it = std::upper_bound(list->begin(), list->end(), a,
+                               [](Addr x, const DmaRegion& r) { return x < r.base; });
+    if (it == list->begin()) return nullptr;
+    --it;
+    return it->holds(a, len) ? &*it : nullptr;
+}
+
+void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    const DmaRegion* r = find(p);
+    if (!r || r->kind == DmaRegion::Kind::Reserved ||
+        (r->kind == DmaRegion::Kind::Translate && r->unit >= units.size())) {
+        ++*(r ? reserved_ : outside_);
+        p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
+    if (r->kind == DmaRegion::Kind::Translate) {
+        ++*translated_;
+        units[r->unit]->b_transport(p, delay);
+        return;
+    }
+    ++*bypassed_;
+    const Addr a = p.get_address();
+    p.set_address(a - r->base + r->phys_base);
+    bypass->b_transport(p, delay);
+    p.set_address(a);
+}
+
+unsigned int RegionRouter::transport_dbg(tlm::tlm_generic_payload& p) {
+    const DmaRegion* r = find(p);
+    if (!r || r->kind == DmaRegion::Kind::Reserved ||
+        (r->kind == DmaRegion::Kind::Translate && r->unit >= units.size()))
+        return 0;
+    if (r->kind == DmaRegion::Kind::Translate) return units[r->unit]->transport_dbg(p);
+    const Addr a = p.get_address();
+    p.set_address(a - r->base + r->phys_base);
+    unsigned n = bypass->transport_dbg(p);
+    p.set_address(a);
+    return n;
+}
+
+}  // namespace iommusim

@@ -1,0 +1,58 @@
+// A device's DMA address space as a list of regions (ARCHITECTURE.md, "DMA address spaces"):
+// windows translated by one of several IOMMU units, direct-mapped bypass windows, and
+// reserved holes. The router sits between the root complex and the units; a DMA that is not
+// entirely inside one region of its requester gets an error completion.
+#pragma once
+#include <tlm_utils/multi_passthrough_initiator_socket.h>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <map>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <vector>
+
+#include "core/pcie_ext.h"
+#include "core/stats.h"
+
+namespace iommusim {
+
+struct DmaRegion {
+    enum class Kind : uint8_t { Translate, Bypass, Reserved };
+    std::string name;
+    Addr base = 0;
+    Addr size = 0;
+    Kind kind = Kind::Translate;
+    unsigned unit = 0;   // Translate: index of the unit socket binding
+    Addr phys_base = 0;  // Bypass: bus address base -> physical address phys_base
+
+    Addr last() const { return base + (size - 1); }
+    bool holds(Addr a, Addr len) const { return a >= base && a <= last() && len - 1 <= last() - a; }
+};
+
+class RegionRouter : public sc_core::sc_module {
+public:
+    tlm_utils::simple_target_socket<RegionRouter> upstream;
+    // Bind once per translation unit, in the order DmaRegion::unit counts them.
+    tlm_utils::multi_passthrough_initiator_socket<RegionRouter> units;
+    tlm_utils::simple_initiator_socket<RegionRouter> bypass;  // straight to memory
+
+    RegionRouter(sc_core::sc_module_name name, StatGroup& stats);
+
+    // The regions of requests from `rid` (overlaps are an error: returns its description).
+    std::string set_regions(uint16_t rid, std::vector<DmaRegion> regions);
+    // Regions of requesters that have none of their own.
+    std::string set_default_regions(std::vector<DmaRegion> regions);
+
+private:
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+    const DmaRegion* find(const tlm::tlm_generic_payload& p) const;
+    static std::string check(std::vector<DmaRegion>& regions);
+
+    std::map<uint16_t, std::vector<DmaRegion>> by_rid_;
+    std::vector<DmaRegion> default_;
+    Counter *translated_, *bypassed_, *reserved_, *outside_;
+};
+
+}  // namespace iommusim
