@@ -44,6 +44,12 @@ Tick VtdIommu::page_response(const vtd::PageGroupResponse&, Tick at) {
     return at;
 }
 
+Tick VtdIommu::mmio_write(uint32_t offset, unsigned size, uint64_t value, Tick at) {
+    const Tick done = regs_->write(offset, size, value, at);
+    sync_state();
+    return done;
+}
+
 void VtdIommu::interrupt(vtd::Interrupt, Tick) {
     ++*interrupts_;
 }
@@ -64,9 +70,8 @@ void VtdIommu::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& d
         uint64_t v = 0;
         for (unsigned i = 0; i < n; ++i) v |= uint64_t(d[i]) << (8 * i);
         const Tick at = to_ticks(sc_core::sc_time_stamp() + delay);
-        const Tick done = regs_->write(off, n, v, at);
+        const Tick done = mmio_write(off, n, v, at);
         delay += to_sc_time(done > at ? done - at : 0);
-        sync_state();
     }
     p.set_response_status(tlm::TLM_OK_RESPONSE);
 }

@@ -15,6 +15,11 @@ void usage() {
     fmt::print(
         "usage: iommusim VERB [options]\n"
         "verbs:\n"
+        "  run      simulate a system: iommusim run -c PLATFORM.ini -c WORKLOAD.ini [--set "
+        "k=v]...\n"
+        "           [--out DIR] [--quantum T] [--seed N]; writes DIR/stats.json and stats.csv\n"
+        "  params   list every parameter (of the system the -c files describe) with its\n"
+        "           default, unit, range and doc\n"
         "  demo     build VT-d (legacy, scalable first-level, nested) and sPAPR TCE address\n"
         "           spaces, map a buffer and print every step of its translation\n"
         "  lookup   map what --map says, then walk one IOVA for one requester and print\n"
@@ -33,11 +38,14 @@ int sc_main(int argc, char** argv) {
     try {
         if (verb == "demo") return iommusim::cli::demo(args);
         if (verb == "lookup") return iommusim::cli::lookup(args);
+        if (verb == "run") return iommusim::cli::run(args);
+        if (verb == "params") return iommusim::cli::params(args);
     } catch (const std::exception& e) {
         fmt::print(stderr, "iommusim {}: {}\n", verb, e.what());
         return 2;
     }
-    fmt::print(stderr, "iommusim: unknown verb '{}' (expected demo or lookup)\n", verb);
+    fmt::print(stderr, "iommusim: unknown verb '{}' (expected run, params, demo or lookup)\n",
+               verb);
     return 2;
 }
 

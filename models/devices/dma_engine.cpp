@@ -1,0 +1,158 @@
+#include "dma_engine.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace iommusim {
+
+// A tag's payload and its extension, set up once and reused for every request on that tag:
+// the issue loop allocates nothing.
+struct DmaEngine::Slot {
+    tlm::tlm_generic_payload p;
+    PcieAttr* attr = new PcieAttr;  // owned by the payload once attached
+    Slot() { p.set_extension(attr); }
+};
+
+namespace {
+DmaEngineParams checked(const DmaEngineParams& p) {
+    std::string why;
+    if (!p.valid(&why)) throw std::invalid_argument(why);
+    return p;
+}
+}  // namespace
+
+DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, StatGroup& stats)
+    : sc_module(name),
+      dma("dma"),
+      p_(checked(p)),
+      sched_(p_.tags, p_.issue_rate),
+      scratch_(std::max(p_.mps, p_.mrrs)),
+      transfers_(stats.counter("transfers", "transfers completed (issued in full)")),
+      pieces_(stats.counter("pieces", "PCIe requests (TLPs) issued")),
+      bytes_read_(stats.counter("bytes_read", "bytes read by requests that completed")),
+      bytes_written_(stats.counter("bytes_written", "bytes written by requests that completed")),
+      faults_(stats.counter("faults", "requests that got an error response")),
+      faulted_transfers_(stats.counter("faulted_transfers", "transfers with an error response")),
+      tag_stalls_(stats.counter("tag_stalls", "requests that waited for a free tag")),
+      rate_stalls_(stats.counter("rate_stalls", "requests that waited for the issue rate")),
+      tag_stall_ns_{stats.counter("tag_stall_ns", "time requests waited for a free tag")},
+      rate_stall_ns_{stats.counter("rate_stall_ns", "time requests waited for the issue rate")},
+      transfer_latency_(
+          stats.histogram("transfer_latency", "ns", "ready until the last request's completion")),
+      piece_latency_(
+          stats.histogram("piece_latency", "ns", "issue until completion of a request")) {
+    slots_.reserve(p_.tags);
+    for (unsigned i = 0; i < p_.tags; ++i) slots_.push_back(std::make_unique<Slot>());
+    SC_HAS_PROCESS(DmaEngine);
+    SC_THREAD(run);
+}
+
+DmaEngine::~DmaEngine() = default;
+
+void DmaEngine::submit(const DmaTransfer& t) {
+    queue_.push_back(t);
+    if (!queue_.back().ready) queue_.back().ready = to_ticks(sc_core::sc_time_stamp());
+    wake_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void DmaEngine::run() {
+    qk_.reset();
+    DmaTransfer t;
+    for (;;) {
+        if (!queue_.empty()) {
+            t = queue_.front();
+            queue_.pop_front();
+        } else if (!(source_ && source_(t))) {
+            // Idle: let SystemC time catch up with the last issue, then sleep.
+            qk_.sync();
+            sc_core::wait(wake_);
+            qk_.reset();
+            continue;
+        }
+        issue(t);
+    }
+}
+
+Tick DmaEngine::advance(Tick at) {
+    Tick stamp = to_ticks(sc_core::sc_time_stamp());
+    qk_.set(to_sc_time(at - stamp));
+    if (qk_.need_sync()) {
+        // With a zero quantum need_sync() is always true; skip the delta cycle when the
+        // request issues at the current time anyway.
+        if (at == stamp) {
+            qk_.reset();
+        } else {
+            qk_.sync();
+            stamp = at;
+        }
+    }
+    return stamp;
+}
+
+void DmaEngine::issue(DmaTransfer& t) {
+    if (!t.ready) t.ready = now();
+    DmaResult r;
+    r.id = t.id;
+    r.submitted = r.done = r.first_issue = t.ready;
+    const uint32_t max_payload = t.write ? p_.mps : p_.mrrs;
+    const auto cmd = t.write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND;
+    const auto tlp = t.write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
+    Addr a = t.iova;
+    uint64_t left = t.length, offset = 0;
+    while (left) {
+        const uint32_t len = dma_piece_len(a, left, max_payload);
+        const Tick floor = now();
+        const DmaIssueScheduler::Grant g = sched_.grant(std::max(t.ready, floor));
+        if (g.limit == DmaIssueScheduler::Limit::Tag) ++tag_stalls_, tag_stall_ns_.add(g.stalled);
+        if (g.limit == DmaIssueScheduler::Limit::Rate)
+            ++rate_stalls_, rate_stall_ns_.add(g.stalled);
+        const Tick stamp = advance(g.at);
+
+        Slot& s = *slots_[g.tag];
+        s.attr->req = t.req;
+        s.attr->at = t.at;
+        s.attr->tlp = tlp;
+        s.attr->tag = g.tag;
+        s.p.set_command(cmd);
+        s.p.set_address(a);
+        s.p.set_data_ptr(t.data ? t.data + offset : scratch_.data());
+        s.p.set_data_length(len);
+        s.p.set_streaming_width(len);
+        s.p.set_byte_enable_ptr(nullptr);
+        s.p.set_dmi_allowed(false);
+        s.p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        sc_core::sc_time delay = qk_.get_local_time();
+        dma->b_transport(s.p, delay);
+
+        // A target may have waited inside b_transport: the delay is then relative to the
+        // new time, and the engine's own time is the later of the two.
+        const Tick after = to_ticks(sc_core::sc_time_stamp());
+        const Tick done = std::max(after + to_ticks(delay), g.at);
+        if (after != stamp) {
+            qk_.reset();
+            qk_.set(to_sc_time(g.at > after ? g.at - after : 0));
+        }
+        sched_.complete(done);
+
+        if (r.pieces == 0) r.first_issue = g.at;
+        ++r.pieces;
+        if (done > r.done) r.done = done;
+        piece_latency_.add((done - g.at) / kTicksPerNs);
+        if (s.p.is_response_ok()) {
+            r.bytes_ok += len;
+            (t.write ? bytes_written_ : bytes_read_) += len;
+        } else {
+            if (r.faults++ == 0) r.fault_iova = a, r.status = s.p.get_response_status();
+            ++faults_;
+        }
+        a += len, offset += len, left -= len;
+    }
+    ++transfers_;
+    pieces_ += r.pieces;
+    if (r.faults) ++faulted_transfers_;
+    transfer_latency_.add(r.latency() / kTicksPerNs);
+    if (complete_) complete_(t, r);
+}
+
+}  // namespace iommusim

@@ -1,0 +1,112 @@
+// The generic DMA engine of an endpoint: a device model hands it transfers (requester, IOVA,
+// length, direction) and it issues them on `dma` as PCIe requests, each a TLM transaction
+// with a PcieAttr extension. Reads are cut at MRRS, writes at MPS, never across 4 KiB. A
+// request issues when a tag is free and the issue rate allows; its tag frees at its
+// completion, which b_transport returns in the delay (ARCHITECTURE.md, "Timing"), so
+// latency is computed, not waited for. Error responses (IOMMU faults come back as
+// TLM_ADDRESS_ERROR_RESPONSE) are counted per transfer and reported; the engine carries on.
+#pragma once
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/tlm_quantumkeeper.h>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <systemc>
+#include <tlm>
+#include <vector>
+
+#include "core/pcie_ext.h"
+#include "core/stats.h"
+#include "dma_timing.h"
+
+namespace iommusim {
+
+struct DmaTransfer {
+    Requester req;  // RID, PASID, PRIV/EXEC of every request of the transfer
+    Addr iova = 0;
+    uint64_t length = 0;
+    bool write = false;  // device -> host (MemWrite); otherwise a host -> device read
+    // When the device made the transfer available (absolute ps). 0: when the engine takes it
+    // (submit(): the submitting process's time; a source: the engine's current time).
+    Tick ready = 0;
+    uint64_t id = 0;          // the device's cookie, returned in the result
+    uint8_t* data = nullptr;  // bytes to write / read into; null: an engine scratch buffer
+    PcieAttr::At at = PcieAttr::At::Untranslated;  // Translated when a device ATC hit
+};
+
+struct DmaResult {
+    uint64_t id = 0;
+    Tick submitted = 0;     // the transfer's ready time
+    Tick first_issue = 0;   // when its first request issued
+    Tick done = 0;          // completion of its last-completing request
+    uint64_t pieces = 0;    // requests (TLPs) it became
+    uint64_t bytes_ok = 0;  // bytes of requests that completed successfully
+    uint64_t faults = 0;    // requests that got an error response
+    Addr fault_iova = 0;    // address of the first of those
+    tlm::tlm_response_status status = tlm::TLM_OK_RESPONSE;  // of the first error
+    Tick latency() const { return done - submitted; }
+};
+
+class DmaEngine : public sc_core::sc_module {
+public:
+    tlm_utils::simple_initiator_socket<DmaEngine> dma;
+
+    // Called once per transfer after its last request has issued; `done` may lie ahead of
+    // the current time (it is when the completion arrives).
+    using CompleteHook = std::function<void(const DmaTransfer&, const DmaResult&)>;
+    // Asked for the next transfer whenever the submit queue is empty; false: nothing now
+    // (call kick() when there is).
+    using Source = std::function<bool(DmaTransfer&)>;
+
+    // Throws std::invalid_argument naming the parameter when `p` is invalid. Statistics are
+    // registered in `stats`.
+    DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, StatGroup& stats);
+    ~DmaEngine() override;
+
+    void on_complete(CompleteHook hook) { complete_ = std::move(hook); }
+    void set_source(Source src) { source_ = std::move(src); }
+    // Queue a transfer (from any process); transfers issue in submission order.
+    void submit(const DmaTransfer& t);
+    // Wake the engine to ask its source again.
+    void kick() { wake_.notify(sc_core::SC_ZERO_TIME); }
+
+    // The engine's current time: its last issue (the quantum keeper's local time).
+    Tick now() const { return to_ticks(qk_.get_current_time()); }
+    const DmaEngineParams& params() const { return p_; }
+    // Requests in flight at time t.
+    unsigned in_flight(Tick t) const { return sched_.busy_at(t); }
+
+private:
+    struct Slot;
+    void run();
+    void issue(DmaTransfer& t);
+    // Move the local time to `at` (synchronising when the quantum is used up); returns the
+    // SystemC time afterwards.
+    Tick advance(Tick at);
+    // Add ps to a counter kept in ns without losing the sub-ns remainders.
+    struct NsSum {
+        Counter& c;
+        Tick ps = 0;
+        void add(Tick t) {
+            const Tick before = ps / kTicksPerNs;
+            ps += t;
+            c += ps / kTicksPerNs - before;
+        }
+    };
+
+    DmaEngineParams p_;
+    DmaIssueScheduler sched_;
+    tlm_utils::tlm_quantumkeeper qk_;
+    std::vector<std::unique_ptr<Slot>> slots_;  // one reusable payload per tag
+    std::vector<uint8_t> scratch_;
+    std::deque<DmaTransfer> queue_;
+    sc_core::sc_event wake_;
+    CompleteHook complete_;
+    Source source_;
+    Counter &transfers_, &pieces_, &bytes_read_, &bytes_written_, &faults_, &faulted_transfers_,
+        &tag_stalls_, &rate_stalls_;
+    NsSum tag_stall_ns_, rate_stall_ns_;
+    Histogram &transfer_latency_, &piece_latency_;
+};
+
+}  // namespace iommusim

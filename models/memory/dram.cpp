@@ -1,0 +1,197 @@
+#include "dram.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/pcie_ext.h"
+
+namespace iommusim {
+
+namespace {
+
+// splitmix64's finaliser: a cheap, well-mixed hash for the per-access LLC decision.
+uint64_t mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+Tick ns(Tick t) {
+    return t / kTicksPerNs;
+}
+
+}  // namespace
+
+bool DramParams::valid(std::string* why) const {
+    std::string bad;
+    DramParams copy = *this;  // visit() hands out mutable references
+    copy.visit(
+        [&](const char* name, const auto& field, const char*, const char*, auto lo, auto hi) {
+            const double v = double(field);
+            if (bad.empty() && !(v >= double(lo) && v <= double(hi)))  // also catches NaN
+                bad = fmt::format("memory parameter {} = {} is outside [{}, {}]", name, v, lo, hi);
+        });
+    if (bad.empty()) return true;
+    if (why) *why = bad;
+    return false;
+}
+
+DramTiming::DramTiming(const DramParams& p, StatGroup& stats, uint64_t seed)
+    : p_(p),
+      seed_(seed),
+      reads_(stats.counter("reads", "accesses that read memory (DMA and walk)")),
+      writes_(stats.counter("writes", "accesses that wrote memory (DMA and walk)")),
+      bytes_read_(stats.counter("bytes_read", "bytes requested by reads")),
+      bytes_written_(stats.counter("bytes_written", "bytes requested by writes")),
+      walk_reads_(stats.counter("walk_reads", "translation-structure reads from the IOMMU")),
+      walk_writes_(stats.counter("walk_writes", "translation-structure writes from the IOMMU")),
+      llc_hits_(stats.counter("llc_hits", "walk reads served by the last-level cache")),
+      latency_h_(stats.histogram("latency", "ns", "access latency, arrival to completion")),
+      walk_latency_h_(stats.histogram("walk_latency", "ns", "latency of walk reads")),
+      queueing_h_(stats.histogram("queueing", "ns",
+                                  "wait for busy channels before the first line's transfer")) {
+    std::string why;
+    if (!p.valid(&why)) throw std::invalid_argument(why);
+    // 1 GB/s is 1 byte/ns, so a line takes line_bytes / gbps ns = 1000 * line_bytes / gbps ps.
+    line_fp_ = uint64_t(
+        std::llround(double(p.line_bytes) * 1000.0 * double(1u << kFracBits) / p.channel_gbps));
+    latency_ = Tick(p.latency_ns) * kTicksPerNs;
+    llc_latency_ = Tick(p.llc_latency_ns) * kTicksPerNs;
+    ch_.resize(p.channels);
+    for (unsigned i = 0; i < p.channels; ++i) {
+        StatGroup& g = stats.child(fmt::format("ch{}", i));
+        ch_[i].reads = &g.counter("reads", "lines read on this channel");
+        ch_[i].writes = &g.counter("writes", "lines written on this channel");
+        ch_[i].bytes = &g.counter("bytes", "bytes transferred (whole lines)");
+        ch_[i].busy = &g.counter("busy_ps", "time spent transferring, ps");
+    }
+}
+
+bool DramTiming::llc_hit(Addr addr) {
+    const uint64_t n = walk_reads_seen_++;
+    if (p_.walk_llc_hit <= 0.0) return false;
+    if (p_.walk_llc_hit >= 1.0) return true;
+    const uint64_t h = mix(seed_ ^ mix(addr ^ mix(n)));
+    return double(h >> 11) * 0x1p-53 < p_.walk_llc_hit;  // uniform in [0, 1)
+}
+
+Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at) {
+    // TLM lengths are 32-bit; the fixed-point busy time below relies on it (with the
+    // parameter ranges, k * line_fp_ stays below 2^62).
+    assert(bytes <= (uint64_t(1) << 32));
+    ++(is_write ? writes_ : reads_);
+    (is_write ? bytes_written_ : bytes_read_) += bytes;
+    if (is_walk) ++(is_write ? walk_writes_ : walk_reads_);
+
+    if (is_walk && !is_write && llc_hit(addr)) {
+        ++llc_hits_;
+        latency_h_.add(ns(llc_latency_));
+        walk_latency_h_.add(ns(llc_latency_));
+        return at + llc_latency_;
+    }
+
+    const uint64_t L = p_.line_bytes, C = p_.channels;
+    const uint64_t first = addr / L;
+    const uint64_t lines = (bytes ? (addr + bytes - 1) / L : first) - first + 1;
+    const uint64_t used = std::min(lines, C);
+    Tick end = at, wait = 0;
+    // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other
+    // back to back, so each channel is acquired once for all of its lines.
+    for (uint64_t j = 0; j < used; ++j) {
+        Channel& c = ch_[(first + j) % C];
+        const uint64_t k = (lines - j + C - 1) / C;
+        const uint64_t fp = k * line_fp_ + c.carry;
+        const Tick service = fp >> kFracBits;
+        c.carry = fp & ((uint64_t(1) << kFracBits) - 1);
+        const Tick start = c.server.acquire(at, service);
+        wait = std::max(wait, start - at);
+        end = std::max(end, start + service);
+        *(is_write ? c.writes : c.reads) += k;
+        *c.bytes += k * L;
+        *c.busy += service;
+    }
+    const Tick done = end + latency_;
+    queueing_h_.add(ns(wait));
+    latency_h_.add(ns(done - at));
+    if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));
+    return done;
+}
+
+Dram::Dram(sc_core::sc_module_name name, SparseMemory& store, const DramParams& p, StatGroup& stats,
+           uint64_t seed)
+    : sc_module(name),
+      target("target"),
+      walk("walk"),
+      store_(store),
+      timing_(p, stats, seed),
+      errors_(stats.counter("errors", "requests answered with a TLM error response")) {
+    target.register_b_transport(this, &Dram::b_transport_data);
+    target.register_transport_dbg(this, &Dram::transport_dbg);
+    walk.register_b_transport(this, &Dram::b_transport_walk);
+    walk.register_transport_dbg(this, &Dram::transport_dbg);
+}
+
+bool Dram::check(tlm::tlm_generic_payload& p) {
+    const Addr a = p.get_address();
+    const uint64_t n = p.get_data_length();
+    const unsigned width = p.get_streaming_width();  // 0: left unset, as debug initiators do
+    tlm::tlm_response_status st = tlm::TLM_OK_RESPONSE;
+    if (p.get_byte_enable_ptr())
+        st = tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE;
+    else if (width && width < n)
+        st = tlm::TLM_BURST_ERROR_RESPONSE;
+    else if (a >= SparseMemory::kLimit || n > SparseMemory::kLimit - a)
+        st = tlm::TLM_ADDRESS_ERROR_RESPONSE;
+    else if (n && !p.get_data_ptr())
+        st = tlm::TLM_GENERIC_ERROR_RESPONSE;
+    p.set_response_status(st);
+    return st == tlm::TLM_OK_RESPONSE;
+}
+
+bool Dram::move_data(tlm::tlm_generic_payload& p) {
+    const Addr a = p.get_address();
+    const size_t n = p.get_data_length();
+    const bool ok = p.is_write()  ? store_.write(a, p.get_data_ptr(), n)
+                    : p.is_read() ? store_.read(a, p.get_data_ptr(), n)
+                                  : true;
+    p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return ok;
+}
+
+void Dram::b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    serve(p, delay, false);
+}
+
+void Dram::b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    serve(p, delay, true);
+}
+
+void Dram::serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk) {
+    if (p.is_read() || p.is_write()) {
+        if (check(p) && move_data(p)) {
+            const Tick at = to_ticks(sc_core::sc_time_stamp()) + to_ticks(delay);
+            const Tick done =
+                timing_.access(p.get_address(), p.get_data_length(), p.is_write(), is_walk, at);
+            delay += to_sc_time(done - at);
+            return;
+        }
+        // The request reached the controller before being refused: charge the fixed latency
+        // (no channel time), so an error is never faster than a good access.
+        ++errors_;
+        delay += to_sc_time(Tick(timing_.params().latency_ns) * kTicksPerNs);
+        return;
+    }
+    p.set_response_status(tlm::TLM_OK_RESPONSE);  // TLM_IGNORE_COMMAND: nothing to do
+}
+
+unsigned int Dram::transport_dbg(tlm::tlm_generic_payload& p) {
+    if (!p.is_read() && !p.is_write()) return 0;
+    return check(p) && move_data(p) ? p.get_data_length() : 0;
+}
+
+}  // namespace iommusim

@@ -1,0 +1,117 @@
+// DRAM timing over the sparse store: a fixed access latency plus channels that are bandwidth
+// servers, with cache lines interleaved across the channels. Translation-structure reads from
+// the IOMMU may instead hit the last-level cache (VT-d walks are coherent), decided per access
+// by a seeded hash so runs are reproducible. DramTiming is the plain-C++ core (unit-tested
+// without sc_start); Dram is its SystemC shell with a `target` socket for DMA data and a
+// `walk` socket for the IOMMU's translation-structure accesses.
+#pragma once
+#include <tlm_utils/simple_target_socket.h>
+#include <cstdint>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <vector>
+
+#include "core/resource.h"
+#include "core/sparse_memory.h"
+#include "core/stats.h"
+#include "core/time.h"
+
+namespace iommusim {
+
+struct DramParams {
+    uint32_t latency_ns = 80;    // fixed part: controller, activate, CAS, return path
+    uint32_t channels = 4;       // lines are interleaved across them
+    double channel_gbps = 19.2;  // per channel (DDR4-2400 x64: 19.2 GB/s)
+    uint32_t line_bytes = 64;    // transfer and interleaving granule
+    double walk_llc_hit = 0.0;   // fraction of walk reads served by the LLC
+    uint32_t llc_latency_ns = 20;
+
+    // v(name, field, unit, doc, min, max) for every parameter, in documentation order.
+    template <typename V>
+    void visit(V&& v) {
+        v("latency_ns", latency_ns, "ns", "fixed DRAM access latency (added after the transfer)", 0,
+          100000);
+        v("channels", channels, "channels", "memory channels; lines interleave across them", 1,
+          256);
+        v("channel_gbps", channel_gbps, "GB/s", "bandwidth of one channel (1 GB/s = 1 byte/ns)",
+          0.1, 10000.0);
+        v("line_bytes", line_bytes, "bytes", "cache-line size: transfer and interleave granule", 16,
+          4096);
+        v("walk_llc_hit", walk_llc_hit, "fraction",
+          "fraction of IOMMU walk reads that hit the last-level cache", 0.0, 1.0);
+        v("llc_latency_ns", llc_latency_ns, "ns", "latency of a walk read that hits the LLC", 0,
+          100000);
+    }
+    // Every field within its declared range; otherwise false with the offending name in *why.
+    bool valid(std::string* why = nullptr) const;
+};
+
+// The timing core. Accesses are served in call order (first come, first served), each line
+// on its channel from max(arrival, channel free); with a quantum above zero callers may
+// arrive out of time order, as with every resource of the simulator.
+class DramTiming {
+public:
+    // Throws std::invalid_argument (naming the parameter) when `p` is out of range.
+    DramTiming(const DramParams& p, StatGroup& stats, uint64_t seed = 1);
+
+    // Time the access [addr, addr+bytes) arriving at `at` and return its completion: the
+    // last line's transfer end plus the fixed latency (or `at` + LLC latency for a walk read
+    // that hits the LLC). bytes == 0 costs one line (a zero-length read still goes to memory).
+    Tick access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at);
+
+    unsigned channel_of(Addr addr) const { return unsigned((addr / p_.line_bytes) % p_.channels); }
+    // Transfer time of one line on a channel, in ps (rounded; the channel keeps the fraction).
+    Tick line_ticks() const { return Tick(line_fp_ >> kFracBits); }
+    const DramParams& params() const { return p_; }
+
+private:
+    static constexpr unsigned kFracBits = 16;  // channel busy time in 1/65536 ps
+    struct Channel {
+        ServerPool server{1};
+        uint64_t carry = 0;  // sub-ps remainder, so long runs keep the exact bandwidth
+        Counter *reads, *writes, *bytes, *busy;
+    };
+    bool llc_hit(Addr addr);
+
+    DramParams p_;
+    uint64_t seed_;
+    uint64_t line_fp_;  // one line's transfer time, fixed point
+    Tick latency_, llc_latency_;
+    uint64_t walk_reads_seen_ = 0;
+    std::vector<Channel> ch_;
+    Counter &reads_, &writes_, &bytes_read_, &bytes_written_, &walk_reads_, &walk_writes_,
+        &llc_hits_;
+    Histogram &latency_h_, &walk_latency_h_, &queueing_h_;
+};
+
+// The SystemC shell: both sockets reach the one store and the one timing core. b_transport
+// performs the data access and adds the memory's delay; transport_dbg is untimed. Bad
+// requests (beyond 2^52, byte enables, streaming width below the length, no data pointer)
+// get TLM error responses and leave the store and the channels untouched.
+class Dram : public sc_core::sc_module {
+public:
+    tlm_utils::simple_target_socket<Dram> target;  // DMA data (IOMMU downstream, bypass)
+    // IOMMU translation-structure accesses; may stay unbound (a memory serving only DMA).
+    tlm_utils::simple_target_socket_optional<Dram> walk;
+
+    Dram(sc_core::sc_module_name name, SparseMemory& store, const DramParams& p, StatGroup& stats,
+         uint64_t seed = 1);
+
+    DramTiming& timing() { return timing_; }
+    SparseMemory& store() { return store_; }
+
+private:
+    void b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    void b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    void serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+    bool check(tlm::tlm_generic_payload& p);
+    bool move_data(tlm::tlm_generic_payload& p);
+
+    SparseMemory& store_;
+    DramTiming timing_;
+    Counter& errors_;
+};
+
+}  // namespace iommusim

@@ -1,0 +1,182 @@
+#include "pcie_link.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace iommusim {
+
+namespace {
+
+const PcieLinkParams& checked(const PcieLinkParams& p) {
+    std::string why;
+    if (!p.valid(&why)) throw std::invalid_argument(why);
+    return p;
+}
+
+Tick now_ticks() {
+    return to_ticks(sc_core::sc_time_stamp());
+}
+
+uint64_t ns(Tick t) {
+    return t / kTicksPerNs;
+}
+
+}  // namespace
+
+void PcieLink::Direction::init(StatGroup& g, const char* toward) {
+    tlps = &g.counter("tlps", std::string("TLPs sent toward the ") + toward);
+    payload_bytes = &g.counter("payload_bytes", "data payload bytes of those TLPs");
+    wire_bytes = &g.counter(
+        "wire_bytes", "bytes on the wire: payload, framing, sequence number, LCRC, header, ECRC");
+    busy_ps = &g.counter("busy_ps", "time spent serializing TLPs (ps); / simulated time = load");
+    queueing = &g.histogram("queueing", "ns",
+                            "wait of a transaction's first TLP for the direction to be free");
+}
+
+PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGroup& stats)
+    : sc_module(name),
+      device("device"),
+      host("host"),
+      p_(checked(p)),
+      ps_per_byte_(8000.0 / tlp_gbps(p)),  // Gb/s = bits/ns
+      latency_(Tick(p.latency_ns) * kTicksPerNs),
+      oh_mwr_(tlp_overhead_bytes(p, TlpType::MWr)),
+      oh_mrd_(tlp_overhead_bytes(p, TlpType::MRd)),
+      oh_cpld_(tlp_overhead_bytes(p, TlpType::CplD)),
+      oh_cpl_(tlp_overhead_bytes(p, TlpType::Cpl)),
+      oh_msg_(tlp_overhead_bytes(p, TlpType::Msg)),
+      oh_atomic_(tlp_overhead_bytes(p, TlpType::AtomicOp)),
+      cpl_unit_(completion_unit(p)) {
+    if (sc_core::sc_get_time_resolution() != sc_core::sc_time(1, sc_core::SC_PS))
+        SC_REPORT_FATAL(basename(), "iommusim needs a time resolution of 1 ps");
+    transactions_ = &stats.counter("transactions", "transactions received from the device");
+    errors_ = &stats.counter("errors", "transactions that ended with an error response");
+    StatGroup& up = stats.child("upstream");
+    up_.init(up, "host");
+    mwr_ = &up.counter("mwr_tlps", "Memory Write requests (MWr)");
+    mrd_ = &up.counter("mrd_tlps", "Memory Read requests (MRd)");
+    atomic_ = &up.counter("atomic_tlps", "AtomicOp requests (FetchAdd, Swap, CAS)");
+    msg_ = &up.counter("msg_tlps", "Messages (Msg, MsgD)");
+    StatGroup& down = stats.child("downstream");
+    down_.init(down, "device");
+    cpld_ = &down.counter("cpld_tlps", "Completions with Data (CplD)");
+    cpl_ = &down.counter("cpl_tlps", "Completions without data (error status)");
+    device.register_b_transport(this, &PcieLink::b_transport);
+    device.register_transport_dbg(this, &PcieLink::transport_dbg);
+}
+
+PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead, unsigned payload) {
+    const unsigned bytes = overhead + payload;
+    const Tick wire = Tick(std::llround(double(bytes) * ps_per_byte_));
+    const Tick start = std::max(ready, d.free_at);
+    d.free_at = start + wire;
+    ++*d.tlps;
+    *d.payload_bytes += payload;
+    *d.wire_bytes += bytes;
+    *d.busy_ps += wire;
+    return {start, start + wire};
+}
+
+Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset,
+                       unsigned n, Tick at) {
+    x.narrow(p, offset, n);
+    const Tick arrive = at + latency_;
+    const Tick now = now_ticks();
+    sc_core::sc_time d = to_sc_time(arrive > now ? arrive - now : 0);
+    host->b_transport(p, d);
+    return now_ticks() + to_ticks(d);  // the host side may have waited
+}
+
+Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
+    const PayloadExtent x(p);
+    Tick done = t0;
+    unsigned off = 0;
+    do {  // every MWr is ready at t0: the device has the whole buffer
+        const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mps);
+        const Slot s = send(up_, t0, oh_mwr_, n);
+        if (off == 0) up_.queueing->add(ns(s.start - t0));
+        ++*mwr_;
+        done = std::max(done, forward(p, x, off, n, s.end));
+        off += n;
+    } while (off < x.len && p.is_response_ok());
+    x.restore(p);
+    return done;
+}
+
+Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
+    const PayloadExtent x(p);
+    Tick done = t0;
+    unsigned off = 0;
+    do {  // requests go out back to back; each one's completions follow its return
+        const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mrrs);
+        const Slot s = send(up_, t0, oh_mrd_, 0);
+        if (off == 0) up_.queueing->add(ns(s.start - t0));
+        ++*mrd_;
+        const Tick ret = forward(p, x, off, n, s.end);
+        Tick last = ret;
+        if (p.is_response_ok()) {
+            unsigned c_off = 0;
+            do {
+                const unsigned c = piece_bytes(x.addr + off + c_off, n - c_off, cpl_unit_);
+                const Slot cs = send(down_, ret, oh_cpld_, c);
+                if (c_off == 0) down_.queueing->add(ns(cs.start - ret));
+                ++*cpld_;
+                last = cs.end;
+                c_off += c;
+            } while (c_off < n);
+        } else {  // the completer's error status comes back as a Cpl without data
+            const Slot cs = send(down_, ret, oh_cpl_, 0);
+            down_.queueing->add(ns(cs.start - ret));
+            ++*cpl_;
+            last = cs.end;
+        }
+        done = std::max(done, last + latency_);
+        off += n;
+    } while (off < x.len && p.is_response_ok());
+    x.restore(p);
+    return done;
+}
+
+Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& kind,
+                      bool completion, Tick t0) {
+    const PayloadExtent x(p);
+    const Slot s = send(up_, t0, overhead, x.len);
+    up_.queueing->add(ns(s.start - t0));
+    ++kind;
+    const Tick ret = forward(p, x, 0, x.len, s.end);
+    x.restore(p);
+    if (!completion) return ret;
+    const bool ok = p.is_response_ok();
+    const Slot cs = send(down_, ret, ok ? oh_cpld_ : oh_cpl_, ok ? x.len : 0);
+    down_.queueing->add(ns(cs.start - ret));
+    ++*(ok ? cpld_ : cpl_);
+    return cs.end + latency_;
+}
+
+void PcieLink::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    ++*transactions_;
+    const unsigned width = p.get_streaming_width();
+    if (p.get_byte_enable_ptr() || (width && width < p.get_data_length())) {
+        p.set_response_status(tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE);  // TLPs are contiguous
+        ++*errors_;
+        return;
+    }
+    const Tick t0 = now_ticks() + to_ticks(delay);
+    Tick done = t0;
+    switch (tlp_kind(p)) {
+        case PcieAttr::Tlp::MemWrite: done = write(p, t0); break;
+        case PcieAttr::Tlp::MemRead: done = read(p, t0); break;
+        case PcieAttr::Tlp::AtomicOp: done = single(p, oh_atomic_, *atomic_, true, t0); break;
+        case PcieAttr::Tlp::Message: done = single(p, oh_msg_, *msg_, false, t0); break;
+    }
+    if (!p.is_response_ok()) ++*errors_;
+    const Tick now = now_ticks();
+    delay = to_sc_time(done > now ? done - now : 0);
+}
+
+unsigned int PcieLink::transport_dbg(tlm::tlm_generic_payload& p) {
+    return host->transport_dbg(p);
+}
+
+}  // namespace iommusim

@@ -1,0 +1,73 @@
+// One PCIe link between a device (or a switch's Downstream Port) and the port above it.
+// Transactions from the device arrive on `device` and leave on `host`. Each direction is a
+// bandwidth resource at the link's TLP rate (link_model.h): a TLP ready at t is serialized
+// from max(t, direction free) for its wire bytes, and the wait is queueing delay.
+//
+// A memory write is cut into MWr TLPs at MPS boundaries; a memory read into MRd requests at
+// MRRS boundaries, each request's completions (CplD) cut at MPS (or RCB) boundaries. Every
+// write TLP and every read request is forwarded on `host` as its own transaction (the same
+// payload object narrowed to the piece's address, data and length), after its serialization
+// plus the link latency; completions are serialized downstream when the host side returns,
+// and cross the link latency again. The returned delay is when the last piece was done at
+// the device side: for reads, its last completion arrived; for writes, the host side
+// accepted its last TLP.
+#pragma once
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <systemc>
+#include <tlm>
+
+#include "core/stats.h"
+#include "link_model.h"
+#include "tlp.h"
+
+namespace iommusim {
+
+class PcieLink : public sc_core::sc_module {
+public:
+    tlm_utils::simple_target_socket<PcieLink> device;
+    tlm_utils::simple_initiator_socket<PcieLink> host;
+
+    // Throws std::invalid_argument (naming the parameter) when `p` is not valid.
+    PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGroup& stats);
+
+    const PcieLinkParams& params() const { return p_; }
+    // Tick at which each direction finishes what it has been given so far.
+    Tick upstream_free_at() const { return up_.free_at; }
+    Tick downstream_free_at() const { return down_.free_at; }
+
+private:
+    // One direction of the link: a single server whose service time is wire bytes / rate.
+    struct Direction {
+        Tick free_at = 0;
+        Counter *tlps, *payload_bytes, *wire_bytes, *busy_ps;
+        Histogram* queueing;
+        void init(StatGroup& g, const char* toward);
+    };
+    struct Slot {
+        Tick start, end;
+    };
+    Slot send(Direction& d, Tick ready, unsigned overhead, unsigned payload);
+    // Forward the piece [offset, offset + n) of `p` whose TLP left the link at `at`; returns
+    // when the host side was done with it (absolute ticks).
+    Tick forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset, unsigned n,
+                 Tick at);
+    Tick write(tlm::tlm_generic_payload& p, Tick t0);
+    Tick read(tlm::tlm_generic_payload& p, Tick t0);
+    // One unsplit request TLP (AtomicOp, Msg) and, if non-posted, its one completion.
+    Tick single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& kind, bool completion,
+                Tick t0);
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+
+    const PcieLinkParams p_;
+    const double ps_per_byte_;  // at the TLP rate
+    const Tick latency_;
+    const unsigned oh_mwr_, oh_mrd_, oh_cpld_, oh_cpl_, oh_msg_, oh_atomic_;
+    const uint32_t cpl_unit_;
+    Direction up_, down_;
+    Counter *transactions_, *errors_;
+    Counter *mwr_, *mrd_, *atomic_, *msg_, *cpld_, *cpl_;
+};
+
+}  // namespace iommusim

@@ -1,0 +1,58 @@
+// What a PCIe switch and a root complex share: several Downstream Ports (switch Downstream
+// Ports, Root Ports) whose device-initiated requests all go out through one port toward the
+// host, each traversal adding a fixed latency (a non-posted request pays it again for its
+// completion). Per-port statistics, and optionally ACS Source Validation: a request whose
+// Requester ID bus number is outside the port's Secondary..Subordinate bus range is an ACS
+// Violation and gets a Completer Abort (TLM_GENERIC_ERROR_RESPONSE) without going further.
+//
+// Peer-to-peer requests are not routed between ports: every request goes toward the host, as
+// with ACS P2P Request Redirect, which is how systems with an IOMMU configure switches so
+// that peer traffic is translated too.
+#pragma once
+#include <tlm_utils/multi_passthrough_target_socket.h>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <string>
+#include <systemc>
+#include <tlm>
+#include <vector>
+
+#include "core/stats.h"
+#include "core/time.h"
+#include "tlp.h"
+
+namespace iommusim {
+
+class PortFanIn : public sc_core::sc_module {
+public:
+    using Ports = tlm_utils::multi_passthrough_target_socket<PortFanIn>;
+    using Upstream = tlm_utils::simple_initiator_socket<PortFanIn>;
+
+    // Port `port` (its binding index) leads to buses secondary..subordinate; with
+    // `source_validation`, requests from other buses are ACS Violations.
+    void set_bus_range(unsigned port, uint8_t secondary, uint8_t subordinate,
+                       bool source_validation = true);
+    unsigned port_count() { return ports_.size(); }
+
+protected:
+    PortFanIn(sc_core::sc_module_name name, const char* ports_name, const char* upstream_name,
+              uint32_t latency_ns, StatGroup& stats);
+
+    Ports ports_;
+    Upstream upstream_;
+
+private:
+    struct Port {
+        uint8_t secondary = 0, subordinate = 0xff;
+        bool validate = false;
+        Counter *requests = nullptr, *payload_bytes = nullptr, *violations = nullptr;
+    };
+    void end_of_elaboration() override;
+    void b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(int port, tlm::tlm_generic_payload& p);
+
+    const sc_core::sc_time latency_;
+    StatGroup& stats_;
+    std::vector<Port> port_;
+};
+
+}  // namespace iommusim

@@ -1,0 +1,189 @@
+// `iommusim run` and `iommusim params`: assemble a system from platform and workload files,
+// simulate it, print a summary and write stats.json and stats.csv.
+#include <fmt/format.h>
+#include <boost/program_options.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "cli.h"
+#include "core/stats_output.h"
+#include "platforms/system.h"
+
+namespace po = boost::program_options;
+
+namespace iommusim::cli {
+
+namespace {
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) {
+    g_interrupted = true;
+}
+
+struct RunOptions {
+    std::vector<std::string> configs, sets;
+    std::string out = "results", quantum, seed;
+    bool quiet = false;
+};
+
+po::options_description run_options(RunOptions& o) {
+    po::options_description d("iommusim run -c PLATFORM.ini -c WORKLOAD.ini [options]");
+    d.add_options()("help,h", "this text")("config,c", po::value(&o.configs)->composing(),
+                                           "configuration file (repeatable, later wins)")(
+        "set", po::value(&o.sets)->composing(), "override: path.to.param=value (repeatable)")(
+        "out", po::value(&o.out)->default_value(o.out), "directory for stats.json and stats.csv")(
+        "quantum", po::value(&o.quantum), "global quantum, e.g. 1us, 100ns, 0 (system.quantum_ns)")(
+        "seed", po::value(&o.seed), "seed of the run (system.seed)")(
+        "quiet,q", po::bool_switch(&o.quiet), "no progress display");
+    return d;
+}
+
+bool parse(const std::vector<std::string>& args, po::options_description& d) {
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(d).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw std::invalid_argument(std::string(e.what()) + " (see --help)");
+    }
+    if (vm.count("help")) std::cout << d;
+    return vm.count("help") == 0;
+}
+
+// "1us", "250ns", "0", "1000" (ns) -> ns
+uint64_t parse_quantum(const std::string& t) {
+    size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(t, &pos);
+    } catch (const std::exception&) {
+        throw std::invalid_argument(
+            fmt::format("--quantum: '{}' is not a time (expected e.g. 1us, 100ns, 0)", t));
+    }
+    const std::string unit = t.substr(pos);
+    const double scale = unit.empty() || unit == "ns" ? 1
+                         : unit == "us"               ? 1e3
+                         : unit == "ms"               ? 1e6
+                         : unit == "ps"               ? 1e-3
+                                                      : -1;
+    if (scale < 0 || v < 0)
+        throw std::invalid_argument(
+            fmt::format("--quantum: '{}' (expected a time in ps, ns, us or ms)", t));
+    return uint64_t(v * scale + 0.5);
+}
+
+Config load(const RunOptions& o) {
+    std::vector<std::string> sets = o.sets;
+    if (!o.quantum.empty())
+        sets.push_back(fmt::format("system.quantum_ns={}", parse_quantum(o.quantum)));
+    if (!o.seed.empty()) sets.push_back("system.seed=" + o.seed);
+    return Config::load(o.configs, sets);
+}
+
+int report(const ConfigError& e) {
+    for (const std::string& m : e.errors()) fmt::print(stderr, "iommusim: {}\n", m);
+    return 2;
+}
+}  // namespace
+
+int run(const std::vector<std::string>& args) {
+    RunOptions o;
+    po::options_description d = run_options(o);
+    if (!parse(args, d)) return 0;
+    if (o.configs.empty())
+        throw std::invalid_argument("at least one -c FILE is needed (a platform and a workload)");
+    std::unique_ptr<System> sys;
+    try {
+        Config config = load(o);
+        sys = std::make_unique<System>("system", config);
+        sys->build();
+    } catch (const ConfigError& e) {
+        return report(e);
+    }
+    std::signal(SIGINT, on_sigint);
+    // SystemC's "simulation stopped" notice is not news for the user.
+    sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
+                                            sc_core::SC_DO_NOTHING);
+    // Progress on the terminal, from a process polling the wall clock every 100 us simulated.
+    const auto t0 = std::chrono::steady_clock::now();
+    sc_core::sc_spawn(
+        [&] {
+            auto last = t0;
+            while (!sys->devices_done()) {
+                sc_core::wait(sc_core::sc_time(100, sc_core::SC_US), sys->done_event());
+                if (g_interrupted) sys->request_stop();
+                const auto now = std::chrono::steady_clock::now();
+                if (!o.quiet && now - last > std::chrono::seconds(1)) {
+                    last = now;
+                    fmt::print(stderr, "\r{:5.1f}% at {}  ", 100 * sys->progress(),
+                               sc_core::sc_time_stamp().to_string());
+                }
+            }
+        },
+        "progress");
+    sc_core::sc_start();
+    std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
+    if (!o.quiet) fmt::print(stderr, "\r");
+    const bool interrupted = g_interrupted;
+
+    // Summary for people.
+    fmt::print("simulated {} in {:.2f} s{}\n", sc_core::sc_time_stamp().to_string(), wall.count(),
+               interrupted ? " (interrupted: statistics so far)" : "");
+    for (const std::string& s : sys->device_summaries()) fmt::print("{}\n", s);
+    std::vector<SummaryLine> lines;
+    for (const std::string& m : sys->iommu_names()) {
+        const std::string p = "system." + m + ".";
+        const StatGroup* g = find_group(sys->stats(), "system." + m + ".iotlb");
+        uint64_t lookups = g ? find_stat(sys->stats(), p + "iotlb.lookups")->counter->value() : 0;
+        uint64_t hits = g ? find_stat(sys->stats(), p + "iotlb.hits")->counter->value() : 0;
+        lines.push_back(SummaryLine::value(
+            m + " IOTLB hit rate",
+            lookups ? fmt::format("{:.2f}", 100.0 * double(hits) / double(lookups)) : "-", "%"));
+        lines.push_back(p + "translations");
+        lines.push_back(p + "faults");
+        lines.push_back(p + "hit_latency");
+        lines.push_back(p + "miss_latency");
+        lines.push_back(p + "walker.queueing");
+    }
+    fmt::print("{}", summary_table(sys->stats(), lines));
+
+    // Every statistic, hierarchical and flat, with what produced it.
+    Metadata run{{"version", "0.1"},
+                 {"simulated_ns", std::to_string(sc_core::sc_time_stamp().value() / 1000)},
+                 {"interrupted", interrupted ? "true" : "false"}};
+    for (size_t i = 0; i < o.configs.size(); ++i)
+        run.push_back({fmt::format("config{}", i), o.configs[i]});
+    try {
+        std::filesystem::create_directories(o.out);
+        write_json(o.out + "/stats.json", sys->stats(), run, sys->registry().values());
+        write_csv(o.out + "/stats.csv", sys->stats(), sys->registry().values());
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "iommusim run: {}\n", e.what());
+        return 2;
+    }
+    fmt::print("wrote {0}/stats.json and {0}/stats.csv\n", o.out);
+    return interrupted ? 130 : 0;
+}
+
+int params(const std::vector<std::string>& args) {
+    RunOptions o;
+    po::options_description d = run_options(o);
+    if (!parse(args, d)) return 0;
+    try {
+        Config config = o.configs.empty() ? Config{} : load(o);
+        if (o.configs.empty())  // the parameters of every kind of module, on a small system
+            config.load_string(
+                "[system]\niommus = iommu0, phb0\ndevices = bench0\n[system.phb0]\narch = spapr\n",
+                "built-in");
+        System sys("system", config);
+        fmt::print("{}", params_table(sys.registry().list()));
+    } catch (const ConfigError& e) {
+        return report(e);
+    }
+    return 0;
+}
+
+}  // namespace iommusim::cli

@@ -1,0 +1,84 @@
+// A system assembled from configuration (platform + workload files): DMA devices on PCIe
+// links into a root complex, a region router giving each device its DMA address space, IOMMU
+// units (VT-d or sPAPR) and DRAM; the host driver models map what the devices use.
+//
+//   System s("system", config);   // reads the topology, binds every parameter
+//   s.registry().apply(config);   // (done by build) values from files and --set
+//   s.build();                    // modules, wiring, driver set-up
+//   sc_start(); s.finish();
+#pragma once
+#include <memory>
+#include <string>
+#include <systemc>
+#include <vector>
+
+#include "core/config.h"
+#include "core/stats.h"
+#include "iommu/unit_params.h"
+#include "memory/dram.h"
+#include "pcie/root_complex.h"
+
+namespace iommusim {
+
+struct SystemParams {
+    uint64_t quantum_ns = 1000;  // the initiators' global quantum
+    uint64_t seed = 1;
+    uint64_t max_time_us = 0;  // stop here even if devices are not done; 0 = no limit
+
+    template <typename V>
+    void visit(V&& v) {
+        v("quantum_ns", quantum_ns, "ns",
+          "TLM global quantum of every initiator; 0 = synchronise every transaction", 0,
+          1'000'000'000);
+        v("seed", seed, "", "seed of every random choice of the run", 0, ~uint64_t(0));
+        v("max_time_us", max_time_us, "us", "simulated time limit; 0 = until every device is done",
+          0, ~uint64_t(0) >> 20);
+    }
+};
+
+class System : public sc_core::sc_module {
+public:
+    // Reads topology keys (system.iommus, system.devices, each one's arch/type) and declares
+    // the parameters of everything it will build. Throws ConfigError on bad topology.
+    System(sc_core::sc_module_name name, Config& config);
+    ~System() override;
+
+    ParamRegistry& registry() { return registry_; }
+    SystemParams& params() { return params_; }
+    // Apply the configuration (all errors at once), check nothing is unused, then build the
+    // modules, wire them and let the drivers map the devices' buffers.
+    void build();
+    StatGroup& stats() { return stats_; }
+    // Every device has finished (or the time limit passed).
+    const sc_core::sc_event& done_event() const { return done_; }
+    bool devices_done() const;
+    // One line per device for the terminal.
+    std::vector<std::string> device_summaries() const;
+    // Fraction of the devices' work done, 0..1 (progress display).
+    double progress() const;
+    std::vector<std::string> iommu_names() const;
+    // Stop at the next check (Ctrl-C): statistics so far are kept.
+    void request_stop() { stop_requested_ = true; }
+
+private:
+    struct Iommu;
+    struct Device;
+    void supervise();
+    void bring_up();
+    void start_of_simulation() override;
+
+    Config& config_;
+    ParamRegistry registry_;
+    SystemParams params_;
+    StatGroup stats_;
+    DramParams dram_params_;
+    RootComplexParams rc_params_;
+    std::vector<std::unique_ptr<Iommu>> iommus_;
+    std::vector<std::unique_ptr<Device>> devices_;
+    struct Fabric;
+    std::unique_ptr<Fabric> fabric_;
+    sc_core::sc_event done_;
+    volatile bool stop_requested_ = false;
+};
+
+}  // namespace iommusim
