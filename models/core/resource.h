@@ -1,6 +1,14 @@
 // Contention as resources (ARCHITECTURE.md, "Timing"): a pool of N identical servers. A job
-// arriving at t starts at max(t, earliest free server); the difference is its queueing delay.
+// arriving at t starts at the earliest time >= t at which some server is free long enough;
+// the difference is its queueing delay.
+//
+// Initiators with a quantum call out of time order: one may reserve a server far ahead
+// before another asks for an earlier time. Each server therefore keeps its busy intervals
+// (not only when it is next free), so an early job fills the gap before a later reservation,
+// as it would have in the real order. Intervals older than `history` behind the latest
+// arrival are forgotten; keep it above the largest quantum.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -10,35 +18,42 @@ namespace iommusim {
 
 class ServerPool {
 public:
-    explicit ServerPool(unsigned servers) : free_at_(servers ? servers : 1, 0) {}
+    explicit ServerPool(unsigned servers, Tick history = 1'000'000'000 /* 1 ms */)
+        : busy_(servers ? servers : 1), history_(history) {}
 
     struct Slot {
         unsigned server;
         Tick start;  // >= arrival
     };
-    // The server that frees first and when the job can start on it. Call occupy() to keep it.
-    Slot earliest(Tick arrival) const {
-        unsigned best = 0;
-        for (unsigned i = 1; i < free_at_.size(); ++i)
-            if (free_at_[i] < free_at_[best]) best = i;
-        return {best, free_at_[best] > arrival ? free_at_[best] : arrival};
-    }
-    void occupy(unsigned server, Tick until) { free_at_[server] = until; }
-    // Reserve a server for `service` from the earliest possible start; returns the start.
+    // The earliest start >= arrival on any server with a free gap of at least `service`
+    // (ties: the lowest server). Keep it with occupy().
+    Slot earliest(Tick arrival, Tick service = 0) const;
+    // Mark [start, until) busy on `server` (overlaps with existing intervals merge).
+    void occupy(unsigned server, Tick start, Tick until);
+    // earliest() + occupy() for a job of known length; returns its start.
     Tick acquire(Tick arrival, Tick service) {
-        Slot s = earliest(arrival);
-        occupy(s.server, s.start + service);
+        Slot s = earliest(arrival, service);
+        occupy(s.server, s.start, s.start + service);
         return s.start;
     }
-    unsigned size() const { return unsigned(free_at_.size()); }
-    unsigned busy_at(Tick t) const {
-        unsigned n = 0;
-        for (Tick f : free_at_) n += f > t;
-        return n;
-    }
+    unsigned size() const { return unsigned(busy_.size()); }
+    unsigned busy_at(Tick t) const;
 
 private:
-    std::vector<Tick> free_at_;
+    struct Interval {
+        Tick start, end;
+    };
+    // Per server: disjoint intervals sorted by start; [head, size) are live (pruning only
+    // advances head, compacting now and then). Arrivals are mostly in time order, so the
+    // common case appends or extends the last interval.
+    struct Timeline {
+        std::vector<Interval> iv;
+        size_t head = 0;
+    };
+    Tick fit(const Timeline& t, Tick arrival, Tick service) const;
+    std::vector<Timeline> busy_;
+    Tick history_;
+    Tick latest_ = 0;  // latest arrival seen: intervals ending history_ before it are pruned
 };
 
 }  // namespace iommusim

@@ -100,6 +100,7 @@ struct TranslationUnit::Impl {
     Walker& walker;
     MemoryPort& mem;
     ServerPool walkers;
+    Tick last_walk = 0;  // length of the last walk: the gap a new walk looks for
     std::vector<Iotlb> iotlbs;  // [0] unified, or 4K / 2M / 1G classes
     uint64_t shifts_seen = 0;   // page sizes present in the IOTLB: the sizes a lookup probes
     SetAssocCache<uint16_t, ContextEntry> ctx_cache;
@@ -340,14 +341,14 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     ServerPool::Slot slot{0, 0};
     bool walking = false;
     if (!have_ctx) {
-        slot = walkers.earliest(t);
+        slot = walkers.earliest(t, last_walk);
         lat_queue->add(ns(slot.start - t));
         walking = true;
         ++*walks;
         walker.start(req, iova, acc);
         t = drive(slot.start, true, tr);
         if (!walker.context_ready()) {  // faulted in the context structures
-            walkers.occupy(slot.server, t);
+            walkers.occupy(slot.server, slot.start, t);
             out.result = walker.result();
             goto done;
         }
@@ -364,7 +365,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
         unsigned shift = 0;
         IotlbEntry* e = iotlb_probe(ctx, iova, &shift);
         if (e && permits(e->perm, perm_needed(acc, false))) {
-            if (walking) walkers.occupy(slot.server, t);
+            if (walking) walkers.occupy(slot.server, slot.start, t);
             ++*iotlb_hits;
             ++*pr.hits;
             out.iotlb_hit = true;
@@ -401,7 +402,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
             goto done;
         }
         if (!walking) {
-            slot = walkers.earliest(t);
+            slot = walkers.earliest(t, last_walk);
             lat_queue->add(ns(slot.start - t));
             ++*walks;
             walker.resume(ctx, req, iova, acc);
@@ -409,7 +410,8 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
             walking = true;
         }
         t = drive(t, false, tr);
-        walkers.occupy(slot.server, t);
+        walkers.occupy(slot.server, slot.start, t);
+        last_walk = t - slot.start;
         out.result = walker.result();
         for (auto& [l, k] : tr.fills) walk_caches[l]->insert(k, 1);
         if (tr.context_time) lat_context->add(ns(tr.context_time));
@@ -432,7 +434,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
                 WalkTrace pt;
                 walker.resume(ctx, req, next, Access::Read);
                 Tick pend = drive(t, false, pt);
-                walkers.occupy(slot.server, pend);
+                walkers.occupy(slot.server, t, pend);
                 ++*prefetches;
                 for (auto& [l, k] : pt.fills) walk_caches[l]->insert(k, 1);
                 const WalkResult& pr2 = walker.result();

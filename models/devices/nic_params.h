@@ -1,0 +1,179 @@
+// The NIC's parameters, its host-memory layout and the Ethernet line model. Plain C++,
+// header-only, so the unit tests check it without SystemC.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/time.h"
+#include "core/types.h"
+#include "size_dist.h"
+
+namespace iommusim {
+
+enum class NicDirection : uint8_t { Rx, Tx, Both };
+enum class NicBufferPolicy : uint8_t { PerPacket, Pool };
+
+inline const char* to_string(NicDirection d) {
+    return d == NicDirection::Rx ? "rx" : d == NicDirection::Tx ? "tx" : "both";
+}
+inline const char* to_string(NicBufferPolicy b) {
+    return b == NicBufferPolicy::Pool ? "pool" : "per_packet";
+}
+
+template <>
+struct EnumParam<NicDirection> {
+    static std::optional<NicDirection> parse(std::string_view s) {
+        if (s == "rx") return NicDirection::Rx;
+        if (s == "tx") return NicDirection::Tx;
+        if (s == "both") return NicDirection::Both;
+        return std::nullopt;
+    }
+    static std::string name(NicDirection d) { return to_string(d); }
+    static std::vector<NicDirection> values() {
+        return {NicDirection::Rx, NicDirection::Tx, NicDirection::Both};
+    }
+};
+template <>
+struct EnumParam<NicBufferPolicy> {
+    static std::optional<NicBufferPolicy> parse(std::string_view s) {
+        if (s == "per_packet") return NicBufferPolicy::PerPacket;
+        if (s == "pool") return NicBufferPolicy::Pool;
+        return std::nullopt;
+    }
+    static std::string name(NicBufferPolicy b) { return to_string(b); }
+    static std::vector<NicBufferPolicy> values() {
+        return {NicBufferPolicy::PerPacket, NicBufferPolicy::Pool};
+    }
+};
+
+// IEEE 802.3 framing. A frame (destination MAC through FCS) holds the line for its own bytes
+// plus the preamble and SFD (8) and the minimum inter-packet gap (12). The NIC strips the FCS
+// on receive and appends it on transmit (the Linux default), so it DMAs frame - 4 bytes.
+constexpr uint32_t kEthWireOverhead = 20;
+constexpr uint32_t kEthFcsBytes = 4;
+constexpr uint32_t kEthMinFrame = 64, kEthMaxFrame = 9216;  // 9216: common jumbo limit
+constexpr uint32_t kNicDescBytes = 16;                      // RX/TX descriptor size
+
+constexpr uint64_t eth_wire_bits(uint64_t frame) {
+    return (frame + kEthWireOverhead) * 8;
+}
+
+// The line as a bandwidth resource: frames follow each other back to back at `gbps`; a frame
+// offered after the line went idle starts a new busy period. The end of a busy period is
+// computed from its total bits, so fractional per-frame times never accumulate rounding and
+// the line never runs faster than its rate.
+class LinePacer {
+public:
+    explicit LinePacer(double gbps = 100.0) : gbps_(gbps) {}
+    // When the line is free again.
+    Tick end() const { return base_ + Tick(std::ceil(double(bits_) * 1000.0 / gbps_)); }
+    // Occupy the line with `bits`, starting no earlier than `at`; returns the end.
+    Tick take(Tick at, uint64_t bits) {
+        if (at > end()) base_ = at, bits_ = 0;
+        bits_ += bits;
+        return end();
+    }
+
+private:
+    double gbps_;
+    Tick base_ = 0;
+    uint64_t bits_ = 0;
+};
+
+struct NicParams {
+    double line_rate = 100.0;   // Gb/s
+    std::string sizes = "1500";  // frame sizes (SizeDist syntax, or "imix")
+    NicDirection direction = NicDirection::Rx;
+    uint64_t count = 100000;   // packets per direction; 0 = until duration_ns
+    uint64_t duration_ns = 0;  // stop offering after this long; 0 = until count
+    uint64_t seed = 1;
+    uint32_t ring_size = 1024;    // descriptors per ring
+    uint32_t buffer_size = 2048;  // bytes per packet buffer
+    uint64_t rx_fifo = 512 << 10;  // on-chip receive packet buffer
+    NicBufferPolicy buffers = NicBufferPolicy::PerPacket;
+    uint32_t pool_buffers = 0;  // pool policy: buffers per direction; 0 = ring_size
+    double sw_ns = 100.0;       // driver software cost per packet
+    uint32_t bus = 2, device = 0, function = 0;
+
+    template <typename V>
+    void visit(V&& v) {
+        v("line_rate", line_rate, "Gb/s", "Ethernet line rate", 0.001, 1e6);
+        v("sizes", sizes, "",
+          "frame sizes in bytes (64..9216, FCS included): one size, SIZE:WEIGHT list, or imix",
+          0, 0);
+        v("direction", direction, "", "traffic: rx (to host), tx (from host) or both", 0, 2);
+        v("count", count, "packets", "packets offered per direction; 0 = until duration_ns", 0,
+          uint64_t(1) << 48);
+        v("duration_ns", duration_ns, "ns", "stop offering packets after this long; 0 = count", 0,
+          uint64_t(1) << 48);
+        v("seed", seed, "", "seed of the packet-size draws", 0, ~uint64_t(0));
+        v("ring_size", ring_size, "descriptors", "entries of each descriptor ring", 2, 65536);
+        v("buffer_size", buffer_size, "bytes", "bytes per packet buffer (>= largest frame - FCS)",
+          64, 65536);
+        v("rx_fifo", rx_fifo, "bytes", "on-chip receive buffer; a frame that does not fit drops",
+          64, uint64_t(1) << 32);
+        v("buffers", buffers, "",
+          "per_packet: map/unmap each buffer through the DMA API; pool: pre-mapped buffer pool",
+          0, 1);
+        v("pool_buffers", pool_buffers, "buffers",
+          "pool policy: buffers per direction (>= ring_size); 0 = ring_size", 0, 1u << 24);
+        v("sw_ns", sw_ns, "ns", "driver software cost per packet (besides map/unmap)", 0.0, 1e9);
+        v("requester.bus", bus, "", "requester bus number", 0, 255);
+        v("requester.device", device, "", "requester device number", 0, 31);
+        v("requester.function", function, "", "requester function number", 0, 7);
+    }
+
+    Requester requester() const { return Requester::bdf(bus, device, function); }
+    uint32_t buffers_per_direction() const {
+        return buffers == NicBufferPolicy::Pool && pool_buffers ? pool_buffers : ring_size;
+    }
+    // Host memory the platform provides (NicLayout): each ring, and the buffer region (RX
+    // buffers, then TX buffers).
+    uint64_t ring_bytes() const { return uint64_t(ring_size) * kNicDescBytes; }
+    uint64_t buffer_region_bytes() const {
+        return 2 * uint64_t(buffers_per_direction()) * buffer_size;
+    }
+    std::optional<SizeDist> size_dist(std::string* why = nullptr) const {
+        return SizeDist::parse(sizes, kEthMinFrame, kEthMaxFrame, why);
+    }
+
+    // Ranges, a valid size list whose largest frame fits a buffer and the FIFO, a stop
+    // condition; otherwise false with the reason in *why.
+    bool valid(std::string* why = nullptr) const {
+        std::string e;
+        const auto d = size_dist(&e);
+        if (e.empty() && !(line_rate >= 0.001 && line_rate <= 1e6)) e = "line_rate out of range";
+        if (e.empty() && !count && !duration_ns) e = "count and duration_ns both 0";
+        if (e.empty() && (ring_size < 2 || ring_size > 65536)) e = "ring_size out of 2..65536";
+        if (e.empty() && (buffer_size < 64 || buffer_size > 65536 ||
+                          d->max() - kEthFcsBytes > buffer_size))
+            e = "buffer_size out of 64..65536 or smaller than the largest frame - FCS";
+        if (e.empty() && d->max() > rx_fifo) e = "rx_fifo smaller than the largest frame";
+        if (e.empty() && buffers == NicBufferPolicy::Pool && pool_buffers &&
+            pool_buffers < ring_size)
+            e = "pool_buffers below ring_size";
+        if (e.empty() && !(sw_ns >= 0.0 && sw_ns <= 1e9)) e = "sw_ns out of range";
+        if (e.empty() && (bus > 255 || device > 31 || function > 7)) e = "requester out of range";
+        if (e.empty() && (direction > NicDirection::Both || buffers > NicBufferPolicy::Pool))
+            e = "bad direction or buffers";
+        if (!e.empty() && why) *why = "nic: " + e;
+        return e.empty();
+    }
+};
+
+// Where the NIC's structures are in the device's DMA address space. The rings are coherent
+// allocations the platform maps once for the run (dma_alloc_coherent). `buffers` is, with
+// per_packet, the physical base of the packet buffers (the driver maps each through the
+// DmaMapper); with pool, the IOVA of the pool the platform mapped once.
+struct NicLayout {
+    Addr rx_ring = 0;  // IOVA, NicParams::ring_bytes()
+    Addr tx_ring = 0;  // IOVA, NicParams::ring_bytes()
+    Addr buffers = 0;  // NicParams::buffer_region_bytes(); RX buffers first
+};
+
+}  // namespace iommusim
