@@ -173,7 +173,7 @@ void System::build() {
         // Aligned to the page size but not to the next larger one, so the driver's
         // largest-page choice lands exactly on the asked size.
         const Addr pa =
-            kDataBase + Addr(i) * (Addr(64) << 30) + (page < (Addr(1) << 30) ? page * 512 : 0);
+            kDataBase + Addr(i) * (Addr(64) << 30) + (page < (Addr(1) << 30) ? page : 0);
         Addr iova = 0;
         std::vector<DmaRegion> regions;
         std::string why;

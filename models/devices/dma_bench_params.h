@@ -6,6 +6,8 @@
 // flight as the engine's tags allow; latency runs (outstanding = 1) issue one at a time.
 // Plain C++ (parameters and the address sequence), header-only for the unit tests.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,13 +20,19 @@
 namespace iommusim {
 
 enum class DmaOp : uint8_t { Read, Write };
-enum class DmaPattern : uint8_t { Sequential, Random };
+enum class DmaPattern : uint8_t { Sequential, Random, Strided, Zipf };
 
 inline const char* to_string(DmaOp o) {
     return o == DmaOp::Write ? "write" : "read";
 }
 inline const char* to_string(DmaPattern p) {
-    return p == DmaPattern::Random ? "random" : "sequential";
+    switch (p) {
+        case DmaPattern::Random: return "random";
+        case DmaPattern::Strided: return "strided";
+        case DmaPattern::Zipf: return "zipf";
+        case DmaPattern::Sequential: break;
+    }
+    return "sequential";
 }
 inline std::optional<DmaOp> parse_dma_op(std::string_view s) {
     if (s == "read") return DmaOp::Read;
@@ -34,6 +42,8 @@ inline std::optional<DmaOp> parse_dma_op(std::string_view s) {
 inline std::optional<DmaPattern> parse_dma_pattern(std::string_view s) {
     if (s == "sequential" || s == "seq") return DmaPattern::Sequential;
     if (s == "random" || s == "rand") return DmaPattern::Random;
+    if (s == "strided") return DmaPattern::Strided;
+    if (s == "zipf") return DmaPattern::Zipf;
     return std::nullopt;
 }
 
@@ -48,7 +58,9 @@ template <>
 struct EnumParam<DmaPattern> {
     static std::optional<DmaPattern> parse(std::string_view s) { return parse_dma_pattern(s); }
     static std::string name(DmaPattern p) { return to_string(p); }
-    static std::vector<DmaPattern> values() { return {DmaPattern::Sequential, DmaPattern::Random}; }
+    static std::vector<DmaPattern> values() {
+        return {DmaPattern::Sequential, DmaPattern::Random, DmaPattern::Strided, DmaPattern::Zipf};
+    }
 };
 
 struct DmaBenchParams {
@@ -63,6 +75,8 @@ struct DmaBenchParams {
     uint64_t duration_ns = 0;  // stop submitting after this long; 0 = until `count`
     uint32_t outstanding = 0;  // transfers in flight; 0 = as many as the tags allow
     uint64_t seed = 1;
+    uint64_t stride = 4096;                      // strided: bytes between consecutive transfers
+    double zipf_s = 1.0;                         // zipf: skew exponent
     uint32_t bus = 1, device = 0, function = 0;  // requester BDF
 
     // v(name, field, unit, doc, min, max) for every parameter, in documentation order.
@@ -72,7 +86,13 @@ struct DmaBenchParams {
         v("size", size, "bytes", "bytes per DMA transfer", 1, 1 << 30);
         v("window", window, "bytes", "host buffer window the transfers spread over", 64,
           uint64_t(1) << 48);
-        v("pattern", pattern, "", "unit order: sequential or random", 0, 1);
+        v("pattern", pattern, "",
+          "unit order: sequential, random, strided or zipf (over the footprint)", 0, 3);
+        v("stride", stride, "bytes",
+          "strided: distance between consecutive transfers (rounded to units)", 1,
+          uint64_t(1) << 40);
+        v("zipf_s", zipf_s, "",
+          "zipf: skew exponent s > 0 (unit k has weight 1/k^s, hottest first)", 0.01, 10.0);
         v("offset", offset, "bytes", "start of each transfer within its unit", 0, 4095);
         v("count", count, "transfers", "transfers to issue; 0 = until duration_ns", 0,
           uint64_t(1) << 48);
@@ -100,8 +120,9 @@ struct DmaBenchParams {
                           : bus > 255 || device > 31 || function > 7 ? "requester out of range"
                           : window < unit_bytes()
                               ? "window smaller than one unit (size + offset, cache-line rounded)"
-                          : op > DmaOp::Write || pattern > DmaPattern::Random ? "bad op or pattern"
-                                                                              : nullptr;
+                          : op > DmaOp::Write || pattern > DmaPattern::Zipf ? "bad op or pattern"
+                          : !(zipf_s > 0)                                   ? "zipf_s must be > 0"
+                                                                            : nullptr;
         if (bad && why) *why = std::string("dma-bench: ") + bad;
         return !bad;
     }
@@ -115,16 +136,24 @@ public:
         : base_(base + p.offset),
           unit_(p.unit_bytes()),
           units_(p.units() ? p.units() : 1),
-          random_(p.pattern == DmaPattern::Random),
-          state_(p.seed) {}
+          pattern_(p.pattern),
+          step_(std::max<uint64_t>(1, (p.stride + unit_ - 1) / unit_)),
+          state_(p.seed) {
+        if (pattern_ == DmaPattern::Zipf) zipf_init(p.zipf_s);
+    }
 
     Addr next() {
-        uint64_t i;
-        if (random_) {
-            i = uint64_t((unsigned __int128)(splitmix()) * units_ >> 64);
-        } else {
-            i = seq_;
-            if (++seq_ == units_) seq_ = 0;
+        uint64_t i = 0;
+        switch (pattern_) {
+            case DmaPattern::Random:
+                i = uint64_t((unsigned __int128)(splitmix()) * units_ >> 64);
+                break;
+            case DmaPattern::Zipf: i = zipf() - 1; break;
+            case DmaPattern::Sequential:
+            case DmaPattern::Strided:
+                i = seq_;
+                seq_ = (seq_ + (pattern_ == DmaPattern::Strided ? step_ : 1)) % units_;
+                break;
         }
         return base_ + i * unit_;
     }
@@ -136,11 +165,42 @@ private:
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         return z ^ (z >> 31);
     }
+    double uniform() { return double(splitmix() >> 11) * 0x1.0p-53; }
+
+    // Zipf over 1..units_ by rejection-inversion (Hoermann & Derflinger, 1996): O(1) memory
+    // and time per draw whatever the footprint.
+    double h(double x) const { return std::exp(-s_ * std::log(x)); }  // x^-s
+    double H(double x) const {                                        // integral of h
+        const double l = std::log(x);
+        return std::abs(1 - s_) < 1e-8 ? l : (std::exp((1 - s_) * l) - 1) / (1 - s_);
+    }
+    double H_inv(double y) const {
+        return std::abs(1 - s_) < 1e-8 ? std::exp(y)
+                                       : std::exp(std::log1p(y * (1 - s_)) / (1 - s_));
+    }
+    void zipf_init(double s) {
+        s_ = s;
+        h_x1_ = H(1.5) - 1;
+        h_n_ = H(double(units_) + 0.5);
+        cut_ = 2 - H_inv(H(2.5) - h(2));
+    }
+    uint64_t zipf() {
+        for (;;) {
+            const double u = h_n_ + uniform() * (h_x1_ - h_n_);
+            const double x = H_inv(u);
+            double k = std::floor(x + 0.5);
+            if (k < 1) k = 1;
+            if (k > double(units_)) k = double(units_);
+            if (k - x <= cut_ || u >= H(k + 0.5) - h(k)) return uint64_t(k);
+        }
+    }
 
     Addr base_;
     uint64_t unit_, units_;
-    bool random_;
+    DmaPattern pattern_;
+    uint64_t step_;
     uint64_t state_, seq_ = 0;
+    double s_ = 1, h_x1_ = 0, h_n_ = 0, cut_ = 0;
 };
 
 }  // namespace iommusim

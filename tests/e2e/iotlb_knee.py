@@ -23,4 +23,12 @@ for page in ("4K", "2M"):
 check(bw["4K", "512K"] < 0.7 * bw["4K", "256K"], "4 KiB pages: throughput drops past the IOTLB reach")
 check(bw["2M", "512K"] > 0.95 * bw["2M", "256K"], "2 MiB pages: no drop at 512 KiB")
 check(bw["2M", "512K"] > 1.5 * bw["4K", "512K"], "2 MiB pages beat 4 KiB pages at 512 KiB")
+# The driver maps with the page size asked for, even when a larger one would fit: a 4 MiB
+# window of 4 KiB pages overflows the IOTLB, the same window in 2 MiB pages does not.
+for page, lo, hi in (("4K", 0, 10), ("2M", 99, 100)):
+    s = run(iommusim, root, files, [f"system.bench0.map.page_size={page}", "system.bench0.window=4M",
+                                   "system.bench0.count=20000"])
+    tlb = s["system"]["iommu0"]["iotlb"]
+    rate = 100 * tlb["hits"] / tlb["lookups"]
+    check(lo <= rate <= hi, f"{page} pages over 4 MiB: hit rate {rate:.1f} % in [{lo}, {hi}]")
 check.finish()

@@ -145,7 +145,7 @@ TEST_CASE("DMA engine parameters: declared and checked", "[devices]") {
 }
 
 TEST_CASE("dma-bench parameters: units, stop conditions, names", "[devices]") {
-    CHECK(names(DmaBenchParams{}).size() == 12);
+    CHECK(names(DmaBenchParams{}).size() == 14);
     DmaBenchParams p;
     CHECK(p.valid());
     CHECK(p.unit_bytes() == 64);
@@ -218,6 +218,42 @@ TEST_CASE("DMA device parameters bind to the configuration by name", "[devices]"
     CHECK(e.tags == 64);
     CHECK(e.issue_rate == 312.5);
     Config bad;
-    bad.load_string("[system.dev0]\npattern = zipf\n", "bad.ini");
+    bad.load_string("[system.dev0]\npattern = fractal\n", "bad.ini");
     CHECK_THROWS_AS(reg.apply(bad), ConfigError);
+}
+
+TEST_CASE("dma-bench patterns: strided and zipf", "[devices]") {
+    DmaBenchParams p;
+    p.size = 64;
+    p.window = 64 * 1024;  // 1024 units of 64 B
+    p.pattern = DmaPattern::Strided;
+    p.stride = 4096;  // 64 units
+    DmaBenchPattern st(p, 0x10000);
+    CHECK(st.next() == 0x10000);
+    CHECK(st.next() == 0x10000 + 4096);
+    for (int i = 0; i < 14; ++i) st.next();
+    CHECK(st.next() == 0x10000);  // 16 strides of 4 KiB wrap a 64 KiB window
+
+    p.pattern = DmaPattern::Zipf;
+    p.zipf_s = 1.2;
+    DmaBenchPattern z(p, 0);
+    std::vector<uint64_t> count(1024, 0);
+    const int n = 200000;
+    for (int i = 0; i < n; ++i) {
+        Addr a = z.next();
+        REQUIRE(a < p.window);
+        ++count[a / 64];
+    }
+    // Rank k has probability k^-s / H(N, s): check the head against the exact weights.
+    double norm = 0;
+    for (int k = 1; k <= 1024; ++k) norm += std::pow(k, -1.2);
+    for (int k : {1, 2, 10}) {
+        const double expect = n * std::pow(k, -1.2) / norm;
+        CHECK(std::abs(double(count[k - 1]) - expect) < 5 * std::sqrt(expect));
+    }
+    CHECK(count[0] > count[1]);
+    CHECK(count[1] > count[9]);
+    DmaBenchPattern z2(p, 0);
+    DmaBenchPattern z3(p, 0);
+    for (int i = 0; i < 100; ++i) REQUIRE(z2.next() == z3.next());  // same seed, same sequence
 }
