@@ -51,7 +51,7 @@ struct System::Iommu {
 };
 
 struct System::Device {
-    std::string name, type, iommu;
+    std::string name, type, iommu, rc, sw;  // sw: the switch it sits behind, or ""
     DmaBenchParams bench;
     DmaEngineParams engine;
     PcieLinkParams link;
@@ -60,9 +60,25 @@ struct System::Device {
     std::unique_ptr<PcieLink> pl;
 };
 
+struct System::RootComplexSpec {
+    std::string name;
+    RootComplexParams params;
+    std::unique_ptr<RootComplex> rc;
+};
+
+// A switch: its Downstream Ports take devices' links, its Upstream Port a link (`uplink`)
+// into a root port.
+struct System::SwitchSpec {
+    std::string name, rc;
+    PcieSwitchParams params;
+    PcieLinkParams uplink;
+    std::unique_ptr<PcieSwitch> sw;
+    std::unique_ptr<PcieLink> link;
+};
+
 struct System::Fabric {
     SparseMemory store;
-    std::unique_ptr<RootComplex> rc;
+    std::unique_ptr<Mux> rc_mux;
     std::unique_ptr<RegionRouter> router;
     std::unique_ptr<Mux> data_mux, walk_mux;
     std::unique_ptr<Dram> dram;
@@ -73,8 +89,32 @@ System::System(sc_core::sc_module_name name, Config& config)
     const std::string root = basename();
     registry_.bind(root, params_);
     registry_.bind(root + ".memory", dram_params_);
-    registry_.bind(root + ".rc", rc_params_);
     std::vector<std::string> errors;
+    std::vector<std::string> rc_names = config.get_list(root + ".root_complexes");
+    if (rc_names.empty()) rc_names = {"rc"};
+    for (const std::string& n : rc_names) {
+        auto r = std::make_unique<RootComplexSpec>();
+        r->name = n;
+        registry_.bind(root + "." + n, r->params);
+        rcs_.push_back(std::move(r));
+    }
+    auto known_rc = [&](const std::string& n) {
+        for (auto& r : rcs_)
+            if (r->name == n) return true;
+        return false;
+    };
+    for (const std::string& n : config.get_list(root + ".switches")) {
+        auto w = std::make_unique<SwitchSpec>();
+        w->name = n;
+        const std::string key = root + "." + n;
+        w->rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
+        if (!known_rc(w->rc))
+            errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
+                                         config.where(key + ".rc"), w->rc, root));
+        registry_.bind(key, w->params);
+        registry_.bind(key + ".uplink", w->uplink);
+        switches_.push_back(std::move(w));
+    }
     for (const std::string& n : config.get_list(root + ".iommus")) {
         auto m = std::make_unique<Iommu>();
         m->name = n;
@@ -97,6 +137,16 @@ System::System(sc_core::sc_module_name name, Config& config)
         d->type = config.get_string(key + ".type").value_or("dma-bench");
         d->iommu =
             config.get_string(key + ".iommu").value_or(iommus_.empty() ? "none" : iommus_[0]->name);
+        d->sw = config.get_string(key + ".switch").value_or("");
+        d->rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
+        if (!known_rc(d->rc))
+            errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
+                                         config.where(key + ".rc"), d->rc, root));
+        bool known_sw = d->sw.empty();
+        for (auto& w : switches_) known_sw |= w->name == d->sw;
+        if (!known_sw)
+            errors.push_back(fmt::format("{}: no switch '{}' in {}.switches",
+                                         config.where(key + ".switch"), d->sw, root));
         if (d->type != "dma-bench")
             errors.push_back(fmt::format("{}: device type '{}' (expected dma-bench)",
                                          config.where(key + ".type"), d->type));
@@ -128,13 +178,34 @@ void System::build() {
 
     fabric_ = std::make_unique<Fabric>();
     Fabric& f = *fabric_;
-    f.rc = std::make_unique<RootComplex>("rc0", rc_params_, stats_.child("rc0"));
     f.router = std::make_unique<RegionRouter>("router", stats_.child("router"));
+    f.rc_mux = std::make_unique<Mux>("rc_mux");
+    f.rc_mux->output.bind(f.router->upstream);
+    for (auto& r : rcs_) {
+        r->rc = std::make_unique<RootComplex>(r->name.c_str(), r->params, stats_.child(r->name));
+        r->rc->host.bind(f.rc_mux->inputs);
+    }
+    auto rc_named = [&](const std::string& n) -> RootComplex& {
+        for (auto& r : rcs_)
+            if (r->name == n) return *r->rc;
+        return *rcs_[0]->rc;
+    };
+    for (auto& w : switches_) {
+        StatGroup& g = stats_.child(w->name);
+        w->sw = std::make_unique<PcieSwitch>(w->name.c_str(), w->params, g);
+        try {
+            w->link = std::make_unique<PcieLink>((w->name + "_uplink").c_str(), w->uplink,
+                                                 g.child("uplink"));
+        } catch (const std::invalid_argument& e) {
+            throw ConfigError({fmt::format("{}.uplink: {}", w->name, e.what())});
+        }
+        w->sw->upstream_port.bind(w->link->device);
+        w->link->host.bind(rc_named(w->rc).root_port);
+    }
     f.data_mux = std::make_unique<Mux>("data_mux");
     f.walk_mux = std::make_unique<Mux>("walk_mux");
     f.dram = std::make_unique<Dram>("memory", f.store, dram_params_, stats_.child("memory"),
                                     params_.seed);
-    f.rc->host.bind(f.router->upstream);
     f.router->bypass.bind(f.data_mux->inputs);
     f.data_mux->output.bind(f.dram->target);
     f.walk_mux->output.bind(f.dram->walk);
@@ -214,7 +285,12 @@ void System::build() {
             continue;
         }
         d.dev->dma.bind(d.pl->device);
-        d.pl->host.bind(f.rc->root_port);
+        if (d.sw.empty()) {
+            d.pl->host.bind(rc_named(d.rc).root_port);
+        } else {
+            for (auto& w : switches_)
+                if (w->name == d.sw) d.pl->host.bind(w->sw->downstream_port);
+        }
     }
     if (!errors.empty()) throw ConfigError(errors);
 

@@ -16,6 +16,8 @@
 #include "core/stats.h"
 #include "iommu/unit_params.h"
 #include "memory/dram.h"
+#include "pcie/link_model.h"
+#include "pcie/pcie_switch.h"
 #include "pcie/root_complex.h"
 
 namespace iommusim {
@@ -72,7 +74,10 @@ private:
     SystemParams params_;
     StatGroup stats_;
     DramParams dram_params_;
-    RootComplexParams rc_params_;
+    struct RootComplexSpec;
+    struct SwitchSpec;
+    std::vector<std::unique_ptr<RootComplexSpec>> rcs_;
+    std::vector<std::unique_ptr<SwitchSpec>> switches_;
     std::vector<std::unique_ptr<Iommu>> iommus_;
     std::vector<std::unique_ptr<Device>> devices_;
     struct Fabric;

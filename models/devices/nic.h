@@ -88,7 +88,7 @@ private:
     void rx_refill(Tick& t);
     void rx_clean(Tick at);
     void tx_offer(Tick at);
-    void tx_schedule(Tick offered, Tick posted);
+    void tx_schedule(Tick posted);
     void tx_clean(Tick at);
     Tick driver_start(Tick at) const { return at > drv_ ? at : drv_; }
     void driver_end(Tick from, Tick to);
