@@ -1,0 +1,85 @@
+// The host's DMA API for devices that map per I/O (devices/dma_mapper.h), over the driver
+// models: VT-d (IOVA allocation, page tables, invalidations written to the unit's queue and
+// waited for in strict mode, deferred with Linux's flush queue in lazy mode) and sPAPR (TCE
+// windows, a TCE kill per unmap). Software costs of the calls are parameters.
+#pragma once
+#include <cstdint>
+#include <optional>
+
+#include "devices/dma_mapper.h"
+#include "host/spapr_driver.h"
+#include "host/vtd_driver.h"
+#include "host/vtd_inv_queue.h"
+#include "vtd_iommu.h"
+
+namespace iommusim {
+
+// The driver's software costs (system.<unit>.driver.*). Strict/lazy is the VT-d driver's
+// DriverConfig (iommu.strict), set from `strict` and the flush-queue parameters.
+struct HostDriverParams {
+    bool strict = true;
+    uint32_t fq_entries = 256;
+    uint64_t fq_timeout_us = 10'000;
+    double map_ns = 150;    // dma_map_single: IOVA allocation and PTE writes
+    double unmap_ns = 150;  // dma_unmap_single, before any invalidation wait
+
+    template <typename V>
+    void visit(V&& v) {
+        v("strict", strict, "",
+          "iommu.strict: invalidate and wait at every unmap (else a flush queue)", 0, 1);
+        v("fq_entries", fq_entries, "entries", "lazy: flush-queue size (Linux IOVA_FQ_SIZE)", 1,
+          1 << 20);
+        v("fq_timeout_us", fq_timeout_us, "us", "lazy: flush-queue timeout (Linux IOVA_FQ_TIMEOUT)",
+          1, uint64_t(1) << 32);
+        v("map_ns", map_ns, "ns", "software cost of one dma_map call", 0.0, 1e9);
+        v("unmap_ns", unmap_ns, "ns",
+          "software cost of one dma_unmap call (without the invalidation wait)", 0.0, 1e9);
+    }
+};
+
+// The invalidation queue of one VT-d unit as the host driver feeds it: what the driver
+// model issued since the last submission is written to the queue and IQT bumped.
+class VtdQueueFeeder {
+public:
+    VtdQueueFeeder(vtd::Driver& drv, VtdIommu& iommu, vtd::InvQueueWriter& queue)
+        : drv_(drv), iommu_(iommu), queue_(queue) {}
+    // Returns when the unit has executed everything up to the last wait descriptor.
+    Tick submit(Tick at);
+
+private:
+    vtd::Driver& drv_;
+    VtdIommu& iommu_;
+    vtd::InvQueueWriter& queue_;
+    size_t submitted_ = 0;
+};
+
+class VtdDmaApi final : public DmaMapper {
+public:
+    VtdDmaApi(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, const HostDriverParams& p)
+        : drv_(drv), feeder_(feeder), did_(did), p_(p) {}
+    std::optional<Mapped> map(Addr pa, uint64_t len, bool write, Tick at) override;
+    Tick unmap(Addr iova, uint64_t len, Tick at) override;
+
+private:
+    vtd::Driver& drv_;
+    VtdQueueFeeder& feeder_;
+    uint16_t did_;
+    HostDriverParams p_;
+};
+
+class SpaprDmaApi final : public DmaMapper {
+public:
+    SpaprDmaApi(spapr::Driver& drv, IommuUnit& phb, uint16_t pe, const HostDriverParams& p)
+        : drv_(drv), phb_(phb), pe_(pe), p_(p) {}
+    std::optional<Mapped> map(Addr pa, uint64_t len, bool write, Tick at) override;
+    Tick unmap(Addr iova, uint64_t len, Tick at) override;
+
+private:
+    spapr::Driver& drv_;
+    IommuUnit& phb_;
+    uint16_t pe_;
+    HostDriverParams p_;
+    size_t killed_ = 0;  // TCE kills already sent to the PHB
+};
+
+}  // namespace iommusim
