@@ -26,11 +26,11 @@ namespace iommusim {
 
 struct NicResult {
     struct Dir {
-        uint64_t offered = 0;  // frames that arrived (RX) or the application sent (TX)
-        uint64_t packets = 0;  // frames delivered to the host (RX) or sent on the line (TX)
-        uint64_t bytes = 0;    // their frame bytes (FCS included)
-        uint64_t drops = 0;    // every cause
-        Tick start = 0, end = 0;  // traffic start, last completion
+        uint64_t offered = 0;     // frames that arrived (RX) or the application sent (TX)
+        uint64_t packets = 0;     // frames delivered to the host (RX) or sent on the line (TX)
+        uint64_t bytes = 0;       // their frame bytes (FCS included)
+        uint64_t drops = 0;       // every cause
+        Tick start = 0, end = 0;  // traffic start; last write-back, arrival or offer
         Tick elapsed() const { return end > start ? end - start : 0; }
         double packet_rate() const {  // packets/s
             return elapsed() ? double(packets) * 1e12 / double(elapsed()) : 0.0;
@@ -73,8 +73,41 @@ private:
         uint32_t slot;
         bool operator>(const Ev& o) const { return t != o.t ? t > o.t : seq > o.seq; }
     };
-    struct Slot;
-    struct Stats;
+    // Events, in one queue ordered by time. The first kinds are line and host (driver) work; the
+    // rest are the NIC's DMA transfers, handed to the engine.
+    enum Kind : uint8_t {
+        kRxArrive,  // a frame has arrived in full
+        kRxRefill,  // the driver retries refilling the RX ring (missed-packet interrupt)
+        kRxClean,   // the driver processes RX write-backs
+        kTxOffer,   // the application hands the driver a frame
+        kTxClean,   // the driver reclaims transmitted descriptors
+        kRxData,    // write the frame into its buffer
+        kRxDesc,    // write the RX descriptor back
+        kTxDesc,    // read the TX descriptor
+        kTxData,    // read the frame from its buffer
+        kTxDone,    // write the TX descriptor back
+    };
+    struct Slot {
+        Addr iova = 0;
+        uint32_t buf = 0;    // buffer index within its direction
+        uint32_t frame = 0;  // frame bytes
+        Tick avail = 0;      // RX: when the driver posted the buffer
+        Tick start = 0;      // RX: the frame's arrival; TX: when the application offered it
+        Tick done = kNever;  // descriptor write-back complete
+        bool fault = false;
+    };
+    struct Stats {
+        StatGroup &rx, &tx, &drv;
+        Counter &rx_offered, &rx_packets, &rx_bytes, &rx_no_buffer, &rx_fifo, &rx_fault;
+        Counter &rx_rate, &rx_tput;
+        Histogram &rx_latency, &rx_host_latency;
+        Counter &tx_offered, &tx_packets, &tx_bytes, &tx_map, &tx_fault, &tx_ring_full;
+        Counter &tx_rate, &tx_tput;
+        Histogram& tx_latency;
+        Counter &maps, &unmaps, &map_failures, &busy_ns, &faults;
+
+        explicit Stats(StatGroup& g);
+    };
     bool next(DmaTransfer& t);
     void completed(const DmaTransfer& t, const DmaResult& r);
     void start();
@@ -133,8 +166,9 @@ private:
     uint32_t tx_size_ = 0;  // frame of the scheduled offer
     Tick tx_offered_at_ = 0;
     bool tx_on_ = false, tx_blocked_ = false;
-    Tick rx_end_ = 0, tx_end_ = 0;
-    Tick busy_ps_ = 0;  // driver busy time, sub-ns remainders kept
+    Tick rx_end_ = 0, tx_end_ = 0;    // last write-back of each direction
+    Tick rx_last_ = 0, tx_last_ = 0;  // last arrival, last offer
+    Tick busy_ps_ = 0;                // driver busy time, sub-ns remainders kept
 };
 
 }  // namespace iommusim

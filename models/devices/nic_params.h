@@ -86,14 +86,14 @@ private:
 };
 
 struct NicParams {
-    double line_rate = 100.0;   // Gb/s
+    double line_rate = 100.0;    // Gb/s
     std::string sizes = "1500";  // frame sizes (SizeDist syntax, or "imix")
     NicDirection direction = NicDirection::Rx;
     uint64_t count = 100000;   // packets per direction; 0 = until duration_ns
     uint64_t duration_ns = 0;  // stop offering after this long; 0 = until count
     uint64_t seed = 1;
-    uint32_t ring_size = 1024;    // descriptors per ring
-    uint32_t buffer_size = 2048;  // bytes per packet buffer
+    uint32_t ring_size = 1024;     // descriptors per ring
+    uint32_t buffer_size = 2048;   // bytes per packet buffer
     uint64_t rx_fifo = 512 << 10;  // on-chip receive packet buffer
     NicBufferPolicy buffers = NicBufferPolicy::PerPacket;
     uint32_t pool_buffers = 0;  // pool policy: buffers per direction; 0 = ring_size
@@ -104,8 +104,8 @@ struct NicParams {
     void visit(V&& v) {
         v("line_rate", line_rate, "Gb/s", "Ethernet line rate", 0.001, 1e6);
         v("sizes", sizes, "",
-          "frame sizes in bytes (64..9216, FCS included): one size, SIZE:WEIGHT list, or imix",
-          0, 0);
+          "frame sizes in bytes (64..9216, FCS included): one size, SIZE:WEIGHT list, or imix", 0,
+          0);
         v("direction", direction, "", "traffic: rx (to host), tx (from host) or both", 0, 2);
         v("count", count, "packets", "packets offered per direction; 0 = until duration_ns", 0,
           uint64_t(1) << 48);
@@ -118,8 +118,8 @@ struct NicParams {
         v("rx_fifo", rx_fifo, "bytes", "on-chip receive buffer; a frame that does not fit drops",
           64, uint64_t(1) << 32);
         v("buffers", buffers, "",
-          "per_packet: map/unmap each buffer through the DMA API; pool: pre-mapped buffer pool",
-          0, 1);
+          "per_packet: map/unmap each buffer through the DMA API; pool: pre-mapped buffer pool", 0,
+          1);
         v("pool_buffers", pool_buffers, "buffers",
           "pool policy: buffers per direction (>= ring_size); 0 = ring_size", 0, 1u << 24);
         v("sw_ns", sw_ns, "ns", "driver software cost per packet (besides map/unmap)", 0.0, 1e9);
@@ -150,8 +150,8 @@ struct NicParams {
         if (e.empty() && !(line_rate >= 0.001 && line_rate <= 1e6)) e = "line_rate out of range";
         if (e.empty() && !count && !duration_ns) e = "count and duration_ns both 0";
         if (e.empty() && (ring_size < 2 || ring_size > 65536)) e = "ring_size out of 2..65536";
-        if (e.empty() && (buffer_size < 64 || buffer_size > 65536 ||
-                          d->max() - kEthFcsBytes > buffer_size))
+        if (e.empty() &&
+            (buffer_size < 64 || buffer_size > 65536 || d->max() - kEthFcsBytes > buffer_size))
             e = "buffer_size out of 64..65536 or smaller than the largest frame - FCS";
         if (e.empty() && d->max() > rx_fifo) e = "rx_fifo smaller than the largest frame";
         if (e.empty() && buffers == NicBufferPolicy::Pool && pool_buffers &&

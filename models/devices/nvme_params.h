@@ -60,9 +60,9 @@ struct NvmePrps {
         uint32_t bytes;  // the entries the controller needs from this list page
     };
     Addr prp1 = 0, prp2 = 0;
-    uint64_t pages = 0;                 // data pages (PRP1, then one entry per further page)
-    std::vector<ListRead> list_reads;   // list pages in chain order
-    std::vector<uint64_t> list;         // their entries, page after page
+    uint64_t pages = 0;                // data pages (PRP1, then one entry per further page)
+    std::vector<ListRead> list_reads;  // list pages in chain order
+    std::vector<uint64_t> list;        // their entries, page after page
 };
 
 // The PRPs of a transfer of `len` bytes at `data`, contiguous in the device's address space,
@@ -70,8 +70,7 @@ struct NvmePrps {
 // unused (0). Two: PRP2 = the second page. More: PRP2 points to the PRP list, built at
 // `list_base` (page-aligned, consecutive pages); entries name pages 2..n, and a page that
 // cannot hold the rest ends with a pointer to the next list page.
-inline void nvme_build_prps(Addr data, uint64_t len, uint32_t page, Addr list_base,
-                            NvmePrps& out) {
+inline void nvme_build_prps(Addr data, uint64_t len, uint32_t page, Addr list_base, NvmePrps& out) {
     out.prp1 = data;
     out.prp2 = 0;
     out.pages = nvme_data_pages(data, len, page);
@@ -114,8 +113,7 @@ struct NvmeParams {
     void visit(V&& v) {
         v("sizes", sizes, "",
           "I/O sizes (4K..1M, multiples of 512): one size or a SIZE:WEIGHT list", 0, 0);
-        v("queue_depth", queue_depth, "commands", "commands in flight (< queue_entries)", 1,
-          65535);
+        v("queue_depth", queue_depth, "commands", "commands in flight (< queue_entries)", 1, 65535);
         v("queue_entries", queue_entries, "entries", "entries of the I/O SQ and CQ", 2, 65536);
         v("read_percent", read_percent, "%", "share of commands that are reads", 0, 100);
         v("media_read_ns", media_read_ns, "ns", "device-internal latency of a read", 0,
@@ -173,8 +171,7 @@ struct NvmeParams {
             e = "queue_depth out of 1..queue_entries - 1 (a full queue keeps one entry free)";
         if (e.empty() && read_percent > 100) e = "read_percent above 100";
         if (e.empty() && !count && !duration_ns) e = "count and duration_ns both 0";
-        if (e.empty() &&
-            (page_size < 4096 || page_size > 65536 || (page_size & (page_size - 1))))
+        if (e.empty() && (page_size < 4096 || page_size > 65536 || (page_size & (page_size - 1))))
             e = "page_size not a power of two in 4096..65536";
         if (e.empty() && (offset >= page_size || offset % 4))
             e = "offset not dword-aligned within a page";

@@ -36,9 +36,10 @@ public:
     static std::optional<SizeDist> parse(std::string_view text, uint64_t lo, uint64_t hi,
                                          std::string* why = nullptr) {
         if (text == "imix") text = kImix;
+        const std::string_view all = text;
         SizeDist d;
         auto fail = [&](const std::string& what) -> std::optional<SizeDist> {
-            if (why) *why = "sizes '" + std::string(text) + "': " + what;
+            if (why) *why = "sizes '" + std::string(all) + "': " + what;
             return std::nullopt;
         };
         while (!text.empty()) {

@@ -1,0 +1,245 @@
+// SystemC bench of the NIC at quantum 0 on a fixed-latency memory (no IOMMU) with an
+// identity DmaMapper: line-rate arrivals and transmissions (never above the line, equal to
+// it when the DMA path keeps up), bytes moved equal to the frames, per-packet map/unmap
+// calls, drops when mappings fail, when the driver is too slow and when the DMA path is too
+// slow, DMA faults counted while the NIC carries on, the requester on every request,
+// duration-bounded runs and reproducible sizes for a seed.
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <systemc>
+
+#include "devices/nic.h"
+#include "memory/fixed_memory.h"
+#include "sc_harness.h"
+#include "sc_test_mapper.h"
+
+using namespace iommusim;
+using namespace sc_core;
+
+namespace {
+
+constexpr Tick kNs = kTicksPerNs;
+const NicLayout kLayout{0x1000'0000, 0x1010'0000, 0x2000'0000};
+
+// A NIC on a tap on a fixed-latency memory.
+struct Rig {
+    StatGroup stats;
+    test::TestMapper mapper;
+    FixedMemory mem;
+    std::unique_ptr<test::Tap> tap;
+    std::unique_ptr<Nic> nic;
+    Rig(const char* name, SparseMemory& store, Tick latency, const NicParams& p, uint32_t tags = 64,
+        Tick map_cost = 0, Tick unmap_cost = 0)
+        : stats(name), mem(fmt::format("{}_mem", name).c_str(), store, to_sc_time(latency)) {
+        mapper.map_cost = map_cost, mapper.unmap_cost = unmap_cost;
+        DmaEngineParams e;
+        e.tags = tags;
+        tap = std::make_unique<test::Tap>(fmt::format("{}_tap", name).c_str(), p.requester().rid);
+        nic = std::make_unique<Nic>(name, p, e, kLayout, &mapper, stats);
+        nic->dma.bind(tap->target);
+        tap->down.bind(mem.target);
+    }
+    NicResult r() const { return nic->result(); }
+    uint64_t engine(const char* n) { return stats.child("engine").counter(n, "").value(); }
+};
+
+NicParams nic(NicDirection d, const char* sizes, double gbps, uint64_t count,
+              NicBufferPolicy b = NicBufferPolicy::Pool, double sw_ns = 2) {
+    NicParams p;
+    p.direction = d;
+    p.sizes = sizes;
+    p.line_rate = gbps;
+    p.count = count;
+    p.buffers = b;
+    p.sw_ns = sw_ns;
+    p.ring_size = 512;
+    return p;
+}
+
+// Line utilisation of a direction: frame bits plus preamble, SFD and gap over the run.
+double utilisation(const NicResult::Dir& d, double gbps) {
+    const double bits = double(d.bytes + kEthWireOverhead * d.packets) * 8;
+    return bits * 1e12 / double(d.elapsed()) / (gbps * 1e9);
+}
+
+}  // namespace
+
+int sc_main(int, char*[]) {
+    tlm_utils::tlm_quantumkeeper::set_global_quantum(SC_ZERO_TIME);
+    test::Checker check;
+    SparseMemory store;
+    const auto Rx = NicDirection::Rx, Tx = NicDirection::Tx, Both = NicDirection::Both;
+    const auto PerPacket = NicBufferPolicy::PerPacket;
+
+    Rig rx64("rx64", store, 100 * kNs, nic(Rx, "64", 100, 20000));
+    Rig rximix("rximix", store, 100 * kNs, nic(Rx, "imix", 100, 20000));
+    Rig tximix("tximix", store, 100 * kNs, nic(Tx, "imix", 100, 5000));
+    Rig both("both", store, 100 * kNs, nic(Both, "imix", 100, 5000));
+    Rig both2("both2", store, 100 * kNs, nic(Both, "imix", 100, 5000));
+    NicParams seed2 = nic(Both, "imix", 100, 5000);
+    seed2.seed = 2;
+    Rig both3("both3", store, 100 * kNs, seed2);
+
+    NicParams pp = nic(Rx, "1500", 10, 1000, PerPacket, 10);
+    pp.ring_size = 64;
+    pp.bus = 5, pp.device = 1, pp.function = 2;
+    Rig rxmap("rxmap", store, 100 * kNs, pp, 64, 20 * kNs, 30 * kNs);
+    rxmap.tap->record = true;
+    Rig txmap("txmap", store, 100 * kNs, nic(Tx, "64:1,1500:1", 10, 1000, PerPacket, 10), 64,
+              20 * kNs, 30 * kNs);
+
+    NicParams fp = nic(Rx, "1500", 10, 200, PerPacket);
+    fp.ring_size = 8;
+    Rig rxfail("rxfail", store, 100 * kNs, fp);
+    rxfail.mapper.ok_limit = 16;
+    Rig txfail("txfail", store, 100 * kNs, nic(Tx, "1500", 10, 300, PerPacket));
+    txfail.mapper.fail_every = 3;
+
+    NicParams faultp = nic(Rx, "1500", 10, 80);
+    faultp.ring_size = 8;
+    Rig rxfault("rxfault", store, 100 * kNs, faultp);
+    rxfault.tap->fail_lo = kLayout.buffers + 3 * 2048;  // pool buffer 3 of 8
+    rxfault.tap->fail_hi = kLayout.buffers + 4 * 2048;
+
+    NicParams slow = nic(Rx, "1500", 100, 2000);
+    slow.rx_fifo = 64 << 10;
+    Rig rxslow("rxslow", store, 2000 * kNs, slow, 8);
+    NicParams busy = nic(Rx, "64", 100, 50000, NicBufferPolicy::Pool, 20);
+    busy.ring_size = 256;
+    Rig rxbusy("rxbusy", store, 100 * kNs, busy);
+
+    NicParams dp = nic(Rx, "1500", 10, 0);
+    dp.duration_ns = 10'000;
+    Rig dur("dur", store, 100 * kNs, dp);
+    test::Watcher watch("watch", rx64.nic->finished_event());
+
+    sc_start();
+
+    // 64-byte frames at 100 Gb/s arrive every 6.72 ns; each becomes a data and a descriptor
+    // write issued together, done 100 ns later.
+    {
+        const NicResult r = rx64.r();
+        const uint64_t n = 20000;
+        check(r.rx.offered == n && r.rx.packets == n && r.rx.drops == 0,
+              fmt::format("rx 64 B: {} of {} delivered", r.rx.packets, r.rx.offered));
+        check(watch.seen == r.rx.end, "finished event at the last write-back");
+        check(r.rx.start == 0 && r.rx.end == n * 6720 + 100 * kNs,
+              fmt::format("rx 64 B: last write-back at N * 6.72 ns + 100 ns ({})", r.rx.end));
+        const double line = 100e9 / 672;
+        check(
+            r.rx.packet_rate() <= line && r.rx.packet_rate() > 0.999 * line,
+            fmt::format("rx 64 B: {:.4f} Mpps at the line rate 148.81", r.rx.packet_rate() / 1e6));
+        check(rx64.engine("bytes_written") == n * (60 + 16) && r.rx.bytes == n * 64,
+              "rx 64 B: frames (less FCS) and descriptors written");
+        const Histogram& h = rx64.stats.child("rx").histogram("latency", "ns", "");
+        check(h.min() == 100 && h.max() == 100, "rx latency = the memory latency");
+        check(rx64.stats.child("driver").counter("busy_ns", "").value() == 2 * n,
+              "driver busy sw_ns per packet");
+    }
+    // IMIX both ways: never above the line, at it when the DMA path keeps up.
+    for (auto [name, d] : {std::pair{"rx imix", rximix.r().rx}, std::pair{"tx imix", tximix.r().tx},
+                           std::pair{"both rx", both.r().rx}, std::pair{"both tx", both.r().tx}}) {
+        const double u = utilisation(d, 100);
+        check(d.packets == d.offered && d.drops == 0 && u <= 1.0 && u > 0.995,
+              fmt::format("{}: {} of {} sent, line utilisation {:.5f}", name, d.packets, d.offered,
+                          u));
+    }
+    {
+        const NicResult r = tximix.r();
+        // Reads: a descriptor and the frame less its FCS per packet.
+        check(tximix.engine("bytes_read") == r.tx.bytes - 4 * r.tx.packets + 16 * r.tx.packets &&
+                  tximix.engine("bytes_written") == 16 * r.tx.packets,
+              "tx: bytes read = frames less FCS + descriptors; write-backs written");
+        check(r.tx.offered == 5000 && r.maps == 0, "tx pool: no mapping calls");
+    }
+    // Same seed, same sizes; another seed, other sizes. RX and TX draw separate streams.
+    check(both.r().rx.bytes == both2.r().rx.bytes && both.r().tx.bytes == both2.r().tx.bytes &&
+              both.r().rx.end == both2.r().rx.end,
+          "same seed, same run");
+    check(both.r().rx.bytes != both3.r().rx.bytes, "another seed, other sizes");
+    check(both.r().rx.bytes != both.r().tx.bytes, "rx and tx draw separate size streams");
+
+    // Per-packet mapping: the ring is filled (64 maps of 20 ns) before traffic starts; each
+    // packet is unmapped (30 ns) after sw_ns and its slot refilled.
+    {
+        const NicResult r = rxmap.r();
+        check(r.rx.start == 64 * 20 * kNs, "rx traffic starts once the ring is filled");
+        check(r.rx.packets == 1000 && r.maps == 64 + 1000 && r.unmaps == 1000 &&
+                  rxmap.mapper.maps == r.maps && rxmap.mapper.unmaps == r.unmaps,
+              fmt::format("rx per_packet: {} maps, {} unmaps", r.maps, r.unmaps));
+        check(rxmap.mapper.consistent && rxmap.mapper.live.size() == 64,
+              "every unmap names a live mapping; the ring's buffers stay mapped");
+        const Histogram& h = rxmap.stats.child("rx").histogram("host_latency", "ns", "");
+        check(h.min() == 140 && h.max() == 140, "host latency = memory + sw_ns + unmap");
+        check(rxmap.tap->rid_ok, "every request carries the NIC's requester 05:01.2");
+        bool rings = true;
+        uint64_t desc = 0;
+        for (const auto& q : rxmap.tap->log)
+            if (q.addr >= kLayout.rx_ring && q.addr < kLayout.rx_ring + 64 * 16)
+                rings &= q.write && q.len == 16 && q.addr == kLayout.rx_ring + (desc++ % 64) * 16;
+        check(rings && desc == 1000, "rx descriptors written in ring order");
+    }
+    {
+        const NicResult r = txmap.r();
+        check(r.tx.packets == 1000 && r.maps == 1000 && r.unmaps == 1000 &&
+                  txmap.mapper.consistent && txmap.mapper.live.empty(),
+              fmt::format("tx per_packet: {} maps, {} unmaps", r.maps, r.unmaps));
+    }
+    // Failing mappings: the ring gets 8 + 8 buffers, then every refill fails and the NIC
+    // drops for want of buffers, on to the last frame.
+    {
+        const NicResult r = rxfail.r();
+        check(r.rx.offered == 200 && r.rx.packets == 16 && r.rx.drops == 184 &&
+                  rxfail.stats.child("rx").counter("drops_no_buffer", "").value() == 184,
+              fmt::format("rx map failures: {} delivered, {} dropped", r.rx.packets, r.rx.drops));
+        check(r.map_failures == rxfail.mapper.failures && r.map_failures > 0 &&
+                  rxfail.nic->finished(),
+              "map failures counted, the run finished");
+    }
+    {
+        const NicResult r = txfail.r();
+        check(r.tx.offered == 300 && r.tx.packets == 200 && r.tx.drops == 100 &&
+                  r.map_failures == 100 && r.unmaps == 200 && txfail.mapper.consistent,
+              fmt::format("tx map failures: {} sent, {} dropped", r.tx.packets, r.tx.drops));
+    }
+    // DMA faults: pool buffer 3 of 8 is unreachable; every 8th frame's 6 writes fault.
+    {
+        const NicResult r = rxfault.r();
+        check(r.rx.offered == 80 && r.rx.packets == 70 &&
+                  rxfault.stats.child("rx").counter("drops_fault", "").value() == 10 &&
+                  r.faults == 60,
+              fmt::format("rx faults: {} delivered, {} faults", r.rx.packets, r.faults));
+    }
+    // DMA path too slow (8 tags, 2 us, 7 requests a frame): the on-chip buffer overflows.
+    {
+        const NicResult r = rxslow.r();
+        const uint64_t fifo = rxslow.stats.child("rx").counter("drops_fifo", "").value();
+        const double want = 8 / (7 * 2e-6);
+        check(fifo > 0 && r.rx.packets + r.rx.drops == r.rx.offered &&
+                  std::abs(r.rx.packet_rate() / want - 1) < 0.05,
+              fmt::format("slow DMA: {} fifo drops, {:.0f} pps (~{:.0f})", fifo, r.rx.packet_rate(),
+                          want));
+    }
+    // Driver too slow (20 ns a packet against 6.72 ns frames): the ring runs dry.
+    {
+        const NicResult r = rxbusy.r();
+        const uint64_t nobuf = rxbusy.stats.child("rx").counter("drops_no_buffer", "").value();
+        check(nobuf > 0 && r.rx.packets + nobuf == r.rx.offered &&
+                  std::abs(r.rx.packet_rate() / 50e6 - 1) < 0.05,
+              fmt::format("slow driver: {} no-buffer drops, {:.2f} Mpps (~50)", nobuf,
+                          r.rx.packet_rate() / 1e6));
+    }
+    // Duration: 1500-byte frames at 10 Gb/s start every 1216 ns; 9 start before 10 us.
+    {
+        const NicResult r = dur.r();
+        check(r.rx.offered == 9 && r.rx.packets == 9 && dur.nic->finished(),
+              fmt::format("duration run: {} frames", r.rx.offered));
+        check(dur.nic->summary().find("rx 0.") != std::string::npos, dur.nic->summary());
+    }
+    if (std::getenv("NIC_VERBOSE"))
+        for (Rig* g : {&rx64, &rximix, &tximix, &both, &rxmap, &txmap, &rxfail, &txfail, &rxfault,
+                       &rxslow, &rxbusy, &dur})
+            fmt::print("{}\n", g->nic->summary());
+    return check.finish();
+}
