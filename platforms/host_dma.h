@@ -69,8 +69,10 @@ private:
 
 class SpaprDmaApi final : public DmaMapper {
 public:
-    SpaprDmaApi(spapr::Driver& drv, IommuUnit& phb, uint16_t pe, const HostDriverParams& p)
-        : drv_(drv), phb_(phb), pe_(pe), p_(p) {}
+    // `killed` counts the driver's TCE kills already sent to the PHB (shared by its PEs).
+    SpaprDmaApi(spapr::Driver& drv, IommuUnit& phb, uint16_t pe, const HostDriverParams& p,
+                size_t& killed)
+        : drv_(drv), phb_(phb), pe_(pe), p_(p), killed_(killed) {}
     std::optional<Mapped> map(Addr pa, uint64_t len, bool write, Tick at) override;
     Tick unmap(Addr iova, uint64_t len, Tick at) override;
 
@@ -79,7 +81,14 @@ private:
     IommuUnit& phb_;
     uint16_t pe_;
     HostDriverParams p_;
-    size_t killed_ = 0;  // TCE kills already sent to the PHB
+    size_t& killed_;
+};
+
+// No IOMMU in the path: the bus address is the physical address and mapping costs nothing.
+class DirectDmaApi final : public DmaMapper {
+public:
+    std::optional<Mapped> map(Addr pa, uint64_t, bool, Tick at) override { return Mapped{pa, at}; }
+    Tick unmap(Addr, uint64_t, Tick at) override { return at; }
 };
 
 }  // namespace iommusim

@@ -3,36 +3,34 @@
 #include <fmt/format.h>
 
 #include <tlm_utils/tlm_quantumkeeper.h>
+#include <functional>
 
 #include "arch/spapr/spapr_walker.h"
 #include "devices/dma_bench.h"
-#include "host/spapr_driver.h"
-#include "host/vtd_driver.h"
-#include "host/vtd_inv_queue.h"
+#include "devices/nic.h"
+#include "devices/nvme.h"
+#include "host_dma.h"
 #include "iommu/region_router.h"
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
-#include "vtd_iommu.h"
 
 namespace iommusim {
 
 namespace {
-constexpr Addr kDataBase = Addr(8) << 30;     // device buffers, 64 GiB apart
+constexpr Addr kDataBase = Addr(8) << 30;  // device memory: 64 GiB apart
+constexpr Addr kDeviceSpan = Addr(64) << 30;
 constexpr Addr kQueueBase = Addr(120) << 30;  // VT-d invalidation queues
-constexpr Addr kVtdIovaBase = Addr(1) << 32;  // where VT-d devices' windows are mapped
-uint16_t rid_of(const DmaBenchParams& b) {
-    return uint16_t((b.bus << 8) | (b.device << 3) | b.function);
-}
+constexpr Addr kVtdIovaBase = Addr(1) << 32;  // where dma-bench windows are mapped (VT-d)
 }  // namespace
 
-// How a device's buffer is mapped.
+// How a device's memory is mapped.
 struct MapParams {
-    uint64_t page_size = 4096;  // IOMMU page size of the device's buffer mapping
+    uint64_t page_size = 4096;
 
     template <typename V>
     void visit(V&& v) {
         v("page_size", page_size, "bytes",
-          "IOMMU page size the driver maps the buffer with: 4K, 64K, 2M, 16M, 1G", 4096,
+          "IOMMU page size of the device's long-lived mappings: 4K, 64K, 2M, 16M, 1G", 4096,
           uint64_t(1) << 30);
     }
 };
@@ -40,24 +38,41 @@ struct MapParams {
 struct System::Iommu {
     std::string name, arch, mode;
     UnitParams unit;
-    // Built:
+    HostDriverParams driver;
     std::unique_ptr<vtd::Driver> vtd_drv;
     std::unique_ptr<vtd::InvQueueWriter> queue;
     std::unique_ptr<VtdIommu> vtd;
+    std::unique_ptr<VtdQueueFeeder> feeder;
     std::unique_ptr<spapr::Driver> phb_drv;
     std::unique_ptr<spapr::SpaprWalker> phb_walker;
     std::unique_ptr<IommuUnit> phb;
+    size_t tce_kills = 0;
     IommuUnit& unit_module() { return vtd ? vtd->unit() : *phb; }
 };
 
 struct System::Device {
-    std::string name, type, iommu, rc, sw;  // sw: the switch it sits behind, or ""
+    std::string name, type, iommu, rc, sw;
     DmaBenchParams bench;
+    NicParams nic;
+    NvmeParams nvme;
     DmaEngineParams engine;
     PcieLinkParams link;
     MapParams map;
-    std::unique_ptr<DmaBench> dev;
+    std::unique_ptr<sc_core::sc_module> dev;
+    std::unique_ptr<DmaMapper> mapper;
     std::unique_ptr<PcieLink> pl;
+    // The same view of every kind of device.
+    std::function<bool()> finished;
+    const sc_core::sc_event* finished_ev = nullptr;
+    std::function<std::string()> summary;
+    std::function<double()> progress;
+
+    Requester requester() const {
+        auto rid = [](unsigned b, unsigned d, unsigned f) { return Requester::bdf(b, d, f); };
+        if (type == "nic") return rid(nic.bus, nic.device, nic.function);
+        if (type == "nvme") return rid(nvme.bus, nvme.device, nvme.function);
+        return rid(bench.bus, bench.device, bench.function);
+    }
 };
 
 struct System::RootComplexSpec {
@@ -128,6 +143,7 @@ System::System(sc_core::sc_module_name name, Config& config)
             errors.push_back(fmt::format("{}: mode '{}' (expected legacy or scalable)",
                                          config.where(key + ".mode"), m->mode));
         registry_.bind(key, m->unit);
+        registry_.bind(key + ".driver", m->driver);
         iommus_.push_back(std::move(m));
     }
     for (const std::string& n : config.get_list(root + ".devices")) {
@@ -147,16 +163,25 @@ System::System(sc_core::sc_module_name name, Config& config)
         if (!known_sw)
             errors.push_back(fmt::format("{}: no switch '{}' in {}.switches",
                                          config.where(key + ".switch"), d->sw, root));
-        if (d->type != "dma-bench")
-            errors.push_back(fmt::format("{}: device type '{}' (expected dma-bench)",
-                                         config.where(key + ".type"), d->type));
         bool known = d->iommu == "none";
         for (auto& m : iommus_) known |= m->name == d->iommu;
         if (!known)
             errors.push_back(fmt::format("{}: no IOMMU named '{}' in {}.iommus",
                                          config.where(key + ".iommu"), d->iommu, root));
-        d->bench.device = uint8_t(devices_.size() + 1);  // distinct default requesters
-        registry_.bind(key, d->bench);
+        const uint8_t dev_no = uint8_t(devices_.size() + 1);  // distinct default requesters
+        if (d->type == "dma-bench") {
+            d->bench.device = dev_no;
+            registry_.bind(key, d->bench);
+        } else if (d->type == "nic") {
+            d->nic.device = dev_no;
+            registry_.bind(key, d->nic);
+        } else if (d->type == "nvme") {
+            d->nvme.device = dev_no;
+            registry_.bind(key, d->nvme);
+        } else {
+            errors.push_back(fmt::format("{}: device type '{}' (expected dma-bench, nic or nvme)",
+                                         config.where(key + ".type"), d->type));
+        }
         registry_.bind(key + ".engine", d->engine);
         registry_.bind(key + ".link", d->link);
         registry_.bind(key + ".map", d->map);
@@ -180,7 +205,14 @@ void System::build() {
     Fabric& f = *fabric_;
     f.router = std::make_unique<RegionRouter>("router", stats_.child("router"));
     f.rc_mux = std::make_unique<Mux>("rc_mux");
+    f.data_mux = std::make_unique<Mux>("data_mux");
+    f.walk_mux = std::make_unique<Mux>("walk_mux");
+    f.dram = std::make_unique<Dram>("memory", f.store, dram_params_, stats_.child("memory"),
+                                    params_.seed);
     f.rc_mux->output.bind(f.router->upstream);
+    f.router->bypass.bind(f.data_mux->inputs);
+    f.data_mux->output.bind(f.dram->target);
+    f.walk_mux->output.bind(f.dram->walk);
     for (auto& r : rcs_) {
         r->rc = std::make_unique<RootComplex>(r->name.c_str(), r->params, stats_.child(r->name));
         r->rc->host.bind(f.rc_mux->inputs);
@@ -190,6 +222,7 @@ void System::build() {
             if (r->name == n) return *r->rc;
         return *rcs_[0]->rc;
     };
+    std::vector<std::string> errors;
     for (auto& w : switches_) {
         StatGroup& g = stats_.child(w->name);
         w->sw = std::make_unique<PcieSwitch>(w->name.c_str(), w->params, g);
@@ -197,31 +230,28 @@ void System::build() {
             w->link = std::make_unique<PcieLink>((w->name + "_uplink").c_str(), w->uplink,
                                                  g.child("uplink"));
         } catch (const std::invalid_argument& e) {
-            throw ConfigError({fmt::format("{}.uplink: {}", w->name, e.what())});
+            errors.push_back(fmt::format("{}.uplink: {}", w->name, e.what()));
+            continue;
         }
         w->sw->upstream_port.bind(w->link->device);
         w->link->host.bind(rc_named(w->rc).root_port);
     }
-    f.data_mux = std::make_unique<Mux>("data_mux");
-    f.walk_mux = std::make_unique<Mux>("walk_mux");
-    f.dram = std::make_unique<Dram>("memory", f.store, dram_params_, stats_.child("memory"),
-                                    params_.seed);
-    f.router->bypass.bind(f.data_mux->inputs);
-    f.data_mux->output.bind(f.dram->target);
-    f.walk_mux->output.bind(f.dram->walk);
 
-    std::vector<std::string> errors;
     for (size_t i = 0; i < iommus_.size(); ++i) {
         Iommu& m = *iommus_[i];
         StatGroup& g = stats_.child(m.name);
         if (m.arch == "vtd") {
             vtd::DriverConfig dc;
             dc.hw.scalable = m.mode == "scalable";
+            dc.strict = m.driver.strict;
+            dc.lazy.entries = m.driver.fq_entries;
+            dc.lazy.timeout_ns = m.driver.fq_timeout_us * 1000;
             m.vtd_drv = std::make_unique<vtd::Driver>(f.store, dc);
-            vtd::RegFileConfig rc = vtd::RegFileConfig::scalable_unit();
-            m.vtd = std::make_unique<VtdIommu>(m.name.c_str(), rc, m.vtd_drv->hw(), m.unit, g);
+            m.vtd = std::make_unique<VtdIommu>(m.name.c_str(), vtd::RegFileConfig::scalable_unit(),
+                                               m.vtd_drv->hw(), m.unit, g);
             m.queue = std::make_unique<vtd::InvQueueWriter>(
                 f.store, kQueueBase + Addr(i) * (1 << 20), 0, dc.hw.scalable);
+            m.feeder = std::make_unique<VtdQueueFeeder>(*m.vtd_drv, *m.vtd, *m.queue);
         } else {
             m.phb_drv = std::make_unique<spapr::Driver>(f.store, spapr::DriverConfig{});
             m.phb_walker = std::make_unique<spapr::SpaprWalker>(m.phb_drv->phb());
@@ -234,95 +264,154 @@ void System::build() {
 
     for (size_t i = 0; i < devices_.size(); ++i) {
         Device& d = *devices_[i];
-        const Requester req{rid_of(d.bench)};
+        const Requester req = d.requester();
+        const std::string key = std::string(basename()) + "." + d.name;
         const Addr page = d.map.page_size;
-        if (page & (page - 1))
-            errors.push_back(fmt::format(
-                "{}: page_size {} is not a power of two",
-                config_.where(basename() + std::string(".") + d.name + ".map.page_size"), page));
-        const Addr len = (d.bench.window + page - 1) & ~(page - 1);
-        // Aligned to the page size but not to the next larger one, so the driver's
-        // largest-page choice lands exactly on the asked size.
-        const Addr pa =
-            kDataBase + Addr(i) * (Addr(64) << 30) + (page < (Addr(1) << 30) ? page : 0);
-        Addr iova = 0;
+        if (page & (page - 1)) {
+            errors.push_back(fmt::format("{}: page_size {} is not a power of two",
+                                         config_.where(key + ".map.page_size"), page));
+            continue;
+        }
+        // The device's physical memory: aligned to the mapping page size but not to the next
+        // larger size, so the driver's largest-page rule lands on the asked size.
+        Addr next_pa = kDataBase + Addr(i) * kDeviceSpan + (page < (Addr(1) << 30) ? page : 0);
+        auto alloc_pa = [&](Addr len) {
+            Addr pa = next_pa;
+            next_pa += (len + page - 1) & ~(page - 1);
+            return pa;
+        };
+        Iommu* m = nullptr;
+        for (auto& u : iommus_)
+            if (u->name == d.iommu) m = u.get();
         std::vector<DmaRegion> regions;
+        uint16_t did = 0, pe = 0;
         std::string why;
-        if (d.iommu == "none") {
-            iova = pa;
+        if (!m) {
             regions.push_back({"direct", 0, ~Addr(0), DmaRegion::Kind::Bypass, 0, 0});
+            d.mapper = std::make_unique<DirectDmaApi>();
         } else {
-            size_t u = 0;
-            while (iommus_[u]->name != d.iommu) ++u;
-            Iommu& m = *iommus_[u];
-            regions.push_back({m.name, 0, ~Addr(0), DmaRegion::Kind::Translate, unsigned(u), 0});
-            if (m.vtd_drv) {
-                iova = kVtdIovaBase + Addr(i) * (Addr(64) << 30);
-                auto did = m.vtd_drv->create_domain({}, &why);
-                if (!did || !m.vtd_drv->attach(req.rid, *did, &why) ||
-                    !m.vtd_drv->map(*did, iova, pa, len, kPermRW, &why))
-                    errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
+            unsigned u = 0;
+            while (iommus_[u].get() != m) ++u;
+            regions.push_back({m->name, 0, ~Addr(0), DmaRegion::Kind::Translate, u, 0});
+            if (m->vtd_drv) {
+                auto dd = m->vtd_drv->create_domain({}, &why);
+                if (!dd || !m->vtd_drv->attach(req.rid, *dd, &why)) {
+                    errors.push_back(fmt::format("{}: attaching to {}: {}", d.name, m->name, why));
+                    continue;
+                }
+                did = *dd;
+                d.mapper = std::make_unique<VtdDmaApi>(*m->vtd_drv, *m->feeder, did, m->driver);
             } else {
                 unsigned shift = 0;
                 while ((Addr(1) << shift) < page) ++shift;
-                auto pe = m.phb_drv->create_pe(&why);
-                iova = spapr::kDdwBusOffset;
-                if (!pe || !m.phb_drv->create_ddw(*pe, Addr(64) << 30, shift, 2, &why) ||
-                    !m.phb_drv->map(*pe, iova, pa, len, kPermRW, &why))
-                    errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
-                else
-                    m.phb_drv->assign(req.rid, *pe);
+                auto p = m->phb_drv->create_pe(&why);
+                if (!p || !m->phb_drv->create_ddw(*p, Addr(64) << 30, shift, 2, &why)) {
+                    errors.push_back(fmt::format("{}: PE and DDW on {}: {}", d.name, m->name, why));
+                    continue;
+                }
+                pe = *p;
+                m->phb_drv->assign(req.rid, pe);
+                d.mapper = std::make_unique<SpaprDmaApi>(*m->phb_drv, *m->phb, pe, m->driver,
+                                                         m->tce_kills);
             }
         }
+        // A long-lived (coherent or pooled) mapping of `len` bytes: its bus address.
+        auto map_long = [&](Addr len) -> Addr {
+            const Addr pa = alloc_pa(len);
+            const Addr full = (len + page - 1) & ~(page - 1);
+            if (!m) return pa;
+            std::optional<Addr> iova;
+            if (m->vtd_drv)
+                iova = m->vtd_drv->map_alloc(did, pa, full, kPermRW, ~Addr(0), &why);
+            else
+                iova = m->phb_drv->map_alloc(pe, 1, pa, full, kPermRW, ~Addr(0), &why);
+            if (!iova)
+                errors.push_back(fmt::format("{}: mapping {:#x} bytes: {}", d.name, len, why));
+            return iova.value_or(0);
+        };
         if (std::string e = f.router->set_regions(req.rid, regions); !e.empty())
             errors.push_back(d.name + ": " + e);
         StatGroup& g = stats_.child(d.name);
         try {
-            d.dev = std::make_unique<DmaBench>(d.name.c_str(), d.bench, d.engine, iova, g);
-            d.pl = std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
+            if (d.type == "dma-bench") {
+                Addr iova = 0;
+                const Addr len = (d.bench.window + page - 1) & ~(page - 1);
+                const Addr pa = alloc_pa(len);
+                if (!m) {
+                    iova = pa;
+                } else if (m->vtd_drv) {  // explicit IOVA: aligned to the page size asked for
+                    iova = kVtdIovaBase + Addr(i) * kDeviceSpan;
+                    if (!m->vtd_drv->map(did, iova, pa, len, kPermRW, &why))
+                        errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
+                } else {
+                    iova = spapr::kDdwBusOffset;
+                    if (!m->phb_drv->map(pe, iova, pa, len, kPermRW, &why))
+                        errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
+                }
+                auto b = std::make_unique<DmaBench>(d.name.c_str(), d.bench, d.engine, iova, g);
+                DmaBench* bp = b.get();
+                d.finished = [bp] { return bp->finished(); };
+                d.finished_ev = &bp->finished_event();
+                d.summary = [bp] { return bp->summary(); };
+                d.progress = [bp, &d] {
+                    return std::min(1.0, double(bp->result().transfers) /
+                                             double(d.bench.count ? d.bench.count : 1));
+                };
+                d.pl =
+                    std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
+                b->dma.bind(d.pl->device);
+                d.dev = std::move(b);
+            } else if (d.type == "nic") {
+                NicLayout lay;
+                lay.rx_ring = map_long(d.nic.ring_bytes());
+                lay.tx_ring = map_long(d.nic.ring_bytes());
+                lay.buffers = d.nic.buffers == NicBufferPolicy::Pool
+                                  ? map_long(d.nic.buffer_region_bytes())
+                                  : alloc_pa(d.nic.buffer_region_bytes());
+                auto n =
+                    std::make_unique<Nic>(d.name.c_str(), d.nic, d.engine, lay, d.mapper.get(), g);
+                Nic* np = n.get();
+                d.finished = [np] { return np->finished(); };
+                d.finished_ev = &np->finished_event();
+                d.summary = [np] { return np->summary(); };
+                d.progress = [np] { return np->progress(); };
+                d.pl =
+                    std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
+                n->dma.bind(d.pl->device);
+                d.dev = std::move(n);
+            } else {
+                NvmeLayout lay;
+                lay.sq = map_long(d.nvme.sq_bytes());
+                lay.cq = map_long(d.nvme.cq_bytes());
+                lay.prp_lists = map_long(d.nvme.prp_list_bytes());
+                lay.buffers = d.nvme.buffers == NvmeBufferPolicy::Pool
+                                  ? map_long(d.nvme.buffer_region_bytes())
+                                  : alloc_pa(d.nvme.buffer_region_bytes());
+                auto n = std::make_unique<Nvme>(d.name.c_str(), d.nvme, d.engine, lay,
+                                                d.mapper.get(), g);
+                Nvme* np = n.get();
+                d.finished = [np] { return np->finished(); };
+                d.finished_ev = &np->finished_event();
+                d.summary = [np] { return np->summary(); };
+                d.progress = [np] { return np->progress(); };
+                d.pl =
+                    std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
+                n->dma.bind(d.pl->device);
+                d.dev = std::move(n);
+            }
         } catch (const std::invalid_argument& e) {
             errors.push_back(fmt::format("{}: {}", d.name, e.what()));
             continue;
         }
-        d.dev->dma.bind(d.pl->device);
         if (d.sw.empty()) {
             d.pl->host.bind(rc_named(d.rc).root_port);
         } else {
             for (auto& w : switches_)
-                if (w->name == d.sw) d.pl->host.bind(w->sw->downstream_port);
+                if (w->name == d.sw && w->sw) d.pl->host.bind(w->sw->downstream_port);
         }
     }
     if (!errors.empty()) throw ConfigError(errors);
-
     sc_core::sc_spawn([this] { supervise(); }, "supervisor");
-}
-
-bool System::devices_done() const {
-    for (const auto& d : devices_)
-        if (!d->dev->finished()) return false;
-    return true;
-}
-
-double System::progress() const {
-    double sum = 0;
-    for (const auto& d : devices_) {
-        DmaBenchResult r = d->dev->result();
-        const double want = double(d->bench.count ? d->bench.count : 1);
-        sum += d->dev->finished() ? 1.0 : std::min(1.0, double(r.transfers) / want);
-    }
-    return devices_.empty() ? 1.0 : sum / double(devices_.size());
-}
-
-std::vector<std::string> System::device_summaries() const {
-    std::vector<std::string> out;
-    for (const auto& d : devices_) out.push_back(d->name + ": " + d->dev->summary());
-    return out;
-}
-
-std::vector<std::string> System::iommu_names() const {
-    std::vector<std::string> out;
-    for (const auto& m : iommus_) out.push_back(m->name);
-    return out;
 }
 
 // The host brings the VT-d units up (root table, queued invalidation, translation) and
@@ -339,27 +428,54 @@ void System::bring_up() {
         r.mmio_write(reg::IQA, 8, m->queue->iqa(), 0);
         r.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, 0);
         r.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, 0);
-        if (auto iqt = m->queue->append(m->vtd_drv->descriptors(), r.mmio_read(reg::IQH, 8)))
-            r.mmio_write(reg::IQT, 8, *iqt, 0);
+        m->feeder->submit(0);
         m->vtd->unit().engine().set_oracle(
             [d = m->vtd_drv.get()](const Requester& q, Addr a) { return d->expect(q, a); });
     }
+    for (auto& m : iommus_)
+        if (m->phb)
+            m->phb->engine().set_oracle(
+                [d = m->phb_drv.get()](const Requester& q, Addr a) { return d->expect(q, a); });
 }
 
 void System::start_of_simulation() {
     bring_up();
 }
 
+bool System::devices_done() const {
+    for (const auto& d : devices_)
+        if (!d->finished()) return false;
+    return true;
+}
+
+double System::progress() const {
+    double sum = 0;
+    for (const auto& d : devices_) sum += d->finished() ? 1.0 : d->progress();
+    return devices_.empty() ? 1.0 : sum / double(devices_.size());
+}
+
+std::vector<std::string> System::device_summaries() const {
+    std::vector<std::string> out;
+    for (const auto& d : devices_) out.push_back(d->name + ": " + d->summary());
+    return out;
+}
+
+std::vector<std::string> System::iommu_names() const {
+    std::vector<std::string> out;
+    for (const auto& m : iommus_) out.push_back(m->name);
+    return out;
+}
+
 void System::supervise() {
-    sc_core::sc_event_and_list all;
-    for (auto& d : devices_)
-        if (!d->dev->finished()) all &= d->dev->finished_event();
-    // Wake every 10 us of simulated time to honour a stop request (Ctrl-C).
+    sc_core::sc_event_or_list any;
+    for (auto& d : devices_) any |= *d->finished_ev;
+    // Wake when a device finishes, and every 10 us of simulated time to honour a stop request
+    // (Ctrl-C) and the time limit.
     const sc_core::sc_time tick(10, sc_core::SC_US);
     const sc_core::sc_time limit(double(params_.max_time_us), sc_core::SC_US);
     while (!devices_done() && !stop_requested_ &&
            (!params_.max_time_us || sc_core::sc_time_stamp() < limit))
-        wait(tick, all);
+        wait(tick, any);
     done_.notify(sc_core::SC_ZERO_TIME);
     sc_core::sc_stop();
 }
