@@ -32,4 +32,21 @@ rc, out = run("-c", os.path.join(root, "no-such.ini"))
 check(rc == 2 and "no-such.ini" in out, "missing file named")
 rc, out = run("-c", platform, "-c", workload, "--set", "system.bench0.count=2000")
 check(rc == 0 and "IOTLB hit rate" in out, "a good run prints the summary")
+# Ctrl-C: the statistics gathered so far are written, and the run says it was interrupted.
+import json
+import signal
+import time
+out = tempfile.mkdtemp()
+proc = subprocess.Popen([iommusim, "run", "-q", "--out", out, "-c", platform, "-c", workload,
+                         "--set", "system.bench0.count=1000000000"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(1.5)
+proc.send_signal(signal.SIGINT)
+stdout, _ = proc.communicate(timeout=60)
+check(proc.returncode == 130, f"interrupted run exits 130 (got {proc.returncode})")
+check("interrupted" in stdout, "the summary says the run was interrupted")
+with open(os.path.join(out, "stats.json")) as f:
+    stats = json.load(f)
+check(stats["run"]["interrupted"] == "true" and stats["system"]["bench0"]["engine"]["pieces"] > 0,
+      "stats.json holds the statistics so far")
 check.finish()
