@@ -193,7 +193,14 @@ System::System(sc_core::sc_module_name name, Config& config)
     if (!errors.empty()) throw ConfigError(errors);
 }
 
-System::~System() = default;
+// Drivers free their tables through the simulated memory (in the fabric): they go first.
+System::~System() {
+    devices_.clear();
+    iommus_.clear();
+    switches_.clear();
+    rcs_.clear();
+    fabric_.reset();
+}
 
 void System::build() {
     registry_.apply(config_);
