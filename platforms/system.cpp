@@ -4,6 +4,7 @@
 
 #include <tlm_utils/tlm_quantumkeeper.h>
 #include <functional>
+#include <optional>
 
 #include "arch/spapr/spapr_walker.h"
 #include "devices/dma_bench.h"
@@ -21,6 +22,57 @@ constexpr Addr kDataBase = Addr(8) << 30;  // device memory: 64 GiB apart
 constexpr Addr kDeviceSpan = Addr(64) << 30;
 constexpr Addr kQueueBase = Addr(120) << 30;  // VT-d invalidation queues
 constexpr Addr kVtdIovaBase = Addr(1) << 32;  // where dma-bench windows are mapped (VT-d)
+// "name:kind:base:size[:phys]" (kind translate, bypass or reserved; numbers with 0x or K/M/G/T
+// suffixes) -> a region; `unit` is the device's translation unit.
+std::optional<DmaRegion> parse_region(const std::string& text, unsigned unit, std::string* why) {
+    std::vector<std::string> f;
+    size_t start = 0;
+    for (size_t i = 0; i <= text.size(); ++i)
+        if (i == text.size() || text[i] == ':')
+            f.push_back(text.substr(start, i - start)), start = i + 1;
+    auto num = [&](const std::string& t, Addr* out) {
+        size_t pos = 0;
+        try {
+            *out = std::stoull(t, &pos, 0);
+        } catch (const std::exception&) {
+            return false;
+        }
+        const std::string sfx = t.substr(pos);
+        const unsigned sh = sfx.empty()  ? 0
+                            : sfx == "K" ? 10
+                            : sfx == "M" ? 20
+                            : sfx == "G" ? 30
+                            : sfx == "T" ? 40
+                                         : 64;
+        if (sh == 64) return false;
+        *out <<= sh;
+        return true;
+    };
+    DmaRegion r;
+    if (f.size() < 4 || f.size() > 5) {
+        *why = fmt::format("region '{}': expected name:kind:base:size[:phys]", text);
+        return std::nullopt;
+    }
+    r.name = f[0];
+    r.unit = unit;
+    if (f[1] == "translate")
+        r.kind = DmaRegion::Kind::Translate;
+    else if (f[1] == "bypass")
+        r.kind = DmaRegion::Kind::Bypass;
+    else if (f[1] == "reserved")
+        r.kind = DmaRegion::Kind::Reserved;
+    else {
+        *why = fmt::format("region '{}': kind '{}' (expected translate, bypass or reserved)", text,
+                           f[1]);
+        return std::nullopt;
+    }
+    if (!num(f[2], &r.base) || !num(f[3], &r.size) || (f.size() == 5 && !num(f[4], &r.phys_base))) {
+        *why =
+            fmt::format("region '{}': base, size and phys are numbers (0x..., 4K, 1G, 1T)", text);
+        return std::nullopt;
+    }
+    return r;
+}
 }  // namespace
 
 // How a device's memory is mapped.
@@ -52,6 +104,7 @@ struct System::Iommu {
 
 struct System::Device {
     std::string name, type, iommu, rc, sw;
+    std::vector<std::string> regions;  // its DMA address space; empty: all of it translated
     DmaBenchParams bench;
     NicParams nic;
     NvmeParams nvme;
@@ -154,6 +207,7 @@ System::System(sc_core::sc_module_name name, Config& config)
         d->iommu =
             config.get_string(key + ".iommu").value_or(iommus_.empty() ? "none" : iommus_[0]->name);
         d->sw = config.get_string(key + ".switch").value_or("");
+        d->regions = config.get_list(key + ".regions");
         d->rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
         if (!known_rc(d->rc))
             errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
@@ -293,13 +347,26 @@ void System::build() {
         std::vector<DmaRegion> regions;
         uint16_t did = 0, pe = 0;
         std::string why;
+        unsigned unit_index = 0;
+        while (m && iommus_[unit_index].get() != m) ++unit_index;
+        for (const std::string& text : d.regions) {
+            if (auto r = parse_region(text, unit_index, &why))
+                regions.push_back(*r);
+            else
+                errors.push_back(fmt::format("{}: {}", config_.where(key + ".regions"), why));
+            if (!m && !regions.empty() && regions.back().kind == DmaRegion::Kind::Translate)
+                errors.push_back(fmt::format("{}: a translated region needs the device's iommu",
+                                             config_.where(key + ".regions")));
+        }
+        const bool explicit_regions = !regions.empty();
         if (!m) {
-            regions.push_back({"direct", 0, ~Addr(0), DmaRegion::Kind::Bypass, 0, 0});
+            if (!explicit_regions)
+                regions.push_back({"direct", 0, ~Addr(0), DmaRegion::Kind::Bypass, 0, 0});
             d.mapper = std::make_unique<DirectDmaApi>();
         } else {
-            unsigned u = 0;
-            while (iommus_[u].get() != m) ++u;
-            regions.push_back({m->name, 0, ~Addr(0), DmaRegion::Kind::Translate, u, 0});
+            if (!explicit_regions)
+                regions.push_back(
+                    {m->name, 0, ~Addr(0), DmaRegion::Kind::Translate, unit_index, 0});
             if (m->vtd_drv) {
                 auto dd = m->vtd_drv->create_domain({}, &why);
                 if (!dd || !m->vtd_drv->attach(req.rid, *dd, &why)) {
@@ -337,7 +404,7 @@ void System::build() {
             return iova.value_or(0);
         };
         if (std::string e = f.router->set_regions(req.rid, regions); !e.empty())
-            errors.push_back(d.name + ": " + e);
+            errors.push_back(fmt::format("{}: {}", config_.where(key + ".regions"), e));
         StatGroup& g = stats_.child(d.name);
         try {
             if (d.type == "dma-bench") {
