@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "core/stats.h"
 #include "core/time.h"
 #include "core/types.h"
 
@@ -25,6 +26,17 @@ public:
     // Unmap what map() returned; returns when the call (and, in strict mode, its
     // invalidation) is complete.
     virtual Tick unmap(Addr iova, uint64_t len, Tick at) = 0;
+};
+
+// How a device's driver used the DMA API, counted alike by every device that maps per I/O
+// (registered in the device's `driver` statistics group).
+struct DriverStats {
+    Counter &maps, &unmaps, &map_failures, &busy_ns;
+    explicit DriverStats(StatGroup& drv)
+        : maps(drv.counter("maps", "DmaMapper::map calls")),
+          unmaps(drv.counter("unmaps", "DmaMapper::unmap calls")),
+          map_failures(drv.counter("map_failures", "map calls that failed")),
+          busy_ns(drv.counter("busy_ns", "time the driver CPU was busy")) {}
 };
 
 }  // namespace iommusim

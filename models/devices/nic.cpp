@@ -51,10 +51,7 @@ Nic::Stats::Stats(StatGroup& g)
       tx_rate(tx.counter("packet_rate", "packets per second (set at the end)")),
       tx_tput(tx.counter("throughput", "frame bits per second (set at the end)")),
       tx_latency(tx.histogram("latency", "ns", "frame offered until its descriptor write-back")),
-      maps(drv.counter("maps", "DmaMapper::map calls")),
-      unmaps(drv.counter("unmaps", "DmaMapper::unmap calls")),
-      map_failures(drv.counter("map_failures", "map calls that failed")),
-      busy_ns(drv.counter("busy_ns", "time the driver CPU was busy")),
+      driver(drv),
       faults(g.counter("faults", "DMA requests that got an error response")) {}
 
 Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams& ep,
@@ -265,9 +262,9 @@ NicResult Nic::result() const {
             s.tx_map.value() + s.tx_fault.value(),
             t0_,
             std::max(tx_end_, tx_last_)};
-    r.maps = s.maps.value();
-    r.unmaps = s.unmaps.value();
-    r.map_failures = s.map_failures.value();
+    r.maps = s.driver.maps.value();
+    r.unmaps = s.driver.unmaps.value();
+    r.map_failures = s.driver.map_failures.value();
     r.faults = s.faults.value();
     return r;
 }

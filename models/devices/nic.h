@@ -104,7 +104,8 @@ private:
         Counter &tx_offered, &tx_packets, &tx_bytes, &tx_map, &tx_fault, &tx_ring_full;
         Counter &tx_rate, &tx_tput;
         Histogram& tx_latency;
-        Counter &maps, &unmaps, &map_failures, &busy_ns, &faults;
+        DriverStats driver;
+        Counter& faults;
 
         explicit Stats(StatGroup& g);
     };

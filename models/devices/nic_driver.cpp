@@ -17,7 +17,7 @@ Addr Nic::buffer_addr(bool tx, uint32_t buf) const {
 void Nic::driver_end(Tick from, Tick to) {
     const Tick before = busy_ps_ / kTicksPerNs;
     busy_ps_ += to - from;
-    s_->busy_ns += busy_ps_ / kTicksPerNs - before;
+    s_->driver.busy_ns += busy_ps_ / kTicksPerNs - before;
     drv_ = to;
 }
 
@@ -30,11 +30,11 @@ bool Nic::rx_post(Tick& t) {
         s.iova = buffer_addr(false, s.buf);
     } else {
         s.buf = pos;
-        ++s_->maps;
+        ++s_->driver.maps;
         // The device may write the whole buffer (DMA_FROM_DEVICE).
         const auto m = mapper_->map(buffer_addr(false, pos), p_.buffer_size, true, t);
         if (!m) {
-            ++s_->map_failures;
+            ++s_->driver.map_failures;
             return false;
         }
         t = std::max(t, m->done);
@@ -62,7 +62,7 @@ void Nic::rx_clean(Tick at) {
         if (p_.buffers == NicBufferPolicy::Pool) {
             rx_pool_.push_back(s.buf);
         } else {
-            ++s_->unmaps;
+            ++s_->driver.unmaps;
             t = std::max(t, mapper_->unmap(s.iova, p_.buffer_size, t));
         }
         if (!s.fault) s_->rx_host_latency.add((t - s.start) / kTicksPerNs);
@@ -94,13 +94,13 @@ void Nic::tx_offer(Tick at) {
         s.iova = buffer_addr(true, s.buf);
     } else {
         s.buf = pos;
-        ++s_->maps;
+        ++s_->driver.maps;
         const auto m = mapper_->map(buffer_addr(true, pos), frame - kEthFcsBytes, false, t);
         if (m) {
             t = std::max(t, m->done);
             s.iova = m->iova;
         } else {
-            ++s_->map_failures, ++s_->tx_map;  // the driver drops the frame
+            ++s_->driver.map_failures, ++s_->tx_map;  // the driver drops the frame
             ok = false;
         }
     }
@@ -137,7 +137,7 @@ void Nic::tx_clean(Tick at) {
         if (p_.buffers == NicBufferPolicy::Pool) {
             tx_pool_.push_back(s.buf);
         } else {
-            ++s_->unmaps;
+            ++s_->driver.unmaps;
             t = std::max(t, mapper_->unmap(s.iova, s.frame - kEthFcsBytes, t));
         }
         ++tx_clean_;

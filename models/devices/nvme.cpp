@@ -52,7 +52,7 @@ struct Nvme::Stats {
     Counter &submitted, &completed, &failed, &reads, &writes, &read_bytes, &write_bytes;
     Counter &prp_list_reads, &faults, &iops, &bandwidth, &elapsed_ns;
     Histogram &latency, &read_latency, &write_latency;
-    Counter &maps, &unmaps, &map_failures, &busy_ns;
+    DriverStats driver;
 
     explicit Stats(StatGroup& g)
         : drv(g.child("driver")),
@@ -71,10 +71,7 @@ struct Nvme::Stats {
           latency(g.histogram("latency", "ns", "issue until the driver has reaped the completion")),
           read_latency(g.histogram("read_latency", "ns", "latency of read commands")),
           write_latency(g.histogram("write_latency", "ns", "latency of write commands")),
-          maps(drv.counter("maps", "DmaMapper::map calls")),
-          unmaps(drv.counter("unmaps", "DmaMapper::unmap calls")),
-          map_failures(drv.counter("map_failures", "map calls that failed")),
-          busy_ns(drv.counter("busy_ns", "time the driver CPU was busy")) {}
+          driver(drv) {}
 };
 
 Nvme::Nvme(sc_core::sc_module_name name, const NvmeParams& p, const DmaEngineParams& ep,
@@ -107,7 +104,7 @@ void Nvme::push(Tick t, uint8_t kind, uint32_t slot, uint32_t idx) {
 void Nvme::driver_end(Tick from, Tick to) {
     const Tick before = busy_ps_ / kTicksPerNs;
     busy_ps_ += to - from;
-    s_->busy_ns += busy_ps_ / kTicksPerNs - before;
+    s_->driver.busy_ns += busy_ps_ / kTicksPerNs - before;
     drv_ = to;
 }
 
@@ -146,12 +143,12 @@ void Nvme::submit(uint32_t c, Tick at) {
     } else {
         // One mapping for the whole buffer: iommu-dma maps a request's scatterlist into one
         // contiguous IOVA range (one allocation, one invalidation at unmap).
-        ++s_->maps;
+        ++s_->driver.maps;
         const auto m = mapper_->map(buf, k.size, k.read, t);
         if (!m) {
             // The command fails back to the application, which issues its next one at the
             // earliest 1 ns later, so that time advances whatever the costs.
-            ++s_->map_failures;
+            ++s_->driver.map_failures;
             ++s_->failed;
             driver_end(from, t);
             push(std::max(t, at + kTicksPerNs), kSubmit, c);
@@ -192,7 +189,7 @@ void Nvme::reap(uint32_t c, Tick at) {
     Tick t = driver_start(at);
     const Tick from = t;
     if (p_.buffers == NvmeBufferPolicy::PerIo) {
-        ++s_->unmaps;
+        ++s_->driver.unmaps;
         t = std::max(t, mapper_->unmap(k.iova, k.size, t));
     }
     driver_end(from, t);
@@ -299,9 +296,9 @@ NvmeResult Nvme::result() const {
     r.write_bytes = s.write_bytes.value();
     r.prp_list_reads = s.prp_list_reads.value();
     r.faults = s.faults.value();
-    r.maps = s.maps.value();
-    r.unmaps = s.unmaps.value();
-    r.map_failures = s.map_failures.value();
+    r.maps = s.driver.maps.value();
+    r.unmaps = s.driver.unmaps.value();
+    r.map_failures = s.driver.map_failures.value();
     r.start = t0_;
     r.end = end_;
     return r;
