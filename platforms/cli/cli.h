@@ -10,6 +10,8 @@ int demo(const std::vector<std::string>& args);
 int lookup(const std::vector<std::string>& args);
 int run(const std::vector<std::string>& args);
 int params(const std::vector<std::string>& args);
+int replay(const std::vector<std::string>& args);
+int import(const std::vector<std::string>& args);
 
 // "0x1000", "4096", "4k", "2M", "1G" -> value; throws std::invalid_argument naming `what`.
 uint64_t parse_number(const std::string& text, const std::string& what);

@@ -18,6 +18,10 @@ void usage() {
         "  run      simulate a system: iommusim run -c PLATFORM.ini -c WORKLOAD.ini [--set "
         "k=v]...\n"
         "           [--out DIR] [--quantum T] [--seed N]; writes DIR/stats.json and stats.csv\n"
+        "  replay   replay a recorded trace through the configured IOMMU, checking every\n"
+        "           recorded translation: iommusim replay TRACE [-c PLATFORM.ini] [--set k=v]\n"
+        "  import   convert recordings to a trace: iommusim import qemu-vtd QEMU_LOG GUEST_FTRACE\n"
+        "           -o OUT.trace (or: import ftrace FTRACE... -o OUT.trace)\n"
         "  params   list every parameter (of the system the -c files describe) with its\n"
         "           default, unit, range and doc\n"
         "  demo     build VT-d (legacy, scalable first-level, nested) and sPAPR TCE address\n"
@@ -40,12 +44,16 @@ int sc_main(int argc, char** argv) {
         if (verb == "lookup") return iommusim::cli::lookup(args);
         if (verb == "run") return iommusim::cli::run(args);
         if (verb == "params") return iommusim::cli::params(args);
+        if (verb == "replay") return iommusim::cli::replay(args);
+        if (verb == "import") return iommusim::cli::import(args);
     } catch (const std::exception& e) {
         fmt::print(stderr, "iommusim {}: {}\n", verb, e.what());
         return 2;
     }
-    fmt::print(stderr, "iommusim: unknown verb '{}' (expected run, params, demo or lookup)\n",
-               verb);
+    fmt::print(
+        stderr,
+        "iommusim: unknown verb '{}' (expected run, params, import, replay, demo or lookup)\n",
+        verb);
     return 2;
 }
 

@@ -1,0 +1,295 @@
+// The QEMU VT-d importer: on the shared recordings (../shared/traces relative to the repository,
+// skipped when absent) and on hand-written logs for placement and malformed lines.
+#include <catch2/catch.hpp>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+#include <map>
+
+#include "traces/import_qemu.h"
+
+using namespace iommusim;
+using namespace iommusim::trace;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The recordings: $IOMMUSIM_SHARED_TRACES, else ../shared/traces next to this repository.
+fs::path shared_traces() {
+    if (const char* env = std::getenv("IOMMUSIM_SHARED_TRACES")) return env;
+#ifdef IOMMUSIM_SHARED_TRACES
+    return IOMMUSIM_SHARED_TRACES;
+#else
+    // This file is tests/unit/ of the repository.
+    return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() /
+           "shared" / "traces";
+#endif
+}
+
+struct TempFile {
+    std::string path;
+    explicit TempFile(const std::string& name, const std::string& text)
+        : path((fs::temp_directory_path() /
+                ("iommusim_import_" + std::to_string(::getpid()) + "_" + name))
+                   .string()) {
+        std::ofstream(path) << text;
+    }
+    ~TempFile() { std::remove(path.c_str()); }
+};
+
+std::vector<Record> run(const std::string& log, const std::string& ftrace, ImportReport& rep) {
+    std::vector<Record> out;
+    rep = import_qemu_vtd(log, ftrace, [&](const Record& r) { out.push_back(r); });
+    return out;
+}
+
+// vtd_dmar_translate lines of a log, read without the importer: (rid, iova page, gpa page).
+struct Translate {
+    uint16_t rid;
+    uint64_t iova, gpa;
+};
+std::vector<Translate> translations_in(const fs::path& log) {
+    std::vector<Translate> v;
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) {
+        const size_t p = line.find(":vtd_dmar_translate ");
+        if (p == std::string::npos) continue;
+        unsigned bus, dev, fn;
+        uint64_t iova, gpa, mask;
+        REQUIRE(std::sscanf(line.c_str() + p,
+                            ":vtd_dmar_translate dev %x:%x.%x iova 0x%" SCNx64
+                            " -> gpa 0x%" SCNx64 " mask 0x%" SCNx64,
+                            &bus, &dev, &fn, &iova, &gpa, &mask) == 6);
+        v.push_back({Requester::bdf(bus, dev, fn).rid, iova & ~mask, gpa & ~mask});
+    }
+    return v;
+}
+
+// Replays map/unmap per requester and checks that each DMA lies in a live mapping with the
+// recorded translation and the permission its direction needs. Returns the DMAs that do not.
+std::vector<std::string> replay(const std::vector<Record>& recs) {
+    struct Mapping {
+        Addr end, pa;
+        Perm perm;
+    };
+    std::map<uint16_t, std::map<Addr, Mapping>> live;
+    std::vector<std::string> bad;
+    for (const Record& r : recs) {
+        auto& m = live[r.req.rid];
+        if (r.kind == Kind::Map) {
+            const auto next = m.lower_bound(r.iova);
+            const bool overlaps = (next != m.end() && next->first < r.iova + r.size) ||
+                                  (next != m.begin() && std::prev(next)->second.end > r.iova);
+            if (overlaps) bad.push_back("map overlaps a live mapping: " + format(r));
+            m[r.iova] = {r.iova + r.size, r.pa, r.perm};
+        } else if (r.kind == Kind::Unmap) {
+            const Addr a = r.iova, b = r.iova + r.size;
+            for (auto it = m.begin(); it != m.end();) {
+                const Addr s = it->first;
+                const Mapping x = it->second;
+                if (x.end <= a || s >= b) {
+                    ++it;
+                    continue;
+                }
+                it = m.erase(it);
+                if (s < a) m[s] = {a, x.pa, x.perm};
+                if (b < x.end) m[b] = {x.end, x.pa + (b - s), x.perm};
+            }
+        } else if (r.kind == Kind::Dma) {
+            auto it = m.upper_bound(r.iova);
+            const bool inside = it != m.begin() && (--it, it->second.end > r.iova);
+            const Perm need = r.dir == Dir::Read ? kPermR : r.dir == Dir::Write ? kPermW : 0;
+            if (!inside || it->second.pa + (r.iova - it->first) != r.pa ||
+                !permits(it->second.perm, need))
+                bad.push_back(format(r));
+        }
+    }
+    return bad;
+}
+
+}  // namespace
+
+TEST_CASE("qemu-vtd import of the shared recordings", "[import]") {
+    const fs::path root = shared_traces();
+    if (!fs::is_directory(root)) {
+        WARN("skipped: no recordings at " << root.string());
+        return;
+    }
+    const uint16_t nvme = Requester::bdf(0, 2, 0).rid, virtio = Requester::bdf(0, 3, 0).rid;
+    for (const char* folder : {"qemu-vtd-legacy-strict", "qemu-vtd-scalable-strict"}) {
+        SECTION(folder) {
+            const fs::path dir = root / folder;
+            ImportReport rep;
+            const auto recs =
+                run((dir / "qemu-trace.log").string(), (dir / "guest-ftrace.log").string(), rep);
+            INFO(rep.summary());
+            CHECK(rep.ok());
+            CHECK(rep.ops_unattributed <= 1);  // the ISA bridge's identity map: never used
+
+            // Every translation becomes one DMA record, in order, with its translation.
+            const auto want = translations_in(dir / "qemu-trace.log");
+            std::vector<const Record*> dma;
+            for (const Record& r : recs)
+                if (r.kind == Kind::Dma) dma.push_back(&r);
+            REQUIRE(dma.size() == want.size());
+            CHECK(rep.count(Kind::Dma) == want.size());
+            for (size_t i = 0; i < dma.size(); ++i) {
+                INFO(format(*dma[i]));
+                CHECK(dma[i]->req.rid == want[i].rid);
+                CHECK((dma[i]->iova & ~Addr(0xfff)) == want[i].iova);
+                CHECK(dma[i]->has_pa);
+                CHECK((dma[i]->pa & ~Addr(0xfff)) == want[i].gpa);
+                CHECK((dma[i]->pa & 0xfff) == (dma[i]->iova & 0xfff));
+            }
+
+            // Time order; every DMA inside a mapping live at that moment.
+            for (size_t i = 1; i < recs.size(); ++i)
+                REQUIRE(recs[i - 1].time_ns <= recs[i].time_ns);
+            const auto bad = replay(recs);
+            INFO((bad.empty() ? std::string() : bad.front()));
+            CHECK(bad.empty());
+            CHECK(rep.count(Kind::Map) > 100);
+            CHECK(rep.count(Kind::Unmap) > 100);
+            CHECK(rep.count(Kind::Invalidate) > 400);
+
+            // NVMe DMAs all have sizes and directions, within one page; virtio ones where the
+            // leaf entry says read-only.
+            size_t nvme_n = 0, data_r = 0, data_w = 0, sqe = 0, cqe = 0, virtio_r = 0;
+            for (const Record* r : dma) {
+                if (r->req.rid == virtio && r->dir == Dir::Read) ++virtio_r;
+                if (r->req.rid != nvme) continue;
+                ++nvme_n;
+                INFO(format(*r));
+                CHECK(r->size_known);
+                CHECK(r->dir != Dir::Unknown);
+                CHECK(r->size > 0);
+                CHECK((r->iova & 0xfff) + r->size <= 0x1000);
+                data_r += r->size == 4096 && r->dir == Dir::Read;
+                data_w += r->size == 4096 && r->dir == Dir::Write;
+                sqe += r->size == 64 && r->dir == Dir::Read;
+                cqe += r->size == 16 && r->dir == Dir::Write;
+            }
+            CHECK(nvme_n > 200);
+            CHECK(data_r >= 33);  // 4 KiB and 128 KiB writes
+            CHECK(data_w >= 35);  // identify, markers, reads
+            CHECK(sqe > 20);
+            CHECK(cqe > 20);
+            CHECK(virtio_r > 0);
+            CHECK(rep.dma_sized == nvme_n);
+            CHECK(rep.dma_sized + rep.dma_unsized == dma.size());
+        }
+    }
+}
+
+TEST_CASE("qemu-vtd import writes a trace the reader reads back", "[import]") {
+    const fs::path dir = shared_traces() / "qemu-vtd-legacy-strict";
+    if (!fs::is_directory(dir)) {
+        WARN("skipped: no recordings at " << dir.string());
+        return;
+    }
+    const std::string out = (fs::temp_directory_path() /
+                             ("iommusim_import_" + std::to_string(::getpid()) + ".trace.gz"))
+                                .string();
+    ImportReport rep;
+    {
+        Writer w(out, "qemu-vtd import test");
+        rep = import_qemu_vtd((dir / "qemu-trace.log").string(),
+                              (dir / "guest-ftrace.log").string(), w);
+        w.close();
+    }
+    Reader rd(out);
+    Record r;
+    uint64_t n = 0;
+    while (rd.next(r)) ++n;
+    CHECK(rd.errors().empty());
+    CHECK(n == rep.total());
+    std::remove(out.c_str());
+}
+
+// Two domains use the same IOVA; the unmap must take domain 2's mapping (the most recent), and
+// each guest op lands at the IOTLB invalidation the guest issued for it.
+TEST_CASE("qemu-vtd import places guest ops between the translations they allow", "[import]") {
+    TempFile log(
+        "q.log",
+        "7@100.000000:vtd_inv_desc invalidate desc type iotlb high 0x1000 low 0x100f2\n"
+        "7@100.000010:vtd_iotlb_page_update IOTLB page update sid 0x10 iova 0x1010 slpte "
+        "0xa003 domain 0x1\n"
+        "7@100.000011:vtd_dmar_translate dev 00:02.00 iova 0x1000 -> gpa 0xa000 mask 0xfff\n"
+        "7@100.000020:vtd_inv_desc invalidate desc type iotlb high 0x1000 low 0x200f2\n"
+        "7@100.000030:vtd_iotlb_page_update IOTLB page update sid 0x18 iova 0x1000 slpte "
+        "0xb001 domain 0x2\n"
+        "7@100.000031:vtd_dmar_translate dev 00:03.00 iova 0x1000 -> gpa 0xb000 mask 0xfff\n"
+        "7@100.000040:vtd_inv_desc invalidate desc type iotlb high 0x1000 low 0x200f2\n"
+        "7@100.000050:vtd_inv_desc invalidate desc type wait high 0x2810804 low 0x200000025\n"
+        "7@100.000060:vtd_iotlb_page_hit IOTLB page hit sid 0x10 iova 0x1020 slpte 0xa003 "
+        "domain 0x1\n"
+        "7@100.000061:vtd_dmar_translate dev 00:02.00 iova 0x1000 -> gpa 0xa000 mask 0xfff\n");
+    TempFile ft("g.log",
+                " k-1 [000] ..... 5.000000: map: IOMMU: iova=0x1000 - 0x2000 paddr=0xa000 "
+                "size=4096\n"
+                " k-1 [000] ..... 5.000020: map: IOMMU: iova=0x1000 - 0x2000 paddr=0xb000 "
+                "size=4096\n"
+                " k-1 [000] ..... 5.000040: unmap: IOMMU: iova=0x1000 - 0x2000 size=4096 "
+                "unmapped_size=4096\n"
+                " k-1 [000] ..... 5.000100: unmap: IOMMU: iova=0x1000 - 0x2000 size=4096 "
+                "unmapped_size=4096\n");
+    ImportReport rep;
+    const auto recs = run(log.path, ft.path, rep);
+    INFO(rep.summary());
+    CHECK(rep.ok());
+    std::vector<std::string> lines;
+    for (const Record& r : recs) lines.push_back(format(r));
+    const std::vector<std::string> want = {
+        "0 map 00:02.0 iova=0x1000 pa=0xa000 size=0x1000 perm=rw domain=1",
+        "0 inval page domain=1 addr=0x1000 order=0",
+        "11000 dma 00:02.0 iova=0x1010 size=? dir=? pa=0xa010",
+        "20000 map 00:03.0 iova=0x1000 pa=0xb000 size=0x1000 perm=r domain=2",
+        "20000 inval page domain=2 addr=0x1000 order=0",
+        "31000 dma 00:03.0 iova=0x1000 size=? dir=r pa=0xb000",
+        "40000 unmap 00:03.0 iova=0x1000 size=0x1000 domain=2",
+        "40000 inval page domain=2 addr=0x1000 order=0",
+        "50000 inval wait domain=0",
+        "61000 dma 00:02.0 iova=0x1020 size=? dir=? pa=0xa020",
+        "100000 unmap 00:02.0 iova=0x1000 size=0x1000 domain=1",
+    };
+    CHECK(lines == want);
+    CHECK(rep.ops_anchored == 3);
+    CHECK(rep.ops_interpolated == 1);
+    CHECK(replay(recs).empty());
+}
+
+TEST_CASE("qemu-vtd import: malformed lines are errors naming file:line", "[import]") {
+    TempFile log("bad.log",
+                 "1@1.000000:vtd_iotlb_page_update IOTLB page update sid 0x10 iova 0x1000 slpte "
+                 "0x5003 domain 0x1\n"
+                 "1@1.000001:vtd_dmar_translate dev 00:02.00 iova 0x1000 -> gpa 0x5000 mask "
+                 "0xfff\n"
+                 "1@1.000002:vtd_dmar_translate dev zz iova 0x1000\n"
+                 "some other output of QEMU\n"
+                 "vtd_dmar_translate dev 00:02.00 iova 0x1000 -> gpa 0x5000 mask 0xfff\n"
+                 "1@1.000003:vtd_inv_desc invalidate desc type iotlb high 0x1000\n"
+                 "1@1.000004:pci_nvme_map_addr addr 0x1000\n"
+                 "1@1.000005:vtd_dmar_translate dev 00:02.00 iova 0x9000 -> gpa 0x7000 mask "
+                 "0xfff\n");
+    TempFile ft("ok.log",
+                " k-1 [000] ..... 5.0: map: IOMMU: iova=0x1000 - 0x2000 paddr=0x5000 "
+                "size=4096\n");
+    ImportReport rep;
+    const auto recs = run(log.path, ft.path, rep);
+    REQUIRE(rep.errors.size() == 5);
+    CHECK(rep.errors[0].str().find(log.path + ":3: vtd_dmar_translate: expected 'dev") == 0);
+    CHECK(rep.errors[1].str().find(log.path + ":5: expected 'PID@SECONDS:event args'") == 0);
+    CHECK(rep.errors[2].str().find(log.path + ":6: vtd_inv_desc: expected") == 0);
+    CHECK(rep.errors[3].str().find(log.path + ":7: pci_nvme_map_addr: expected 'len N'") == 0);
+    // A translation the guest never mapped contradicts the inputs and is named too.
+    CHECK(rep.errors[4].str().find(log.path + ":8: translation of 00:02.0 0x9000 -> 0x7000") ==
+          0);
+    CHECK(rep.count(Kind::Dma) == 2);
+    CHECK(rep.count(Kind::Map) == 1);
+    CHECK(rep.skipped == 2);  // QEMU's own output and the unstamped event line
+    CHECK(recs.size() == 3);
+}

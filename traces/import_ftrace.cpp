@@ -1,0 +1,363 @@
+// Linux ftrace text dumps of iommu:* and dma:* events -> GuestOps -> trace records.
+#include "traces/import_ftrace.h"
+
+#include <algorithm>
+#include <map>
+
+#include "traces/trace_line.h"
+
+namespace iommusim::trace {
+
+namespace {
+
+using import::field;
+using import::hex_field;
+using import::seconds_ns;
+using import::trim;
+
+constexpr Addr kPage = 4096;
+// How far back a dma:* event looks for the iommu:* events of the same mapping (the kernel
+// traces iommu:map inside dma_map_page, just before dma:dma_map_page).
+constexpr size_t kAttributeWindow = 64;
+
+enum class Ev { None, Map, Unmap, Fault, DmaMap, DmaUnmap, DmaMapSg, DmaUnmapSg, DmaOther };
+
+Ev classify(std::string_view name) {
+    if (name == "map") return Ev::Map;
+    if (name == "unmap") return Ev::Unmap;
+    if (name == "io_page_fault") return Ev::Fault;
+    if (name == "dma_map_page" || name == "dma_map_resource" || name.substr(0, 9) == "dma_alloc")
+        return Ev::DmaMap;
+    if (name == "dma_unmap_page" || name == "dma_unmap_resource" || name.substr(0, 8) == "dma_free")
+        return Ev::DmaUnmap;
+    if (name == "dma_map_sg") return Ev::DmaMapSg;
+    if (name == "dma_unmap_sg") return Ev::DmaUnmapSg;
+    if (name.substr(0, 4) == "dma_") return Ev::DmaOther;
+    return Ev::None;
+}
+
+struct Located {
+    uint64_t ns = 0;
+    std::string_view name, payload;
+};
+
+// "<name>: <payload>" at the start of `rest`, with a known event name.
+bool event_at(std::string_view rest, Located& out) {
+    const size_t colon = rest.find(':');
+    if (colon == 0 || colon == std::string_view::npos) return false;
+    out.name = rest.substr(0, colon);
+    if (classify(out.name) == Ev::None) return false;
+    out.payload = trim(rest.substr(colon + 1));
+    return true;
+}
+
+// Finds the timestamp and event of a line: "TASK-PID [CPU] FLAGS SECONDS: name: payload" (the
+// ftrace text format, with or without the flags column) or "[ SECONDS] name: payload" (printk,
+// with tp_printk). Task names may themselves contain ':' and ": ".
+bool locate(std::string_view line, Located& out) {
+    for (size_t p = line.find(": "); p != std::string_view::npos; p = line.find(": ", p + 1)) {
+        size_t b = p;
+        while (b > 0 && line[b - 1] != ' ' && line[b - 1] != ']') --b;
+        const auto ns = seconds_ns(line.substr(b, p - b));
+        if (ns && event_at(line.substr(p + 2), out)) {
+            out.ns = *ns;
+            return true;
+        }
+    }
+    for (size_t p = line.find('['); p != std::string_view::npos; p = line.find('[', p + 1)) {
+        const size_t close = line.find(']', p);
+        if (close == std::string_view::npos) break;
+        const auto ns = seconds_ns(trim(line.substr(p + 1, close - p - 1)));
+        if (ns && event_at(trim(line.substr(close + 1)), out)) {
+            out.ns = *ns;
+            return true;
+        }
+    }
+    return false;
+}
+
+Addr page_down(Addr a) {
+    return a & ~(kPage - 1);
+}
+Addr page_up(Addr a) {
+    return (a + kPage - 1) & ~(kPage - 1);
+}
+
+// Linux's decode_dma_data_direction: what the device may do with the memory.
+std::optional<Perm> dma_perm(std::string_view payload) {
+    const size_t p = import::value_pos(payload, "dir");
+    if (p == std::string_view::npos) return kPermR | kPermW;  // dma_alloc: coherent, both
+    const std::string_view d = payload.substr(p, payload.find(' ', p) - p);
+    if (d == "BIDIRECTIONAL") return kPermR | kPermW;
+    if (d == "TO_DEVICE") return kPermR;
+    if (d == "FROM_DEVICE") return kPermW;
+    if (d == "NONE") return kPermNone;
+    return std::nullopt;
+}
+
+// "key={0x1,0x2}" as numbers (Linux __print_array).
+std::optional<std::vector<uint64_t>> array_field(std::string_view payload, std::string_view key) {
+    size_t p = import::value_pos(payload, key);
+    if (p == std::string_view::npos || payload[p] != '{') return std::nullopt;
+    std::vector<uint64_t> v;
+    for (++p; p < payload.size() && payload[p] != '}';) {
+        while (p < payload.size() && (payload[p] == ' ' || payload[p] == ',')) ++p;
+        if (p < payload.size() && payload[p] == '}') break;
+        size_t used = 0;
+        const auto x = import::number(payload.substr(p), &used);
+        if (!x) return std::nullopt;
+        v.push_back(*x);
+        p += used;
+    }
+    if (p >= payload.size()) return std::nullopt;
+    return v;
+}
+
+class Parser {
+public:
+    Parser(GuestTrace& out, ImportReport& report) : out_(out), report_(report) {}
+
+    void read(const std::string& path) {
+        LineSource src(path);
+        file_ = uint32_t(out_.files.size());
+        out_.files.push_back(path);
+        pending_.clear();
+        std::string text;
+        while (src.next(text)) {
+            ++report_.lines;
+            line_ = src.line();
+            const std::string_view line = text;
+            if (!line.empty() && line[0] == '#') {
+                header(line);
+                ++report_.skipped;
+                continue;
+            }
+            Located ev;
+            if (!locate(line, ev)) {
+                ++report_.skipped;
+                continue;
+            }
+            if (!parse(ev)) ++report_.skipped;
+        }
+    }
+
+private:
+    // "# entries-in-buffer/entries-written: 283/283": fewer in the buffer means it wrapped.
+    void header(std::string_view line) {
+        const size_t p = line.find("entries-in-buffer/entries-written:");
+        if (p == std::string_view::npos) return;
+        std::string_view v = trim(line.substr(p + 34));
+        size_t n = 0;
+        const auto in = import::number(v, &n);
+        if (!in || n >= v.size() || v[n] != '/') return;
+        const auto written = import::number(v.substr(n + 1));
+        if (written && *written > *in)
+            report_.notes.push_back(out_.files[file_] + ": the ftrace ring buffer overwrote " +
+                                    std::to_string(*written - *in) +
+                                    " events; mappings made before the oldest kept event are "
+                                    "missing");
+    }
+
+    // A malformed event line; true because the line was an event (not to be counted skipped).
+    bool error(const Located& ev, const char* expected) {
+        report_.error(out_.files[file_], line_,
+                      std::string(ev.name) + ": expected '" + expected + "', got " +
+                          detail::quoted(ev.payload));
+        return true;
+    }
+
+    GuestOp op(GuestOp::Type t, uint64_t ns) const {
+        GuestOp o;
+        o.type = t;
+        o.guest_ns = ns;
+        o.file = file_;
+        o.line = line_;
+        return o;
+    }
+
+    // Returns false for events recognised but not used (counted as skipped).
+    bool parse(const Located& ev) {
+        const std::string_view p = ev.payload;
+        switch (classify(ev.name)) {
+            case Ev::Map: {
+                static const char* kWant = "IOMMU: iova=0x.. - 0x.. paddr=0x.. size=N";
+                const auto iova = field(p, "iova"), pa = field(p, "paddr"), size = field(p, "size");
+                if (p.substr(0, 6) != "IOMMU:" || !iova || !pa || !size || *iova + *size < *iova)
+                    return error(ev, kWant);
+                GuestOp o = op(GuestOp::Type::Map, ev.ns);
+                o.iova = *iova, o.pa = *pa, o.size = *size;
+                add_iommu(o);
+                return true;
+            }
+            case Ev::Unmap: {
+                static const char* kWant = "IOMMU: iova=0x.. - 0x.. size=N unmapped_size=N";
+                const auto iova = field(p, "iova"), size = field(p, "size");
+                const auto done = field(p, "unmapped_size");
+                if (p.substr(0, 6) != "IOMMU:" || !iova || !size) return error(ev, kWant);
+                GuestOp o = op(GuestOp::Type::Unmap, ev.ns);
+                o.iova = *iova, o.size = done ? *done : *size;  // what was actually unmapped
+                if (o.size == 0 || o.iova + o.size < o.iova) return false;
+                add_iommu(o);
+                return true;
+            }
+            case Ev::Fault: {
+                static const char* kWant = "IOMMU:DRIVER DEVICE iova=0x.. flags=0x..";
+                const auto iova = field(p, "iova"), flags = field(p, "flags");
+                if (p.substr(0, 6) != "IOMMU:" || !iova || !flags) return error(ev, kWant);
+                GuestOp o = op(GuestOp::Type::Fault, ev.ns);
+                o.iova = *iova;
+                o.dir = (*flags & 1) ? Dir::Write : Dir::Read;  // IOMMU_FAULT_WRITE
+                const std::string_view words = p.substr(6);
+                const size_t sp = words.find(' ');
+                if (sp != std::string_view::npos)
+                    o.rid = import::bdf(words.substr(sp + 1, words.find(' ', sp + 1) - sp - 1));
+                out_.ops.push_back(o);
+                return true;
+            }
+            case Ev::DmaMap:
+            case Ev::DmaUnmap: return dma(ev, classify(ev.name) == Ev::DmaMap);
+            case Ev::DmaMapSg:
+            case Ev::DmaUnmapSg: return dma_sg(ev, classify(ev.name) == Ev::DmaMapSg);
+            case Ev::DmaOther:
+            case Ev::None: return false;
+        }
+        return false;
+    }
+
+    void add_iommu(const GuestOp& o) {
+        pending_.push_back(out_.ops.size());
+        if (pending_.size() > kAttributeWindow) pending_.erase(pending_.begin());
+        out_.ops.push_back(o);
+    }
+
+    // The device name is the first word: "0000:00:02.0 dir=... dma_addr=...".
+    static std::optional<uint16_t> device(std::string_view p) {
+        return import::bdf(p.substr(0, p.find(' ')));
+    }
+
+    bool dma(const Located& ev, bool map) {
+        const std::string_view p = ev.payload;
+        const auto addr = hex_field(p, "dma_addr"), size = field(p, "size");  // size: %zu
+        const auto phys = hex_field(p, "phys_addr");
+        const auto perm = dma_perm(p);
+        if (!addr || !size || !perm)
+            return error(ev, map ? "DEVICE dir=D dma_addr=X size=N phys_addr=X"
+                                 : "DEVICE dir=D dma_addr=X size=N");
+        add_dma(ev, map, device(p), *addr, *size, phys, *perm);
+        return true;
+    }
+
+    bool dma_sg(const Located& ev, bool map) {
+        const std::string_view p = ev.payload;
+        const auto rid = device(p);
+        const auto phys = array_field(p, "phys_addrs");
+        const auto perm = dma_perm(p);
+        if (!map) {
+            if (!phys || !perm) return error(ev, "DEVICE dir=D phys_addrs={..}");
+            // dma_unmap_sg names only the physical addresses: find the entries mapped for them.
+            for (uint64_t pa : *phys) {
+                const auto it = sg_.find({rid.value_or(0), pa});
+                if (it == sg_.end()) continue;
+                add_dma(ev, false, rid, it->second.first, it->second.second, pa, *perm);
+                sg_.erase(it);
+            }
+            return true;
+        }
+        const auto addrs = array_field(p, "dma_addrs"), sizes = array_field(p, "sizes");
+        if (!phys || !addrs || !sizes || !perm || addrs->size() != sizes->size() ||
+            phys->size() < addrs->size())
+            return error(ev, "DEVICE dir=D dma_addrs={..} sizes={..} phys_addrs={..}");
+        for (size_t i = 0; i < addrs->size(); ++i) {
+            sg_[{rid.value_or(0), (*phys)[i]}] = {(*addrs)[i], (*sizes)[i]};
+            add_dma(ev, true, rid, (*addrs)[i], (*sizes)[i], (*phys)[i], *perm);
+        }
+        return true;
+    }
+
+    // A dma:* mapping names the device of the iommu:* events that made it; without such
+    // events (a kernel tracing only dma:*) it is a mapping of its own.
+    void add_dma(const Located& ev, bool map, std::optional<uint16_t> rid, Addr addr,
+                 uint64_t size, std::optional<Addr> phys, Perm perm) {
+        const Addr lo = page_down(addr), hi = page_up(addr + size);
+        const GuestOp::Type want = map ? GuestOp::Type::Map : GuestOp::Type::Unmap;
+        bool matched = false;
+        for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+            GuestOp& o = out_.ops[*it];
+            if (o.type != want || o.rid || o.iova >= hi || o.iova + o.size <= lo) continue;
+            o.rid = rid;
+            if (map) o.perm = perm;
+            matched = true;
+        }
+        if (matched) return;
+        if (map && !phys) {
+            ++report_.skipped;  // dma_alloc of kernels that do not print the physical address
+            return;
+        }
+        GuestOp o = op(want, ev.ns);
+        o.rid = rid;
+        o.iova = lo;
+        o.size = hi - lo;
+        o.pa = phys ? page_down(*phys) : 0;
+        o.perm = perm;
+        out_.ops.push_back(o);
+    }
+
+    GuestTrace& out_;
+    ImportReport& report_;
+    uint32_t file_ = 0;
+    uint64_t line_ = 0;
+    std::vector<size_t> pending_;  // recent iommu:* ops no dma:* event has claimed yet
+    std::map<std::pair<uint16_t, Addr>, std::pair<Addr, uint64_t>> sg_;  // (rid, pa) -> dma
+};
+
+}  // namespace
+
+GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& report) {
+    GuestTrace t;
+    Parser parser(t, report);
+    for (const std::string& p : paths) parser.read(p);
+    std::stable_sort(t.ops.begin(), t.ops.end(),
+                     [](const GuestOp& a, const GuestOp& b) { return a.guest_ns < b.guest_ns; });
+    return t;
+}
+
+ImportReport import_ftrace(const std::vector<std::string>& paths, const RecordSink& sink) {
+    ImportReport report;
+    const GuestTrace t = read_ftrace(paths, report);
+    for (const GuestOp& op : t.ops) {
+        Record r;
+        r.time_ns = op.guest_ns;
+        r.req.rid = op.rid.value_or(0);
+        r.iova = op.iova;
+        switch (op.type) {
+            case GuestOp::Type::Map:
+                r.kind = Kind::Map;
+                r.size = op.size;
+                r.pa = op.pa;
+                r.perm = op.perm;
+                break;
+            case GuestOp::Type::Unmap:
+                r.kind = Kind::Unmap;
+                r.size = op.size;
+                break;
+            case GuestOp::Type::Fault:
+                r.kind = Kind::Fault;
+                r.dir = op.dir;
+                break;
+        }
+        if (!op.rid && op.type != GuestOp::Type::Fault) ++report.ops_unattributed;
+        emit(r, sink, report);
+    }
+    if (report.ops_unattributed)
+        report.notes.push_back(
+            std::to_string(report.ops_unattributed) +
+            " map/unmap records name no device (iommu:map/unmap do not, and no dma:* event "
+            "did): written as requester 00:00.0, domain 0, map perm=rw");
+    return report;
+}
+
+ImportReport import_ftrace(const std::vector<std::string>& paths, Writer& out) {
+    return import_ftrace(paths, [&](const Record& r) { out.write(r); });
+}
+
+}  // namespace iommusim::trace

@@ -1,0 +1,49 @@
+// Importer of a Linux ftrace text dump (the `trace` file, trace_pipe, or the console with
+// tp_printk) of the iommu:map, iommu:unmap and iommu:io_page_fault events, and of the dma:*
+// events of kernels that have them. Specification: docs/traces.md, "Importers".
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "traces/import_common.h"
+
+namespace iommusim::trace {
+
+// Records in guest time (ns since the guest's trace clock started). iommu:map/unmap name no
+// device: unless a dma:* event of the same mapping names one, they are written with requester
+// 00:00.0 and domain 0 (counted in ImportReport::ops_unattributed).
+ImportReport import_ftrace(const std::vector<std::string>& paths, Writer& out);
+ImportReport import_ftrace(const std::vector<std::string>& paths, const RecordSink& sink);
+
+// ---- The parsed dump, shared with the QEMU importer ----
+
+// One guest event that changes or reports on the mappings.
+struct GuestOp {
+    enum class Type : uint8_t { Map, Unmap, Fault };
+    Type type = Type::Map;
+    uint64_t guest_ns = 0;
+    Addr iova = 0;
+    uint64_t size = 0;
+    Addr pa = 0;                    // map
+    Perm perm = kPermR | kPermW;    // map: from dma:* direction; iommu:map has none (rw)
+    std::optional<uint16_t> rid;    // from a dma:* or io_page_fault device name
+    Dir dir = Dir::Unknown;         // fault
+    uint32_t file = 0;              // index into GuestTrace::files
+    uint64_t line = 0;
+};
+
+struct GuestTrace {
+    std::vector<GuestOp> ops;  // in guest time order (stable across files)
+    std::vector<std::string> files;
+    std::string where(const GuestOp& op) const {
+        return files[op.file] + ":" + std::to_string(op.line);
+    }
+};
+
+// Reads the dumps; lines that are not these events are counted in report.skipped, malformed
+// event lines are reported in report.errors. Throws std::runtime_error if a file cannot be read.
+GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& report);
+
+}  // namespace iommusim::trace
