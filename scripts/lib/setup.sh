@@ -7,7 +7,7 @@ BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 JOBS=${JOBS:-$(nproc)}
 
 IOMMUSIM_PACKAGES=(build-essential cmake pkg-config libsystemc-dev catch2 libfmt-dev
-    libboost-program-options-dev libbenchmark-dev zlib1g-dev python3)
+    libboost-program-options-dev libbenchmark-dev zlib1g-dev python3 time)
 
 install_packages() {
     local missing=()
