@@ -24,7 +24,8 @@ Tick VtdQueueFeeder::submit(Tick at) {
         done = iommu_.mmio_write(vtd::reg::IQT, 8, *iqt, done);
         pos += n;
     }
-    submitted_ = all.size();
+    drv_.forget_issued();  // executed by the unit: long runs keep flat memory
+    submitted_ = 0;
     return done;
 }
 
@@ -55,6 +56,8 @@ Tick SpaprDmaApi::unmap(Addr iova, uint64_t len, Tick at) {
         as->iova().free(iova & ~Addr((Addr(1) << as->min_page_shift()) - 1));
     const auto& kills = drv_.invalidations();
     for (; killed_ < kills.size(); ++killed_) t = phb_.engine().invalidate(kills[killed_], t);
+    drv_.forget_issued();
+    killed_ = 0;
     return t;
 }
 

@@ -80,6 +80,8 @@ ReplayResult Replay::run(const std::string& path, StatGroup& stats) {
     auto flush = [&](Tick at) {  // the driver's invalidations, executed by the unit
         const auto& inv = drv.invalidations();
         for (; applied < inv.size(); ++applied) at = unit.invalidate(inv[applied], at);
+        drv.forget_issued();  // executed: keep memory flat in trace length
+        applied = 0;
         return at;
     };
 

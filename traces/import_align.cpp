@@ -17,29 +17,23 @@
 #include <map>
 #include <unordered_map>
 
+#include "traces/import_align_pieces.h"
+
 namespace iommusim::trace::align {
 
 namespace {
 
+using detail::Domains;
+using detail::first_after;
+using detail::Group;
+using detail::Index;
+using detail::Interval;
+using detail::Piece;
+using detail::Replay;
+
 constexpr Addr kPage = 4096;
 constexpr uint64_t kIndexedInval = 512 * kPage;  // larger invalidations are searched linearly
-constexpr Addr kBig = 2u << 20;                   // larger pieces are searched linearly
-
-struct Piece {
-    Addr a, b, pa;
-    uint32_t op;           // the map op that made it
-    uint32_t born, died;   // live for prefixes born+1 .. died
-};
-
-struct Interval {
-    uint32_t lo, hi, op;
-};
-
-// The pieces that map one translated IOVA page to one GPA page, as prefix intervals.
-struct Group {
-    std::vector<Interval> iv;      // by lo
-    std::vector<uint32_t> maxhi;   // running maximum of hi
-};
+constexpr ptrdiff_t kMaxLook = 64;  // invalidations of a page looked at per op
 
 // Per map op: what the translations through it revealed.
 struct Instance {
@@ -50,185 +44,175 @@ struct Instance {
 
 class Aligner {
 public:
-    Aligner(const std::vector<GuestOp>& ops, const std::vector<Point>& tl, uint64_t start)
-        : ops_(ops), tl_(tl), start_(start), n_(uint32_t(ops.size())), inst_(ops.size()) {}
+    Aligner(const std::vector<GuestOp>& ops, const std::vector<Point>& tl, uint64_t start,
+            Domains label = {}, Domains prefer = {})
+        : ops_(ops),
+          tl_(tl),
+          start_(start),
+          n_(uint32_t(ops.size())),
+          label_(std::move(label)),
+          prefer_(std::move(prefer)),
+          inst_(ops.size()) {}
 
     Result run() {
-        res_.ops.resize(n_);
+        index_invals();
         replay();
         candidates();
         bounds();
-        attribute();
-        anchor();
-        interpolate();
-        return std::move(res_);
+        windows(fwd_, bwd_);
+        place();
+        settle();
+        place();
+        return res_;
     }
 
 private:
     void replay() {
-        // Live pieces: the small ones by start (an overlap search looks back at most kBig), the
-        // few large ones (identity maps) in a list.
-        std::multimap<Addr, uint32_t> small;
-        std::vector<uint32_t> big;
-        victims_.resize(n_);
-        auto add = [&](const Piece& p) {
-            const uint32_t id = uint32_t(pieces_.size());
-            pieces_.push_back(p);
-            if (p.b - p.a > kBig)
-                big.push_back(id);
-            else
-                small.emplace(p.a, id);
-        };
-        auto remove = [&](uint32_t id) {
-            const Piece& p = pieces_[id];
-            if (p.b - p.a > kBig) return void(big.erase(std::find(big.begin(), big.end(), id)));
-            for (auto it = small.find(p.a); it != small.end() && it->first == p.a; ++it)
-                if (it->second == id) return void(small.erase(it));
-        };
-        for (uint32_t k = 0; k < n_; ++k) {
-            const GuestOp& o = ops_[k];
-            if (o.type == GuestOp::Type::Map) {
-                add({o.iova, o.iova + o.size, o.pa, k, k, n_});
-                continue;
-            }
-            const Addr a = o.iova, b = o.iova + o.size;
-            std::vector<uint32_t> over;
-            for (auto it = small.lower_bound(a > kBig ? a - kBig : 0);
-                 it != small.end() && it->first < b; ++it)
-                if (pieces_[it->second].b > a) over.push_back(it->second);
-            for (uint32_t id : big)
-                if (pieces_[id].a < b && pieces_[id].b > a) over.push_back(id);
-            std::sort(over.begin(), over.end(),
-                      [&](uint32_t x, uint32_t y) { return pieces_[x].op > pieces_[y].op; });
-            std::vector<std::pair<Addr, Addr>> todo{{a, b}};
-            for (uint32_t id : over) {
-                std::vector<std::pair<Addr, Addr>> left;
-                bool cut = false;
-                for (auto [x, y] : todo) {
-                    const Piece p = pieces_[id];
-                    const Addr lo = std::max(x, p.a), hi = std::min(y, p.b);
-                    if (cut || lo >= hi) {
-                        left.push_back({x, y});
-                        continue;
-                    }
-                    cut = true;
-                    remove(id);
-                    pieces_[id] = {lo, hi, p.pa + (lo - p.a), p.op, p.born, k};
-                    // The parts outside the unmapped range stay live, born when p was.
-                    if (p.a < lo) add({p.a, lo, p.pa, p.op, p.born, n_});
-                    if (hi < p.b) add({hi, p.b, p.pa + (hi - p.a), p.op, p.born, n_});
-                    victims_[k].push_back(p.op);
-                    if (x < lo) left.push_back({x, lo});
-                    if (hi < y) left.push_back({hi, y});
-                }
-                todo = std::move(left);
-                if (todo.empty()) break;
-            }
-            if (victims_[k].empty()) res_.unmatched_unmaps.push_back(k);
-        }
+        Replay r = detail::replay(ops_, label_, prefer_);
+        pieces_ = std::move(r.pieces);
+        victims_ = std::move(r.victims);
+        rivals_ = std::move(r.rivals);
+        res_.unmatched_unmaps = std::move(r.unmatched);
     }
 
-    // The prefix intervals explaining a translation are those of the pieces mapping its IOVA
-    // page to its GPA page: grouped by that pair (only translated pages are looked at, so large
-    // identity maps stay cheap), sorted by start, with the running maximum of their ends.
     void candidates() {
-        std::map<std::pair<Addr, Addr>, uint32_t> key_group;
-        std::vector<Addr> pages;
-        for (const Point& p : tl_)
-            if (p.type == Point::Type::Translation) {
-                pages.push_back(p.iova / kPage);
-                key_group.emplace(std::make_pair(p.iova / kPage, p.gpa / kPage), 0);
-            }
-        std::sort(pages.begin(), pages.end());
-        pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
-        for (auto& [key, g] : key_group) g = uint32_t(groups_.size()), groups_.emplace_back();
-        for (const Piece& p : pieces_) {
-            if (p.b <= p.a || p.born + 1 > p.died) continue;
-            for (auto it = std::lower_bound(pages.begin(), pages.end(), p.a / kPage);
-                 it != pages.end() && *it <= (p.b - 1) / kPage; ++it) {
-                const Addr gpage = (p.pa + (*it * kPage - std::min(p.a, *it * kPage))) / kPage;
-                const auto g = key_group.find({*it, gpage});
-                if (g != key_group.end()) groups_[g->second].iv.push_back({p.born + 1, p.died, p.op});
-            }
-        }
-        for (Group& g : groups_) {
-            std::stable_sort(g.iv.begin(), g.iv.end(),
-                             [](const Interval& x, const Interval& y) { return x.lo < y.lo; });
-            uint32_t m = 0;
-            for (const Interval& iv : g.iv) g.maxhi.push_back(m = std::max(m, iv.hi));
-        }
-        for (size_t i = 0; i < tl_.size(); ++i) {
-            const Point& t = tl_[i];
-            if (t.type != Point::Type::Translation) continue;
-            trans_.push_back(i);
-            group_of_.push_back(key_group.at({t.iova / kPage, t.gpa / kPage}));
-        }
+        Index x = detail::index(pieces_, tl_);
+        groups_ = std::move(x.groups);
+        trans_ = std::move(x.trans);
+        group_of_ = std::move(x.group_of);
     }
 
     // Forward (smallest) and backward (largest) prefix per translation; both non-decreasing.
+    // A piece serves one domain: the first translation through it fixes which.
     void bounds() {
         const size_t m = trans_.size();
         fwd_.assign(m, 0);
         bwd_.assign(m, n_);
         skip_.assign(m, false);
-        auto first_after = [](const Group& g, uint32_t c) {
-            return size_t(std::upper_bound(g.iv.begin(), g.iv.end(), c,
-                                           [](uint32_t v, const Interval& x) { return v < x.lo; }) -
-                          g.iv.begin());
-        };
         uint32_t c = 0;
         for (size_t q = 0; q < m; ++q) {
             const Group& g = groups_[group_of_[q]];
+            const Point& t = tl_[trans_[q]];
             size_t p = first_after(g, c);
             std::optional<size_t> pick;
-            if (p > 0 && g.maxhi[p - 1] >= c) {
-                // Live at c: the most recently mapped such piece.
-                for (size_t i = p; i-- > 0;)
-                    if (g.iv[i].hi >= c) {
-                        pick = i;
-                        break;
-                    }
-            } else if (p < g.iv.size()) {
-                while (p + 1 < g.iv.size() && g.iv[p + 1].lo == g.iv[p].lo) ++p;
-                pick = p;
-                c = g.iv[p].lo;
-            }
+            // Live at c: the most recently mapped such piece.
+            for (size_t i = p; i-- > 0 && g.maxhi[i] >= c;)
+                if (g.iv[i].hi >= c && fits(g.iv[i], t)) {
+                    pick = i;
+                    break;
+                }
+            // Else the first mapped later (the latest of those mapped by the same op prefix).
+            for (; !pick && p < g.iv.size(); ++p)
+                if (fits(g.iv[p], t)) {
+                    for (size_t i = p + 1; i < g.iv.size() && g.iv[i].lo == g.iv[p].lo; ++i)
+                        if (fits(g.iv[i], t)) p = i;
+                    pick = p;
+                    c = g.iv[p].lo;
+                }
             if (!pick) {
                 skip_[q] = true;
                 res_.unexplained.push_back(trans_[q]);
                 continue;
             }
             fwd_[q] = c;
-            use(tl_[trans_[q]], g.iv[*pick].op);
+            use(inst_, t, g.iv[*pick].op);
         }
         uint32_t d = n_;
+        std::map<std::pair<uint32_t, uint32_t>, Group> by_domain;
         for (size_t q = m; q-- > 0;) {
             if (skip_[q]) continue;
-            const Group& g = groups_[group_of_[q]];
-            const size_t p = first_after(g, d);
-            if (p > 0) d = std::min(g.maxhi[p - 1], d);
+            const Point& t = tl_[trans_[q]];
+            const Group* g = &groups_[group_of_[q]];
+            if (t.domain) {
+                // Only the pieces of this translation's domain (or of none yet).
+                auto [it, fresh] = by_domain.try_emplace({group_of_[q], *t.domain});
+                if (fresh) {
+                    uint32_t hi = 0;
+                    for (const Interval& iv : g->iv) {
+                        const auto& dom = inst_[iv.op].domain;
+                        if (dom && *dom != *t.domain) continue;
+                        it->second.iv.push_back(iv);
+                        it->second.maxhi.push_back(hi = std::max(hi, iv.hi));
+                    }
+                }
+                g = &it->second;
+            }
+            const size_t p = first_after(*g, d);
+            if (p > 0) d = std::min(g->maxhi[p - 1], d);
             bwd_[q] = d;
         }
-        // Window of op k in timeline slots: after every translation whose latest prefix does
-        // not include it, before the first whose earliest prefix does.
+    }
+
+    // Window of op k in timeline slots for prefixes early <= late per translation: after every
+    // translation whose latest prefix does not include it, before the first whose earliest does.
+    void windows(const std::vector<uint32_t>& early, const std::vector<uint32_t>& late) {
+        const size_t m = trans_.size();
         lo_.assign(n_, 0);
         hi_.assign(n_, tl_.size());
         size_t q = 0;
         for (uint32_t k = 0; k < n_; ++k) {
-            while (q < m && (skip_[q] || fwd_[q] < k + 1)) ++q;
+            while (q < m && (skip_[q] || early[q] < k + 1)) ++q;
             if (q < m) hi_[k] = trans_[q];
         }
         std::optional<size_t> last;
         q = 0;
         for (uint32_t k = 0; k < n_; ++k) {
-            for (; q < m && (skip_[q] || bwd_[q] <= k); ++q)
+            for (; q < m && (skip_[q] || late[q] <= k); ++q)
                 if (!skip_[q]) last = q;
             if (last) lo_[k] = trans_[*last] + 1;
         }
     }
 
-    void use(const Point& t, uint32_t op) {
-        Instance& in = inst_[op];
+    // The windows are exact only for one assignment of prefixes to translations, and the
+    // explaining prefixes of a translation need not be contiguous. So: take, per translation,
+    // the feasible prefix nearest to where the first placement put it (inside [previous, its
+    // backward bound] every choice can be completed), derive exact windows and the pieces each
+    // translation used from that, and place again.
+    void settle() {
+        const size_t m = trans_.size();
+        std::vector<uint32_t> c(m, 0);
+        std::vector<Instance> used(n_);
+        size_t k = 0;
+        uint32_t prev = 0;
+        for (size_t q = 0; q < m; ++q) {
+            while (k < n_ && res_.ops[k].slot <= trans_[q]) ++k;
+            if (skip_[q]) continue;
+            const Group& g = groups_[group_of_[q]];
+            const Point& t = tl_[trans_[q]];
+            const uint32_t target = uint32_t(k), hi = bwd_[q];
+            std::optional<uint32_t> best, best_op;
+            uint32_t best_dist = UINT32_MAX;
+            for (size_t i = first_after(g, hi); i-- > 0 && g.maxhi[i] >= prev;) {
+                const Interval& iv = g.iv[i];
+                const uint32_t a = std::max(iv.lo, prev), b = std::min(iv.hi, hi);
+                if (a > b || !fits(iv, t)) continue;
+                const uint32_t x = std::clamp(target, a, b);
+                const uint32_t dist = x > target ? x - target : target - x;
+                if (dist < best_dist) best = x, best_op = iv.op, best_dist = dist;
+            }
+            c[q] = prev = best.value_or(prev);
+            if (best_op) use(used, t, *best_op);
+        }
+        inst_ = std::move(used);
+        windows(c, c);
+    }
+
+    void place() {
+        res_.ops.assign(n_, Placement{});
+        res_.conflicting_domains.clear();
+        attribute();
+        anchor();
+        interpolate();
+    }
+
+    // Whether the piece of `iv` may serve translation `t`: it serves one domain.
+    bool fits(const Interval& iv, const Point& t) const {
+        const auto& d = inst_[iv.op].domain;
+        return !t.domain || !d || *d == *t.domain;
+    }
+
+    void use(std::vector<Instance>& inst, const Point& t, uint32_t op) {
+        Instance& in = inst[op];
         if (t.domain && in.domain && *in.domain != *t.domain) in.conflict = true;
         if (t.domain && !in.domain) in.domain = t.domain, in.rid = t.rid;
         if (!in.rid) in.rid = t.rid;
@@ -260,18 +244,23 @@ private:
     // Each op at the first page-selective invalidation inside its window that covers its
     // range in its domain. One invalidation anchors consecutive ops of one kind (a scatter
     // list mapped in pieces is flushed once) and nothing else.
-    void anchor() {
-        std::unordered_map<Addr, std::vector<size_t>> by_page;
-        std::vector<size_t> large;
+    // Page-selective invalidations by page (timeline indices in order); large ones apart.
+    void index_invals() {
         for (size_t i = 0; i < tl_.size(); ++i) {
             const Point& p = tl_[i];
             if (p.type != Point::Type::PageInval) continue;
             if (p.bytes > kIndexedInval || p.bytes == 0) {
-                large.push_back(i);
+                inval_large_.push_back(i);
                 continue;
             }
-            for (Addr a = p.addr; a < p.addr + p.bytes; a += kPage) by_page[a / kPage].push_back(i);
+            for (Addr a = p.addr; a < p.addr + p.bytes; a += kPage)
+                inval_by_page_[a / kPage].push_back(i);
         }
+    }
+
+    void anchor() {
+        const auto& by_page = inval_by_page_;
+        const auto& large = inval_large_;
         size_t last = 0, last_slot = 0;
         bool have_last = false;
         for (uint32_t k = 0; k < n_; ++k) {
@@ -279,24 +268,24 @@ private:
             const Addr lo = o.iova & ~(kPage - 1), hi = (o.iova + o.size + kPage - 1) & ~(kPage - 1);
             Placement& p = res_.ops[k];
             const size_t from = std::max(lo_[k], last_slot), to = hi_[k];
-            auto fits = [&](size_t x) {
+            auto covers = [&](size_t x) {
                 const Point& v = tl_[x];
                 if (x < from || x > to || v.addr > lo || v.addr + v.bytes < hi) return false;
                 if (p.domain && v.domain != p.domain) return false;
                 return !have_last || x != last ||
                        (k > 0 && res_.ops[k - 1].anchored && ops_[k - 1].type == o.type);
             };
-            std::optional<size_t> at;
+            // The first that fits among the next few of its page (and of the large ones).
+            auto first_fit = [&](const std::vector<size_t>& v) -> std::optional<size_t> {
+                const auto first = std::lower_bound(v.begin(), v.end(), from);
+                for (auto it = first; it != v.end() && *it <= to && it - first < kMaxLook; ++it)
+                    if (covers(*it)) return *it;
+                return std::nullopt;
+            };
             const auto b = by_page.find(lo / kPage);
-            if (b != by_page.end())
-                for (auto it = std::lower_bound(b->second.begin(), b->second.end(), from);
-                     it != b->second.end() && *it <= to; ++it)
-                    if (fits(*it)) {
-                        at = *it;
-                        break;
-                    }
-            for (size_t x : large)
-                if ((!at || x < *at) && fits(x)) at = x;
+            std::optional<size_t> at;
+            if (b != by_page.end()) at = first_fit(b->second);
+            if (const auto x = first_fit(large); x && (!at || *x < *at)) at = x;
             if (!at) continue;
             p.anchored = true;
             p.slot = last_slot = last = *at;
@@ -319,9 +308,22 @@ private:
         std::optional<int64_t> offset;
         for (uint32_t k = 0; k < n_ && !offset; ++k)
             if (res_.ops[k].anchored) offset = int64_t(res_.ops[k].ns - ops_[k].guest_ns);
-        if (!offset)
-            offset = int64_t((tl_.empty() ? start_ : tl_.front().ns) -
-                             (ops_.empty() ? 0 : ops_.front().guest_ns));
+        if (!offset) {
+            // No anchor at all: the median offset that puts ops mid-window (robust to the
+            // few long windows).
+            std::vector<int64_t> mids;
+            for (uint32_t k = 0; k < n_; ++k)
+                if (lo_[k] > 0 && hi_[k] < tl_.size())
+                    mids.push_back(int64_t(tl_[lo_[k] - 1].ns / 2 + tl_[hi_[k]].ns / 2) -
+                                   int64_t(ops_[k].guest_ns));
+            if (!mids.empty()) {
+                std::nth_element(mids.begin(), mids.begin() + mids.size() / 2, mids.end());
+                offset = mids[mids.size() / 2];
+            } else {
+                offset = int64_t((tl_.empty() ? start_ : tl_.front().ns) -
+                                 (ops_.empty() ? 0 : ops_.front().guest_ns));
+            }
+        }
         size_t prev_slot = 0;
         uint64_t prev_ns = start_;
         for (uint32_t k = 0; k < n_; ++k) {
@@ -349,13 +351,66 @@ private:
         }
     }
 
+public:
+    // After run(): for each unmap where mappings of several domains overlapped, the domain of
+    // the page-selective invalidation nearest to its guest-clock estimate (strict mode flushes
+    // each unmap at once); with the domains of the map ops, the inputs of a second alignment.
+    std::pair<Domains, Domains> disambiguate() const {
+        Domains label(n_), prefer(n_);
+        for (uint32_t k = 0; k < n_; ++k)
+            if (ops_[k].type == GuestOp::Type::Map) label[k] = inst_[k].domain;
+        std::optional<int64_t> offset;
+        std::vector<std::optional<int64_t>> off(n_);  // of the nearest earlier clean anchor
+        for (uint32_t k = 0; k < n_; ++k) {
+            if (res_.ops[k].anchored && rivals_[k].empty())
+                offset = int64_t(res_.ops[k].ns - ops_[k].guest_ns);
+            off[k] = offset;
+        }
+        for (uint32_t k = n_; k-- > 0;) {
+            if (off[k] || rivals_[k].empty()) continue;
+            for (uint32_t j = k + 1; j < n_ && !off[k]; ++j) off[k] = off[j];
+        }
+        bool any = false;
+        for (uint32_t k = 0; k < n_; ++k) {
+            if (rivals_[k].empty() || !off[k]) continue;
+            std::vector<uint32_t> doms;
+            for (const auto* v : {&victims_[k], &rivals_[k]})
+                for (uint32_t op : *v)
+                    if (inst_[op].domain) doms.push_back(*inst_[op].domain);
+            const GuestOp& o = ops_[k];
+            const auto b = inval_by_page_.find(o.iova / kPage);
+            if (b == inval_by_page_.end()) continue;
+            const int64_t est = int64_t(o.guest_ns) + *off[k];
+            const auto& v = b->second;
+            const auto mid = std::lower_bound(v.begin(), v.end(), est, [&](size_t x, int64_t t) {
+                return int64_t(tl_[x].ns) < t;
+            });
+            std::optional<size_t> best;
+            auto consider = [&](size_t x) {
+                const Point& p = tl_[x];
+                if (!p.domain || std::find(doms.begin(), doms.end(), *p.domain) == doms.end() ||
+                    p.addr + p.bytes < o.iova + o.size)
+                    return;
+                auto dist = [&](size_t y) { return std::abs(int64_t(tl_[y].ns) - est); };
+                if (!best || dist(x) < dist(*best)) best = x;
+            };
+            for (auto it = mid; it != v.end() && it - mid < kMaxLook; ++it) consider(*it);
+            for (auto it = mid; it != v.begin() && mid - it < kMaxLook;) consider(*--it);
+            if (best) prefer[k] = tl_[*best].domain, any = true;
+        }
+        if (!any) prefer.clear();
+        return {label, prefer};
+    }
+
+private:
     const std::vector<GuestOp>& ops_;
     const std::vector<Point>& tl_;
     const uint64_t start_;
     const uint32_t n_;
     Result res_;
+    const Domains label_, prefer_;  // see detail::replay
     std::vector<Piece> pieces_;
-    std::vector<std::vector<uint32_t>> victims_;  // per unmap op: the map ops it cut
+    std::vector<std::vector<uint32_t>> victims_, rivals_;  // per unmap op: see detail::Replay
     std::vector<Instance> inst_;
     std::unordered_map<uint32_t, uint16_t> domain_rid_;
     std::vector<Group> groups_;
@@ -364,13 +419,19 @@ private:
     std::vector<uint32_t> fwd_, bwd_;
     std::vector<bool> skip_;
     std::vector<size_t> lo_, hi_;  // per op: slot window
+    std::unordered_map<Addr, std::vector<size_t>> inval_by_page_;
+    std::vector<size_t> inval_large_;
 };
 
 }  // namespace
 
 Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline,
              uint64_t start_ns) {
-    return Aligner(ops, timeline, start_ns).run();
+    Aligner first(ops, timeline, start_ns);
+    Result r = first.run();
+    auto [label, prefer] = first.disambiguate();
+    if (prefer.empty()) return r;
+    return Aligner(ops, timeline, start_ns, std::move(label), std::move(prefer)).run();
 }
 
 }  // namespace iommusim::trace::align

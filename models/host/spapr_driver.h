@@ -56,6 +56,8 @@ public:
     AddressSpace* space(uint16_t pe, unsigned num);
     // TCE kills issued: one page-range scope per unmap, tagged with the window's LIOBN.
     const std::vector<InvalidationScope>& invalidations() const { return inv_; }
+    // Drop the TCE kills issued so far (the consumer has executed them): flat memory.
+    void forget_issued() { inv_.clear(); }
 
 private:
     struct Window {

@@ -88,6 +88,12 @@ public:
     // to wait_status().
     const std::vector<InvDesc>& descriptors() const { return queue_; }
     Addr wait_status() const { return wait_status_; }
+    // Drop the invalidations and descriptors issued so far (the consumer has executed them),
+    // so that long runs keep flat memory; indexes into them restart at 0.
+    void forget_issued() {
+        inv_.clear();
+        queue_.clear();
+    }
     // The status data of the last wait descriptor issued.
     uint32_t wait_sequence() const { return uint32_t(wait_seq_); }
     size_t pending_deferred() const { return fq_.pending(); }

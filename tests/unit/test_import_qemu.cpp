@@ -47,15 +47,20 @@ std::vector<Record> run(const std::string& log, const std::string& ftrace, Impor
     return out;
 }
 
-// vtd_dmar_translate lines of a log, read without the importer: (rid, iova page, gpa page).
+// vtd_dmar_translate lines of a log, read without the importer: (rid, iova page, gpa page)
+// and the leaf entry of the IOTLB event before it in the same thread.
 struct Translate {
     uint16_t rid;
-    uint64_t iova, gpa;
+    uint64_t iova, gpa, pte;
 };
 std::vector<Translate> translations_in(const fs::path& log) {
     std::vector<Translate> v;
+    std::map<unsigned, uint64_t> pte;  // per thread
     std::ifstream in(log);
     for (std::string line; std::getline(in, line);) {
+        const unsigned pid = unsigned(std::atoi(line.c_str()));
+        const size_t e = line.find(" slpte 0x");
+        if (e != std::string::npos) pte[pid] = std::strtoull(line.c_str() + e + 9, nullptr, 16);
         const size_t p = line.find(":vtd_dmar_translate ");
         if (p == std::string::npos) continue;
         unsigned bus, dev, fn;
@@ -64,14 +69,16 @@ std::vector<Translate> translations_in(const fs::path& log) {
                             ":vtd_dmar_translate dev %x:%x.%x iova 0x%" SCNx64
                             " -> gpa 0x%" SCNx64 " mask 0x%" SCNx64,
                             &bus, &dev, &fn, &iova, &gpa, &mask) == 6);
-        v.push_back({Requester::bdf(bus, dev, fn).rid, iova & ~mask, gpa & ~mask});
+        v.push_back({Requester::bdf(bus, dev, fn).rid, iova & ~mask, gpa & ~mask, pte[pid]});
     }
     return v;
 }
 
 // Replays map/unmap per requester and checks that each DMA lies in a live mapping with the
-// recorded translation and the permission its direction needs. Returns the DMAs that do not.
-std::vector<std::string> replay(const std::vector<Record>& recs) {
+// recorded translation and the permission its direction needs. Returns the DMAs that do not;
+// `perms` (if given) receives the permissions of the mapping each DMA used.
+std::vector<std::string> replay(const std::vector<Record>& recs,
+                                std::vector<Perm>* perms = nullptr) {
     struct Mapping {
         Addr end, pa;
         Perm perm;
@@ -106,6 +113,7 @@ std::vector<std::string> replay(const std::vector<Record>& recs) {
             if (!inside || it->second.pa + (r.iova - it->first) != r.pa ||
                 !permits(it->second.perm, need))
                 bad.push_back(format(r));
+            if (perms) perms->push_back(inside ? it->second.perm : kPermNone);
         }
     }
     return bad;
@@ -149,9 +157,16 @@ TEST_CASE("qemu-vtd import of the shared recordings", "[import]") {
             // Time order; every DMA inside a mapping live at that moment.
             for (size_t i = 1; i < recs.size(); ++i)
                 REQUIRE(recs[i - 1].time_ns <= recs[i].time_ns);
-            const auto bad = replay(recs);
+            std::vector<Perm> perms;
+            const auto bad = replay(recs, &perms);
             INFO((bad.empty() ? std::string() : bad.front()));
             CHECK(bad.empty());
+            // Each DMA went through the guest mapping whose permission its leaf entry shows.
+            REQUIRE(perms.size() == want.size());
+            size_t perm_mismatch = 0;
+            for (size_t i = 0; i < perms.size(); ++i)
+                perm_mismatch += bool(perms[i] & kPermW) != bool(want[i].pte & 2);
+            CHECK(perm_mismatch == 0);
             CHECK(rep.count(Kind::Map) > 100);
             CHECK(rep.count(Kind::Unmap) > 100);
             CHECK(rep.count(Kind::Invalidate) > 400);
