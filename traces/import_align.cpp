@@ -14,6 +14,7 @@
 #include "traces/import_align.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <unordered_map>
 
@@ -372,6 +373,7 @@ public:
         }
         bool any = false;
         for (uint32_t k = 0; k < n_; ++k) {
+            if (!rivals_[k].empty()) std::fprintf(stderr, "rivals k=%u off=%d\n", k, off[k] ? 1 : 0);
             if (rivals_[k].empty() || !off[k]) continue;
             std::vector<uint32_t> doms;
             for (const auto* v : {&victims_[k], &rivals_[k]})
@@ -397,6 +399,7 @@ public:
             for (auto it = mid; it != v.end() && it - mid < kMaxLook; ++it) consider(*it);
             for (auto it = mid; it != v.begin() && mid - it < kMaxLook;) consider(*--it);
             if (best) prefer[k] = tl_[*best].domain, any = true;
+            std::fprintf(stderr, "amb k=%u doms=%zu best=%d\n", k, doms.size(), best ? int(*tl_[*best].domain) : -1);
         }
         if (!any) prefer.clear();
         return {label, prefer};
