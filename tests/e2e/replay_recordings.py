@@ -14,19 +14,7 @@ shared = os.path.join(root, "..", "shared", "traces")
 check = Check()
 if not os.path.isdir(shared):
     print(f"skipped: no recordings at {shared}")
-    # The same trace through two IOMMU designs: different timing, the same (correct) translations.
-res = {}
-for entries in (4, 256):
-    out = tempfile.mkdtemp()
-    r = subprocess.run([iommusim, "replay", tr, "--out", out, "--set", f"system.iommu0.iotlb.entries={entries}",
-                        "--set", "system.iommu0.walkers=1"], capture_output=True, text=True)
-    s = json.load(open(os.path.join(out, "stats.json")))["system"]
-    res[entries] = (s["replay"]["mismatches"], s["replay"]["translations_checked"],
-                    s["iommu0"]["iotlb"]["misses"], s["replay"]["translation_latency"]["mean"])
-    print(f"iotlb.entries={entries}: {res[entries]}")
-check(res[4][0] == 0 and res[256][0] == 0 and res[4][1] == res[256][1], "same translations, all correct")
-check(res[4][2] > res[256][2] and res[4][3] > res[256][3], "a smaller IOTLB: more misses, more latency")
-check.finish()
+    check.finish()
 for rec in ("qemu-vtd-legacy-strict", "qemu-vtd-scalable-strict"):
     d = os.path.join(shared, rec)
     out = tempfile.mkdtemp()
