@@ -14,8 +14,8 @@
 #include "traces/import_align.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
+#include <memory>
 #include <unordered_map>
 
 #include "traces/import_align_pieces.h"
@@ -35,6 +35,7 @@ using detail::Replay;
 constexpr Addr kPage = 4096;
 constexpr uint64_t kIndexedInval = 512 * kPage;  // larger invalidations are searched linearly
 constexpr ptrdiff_t kMaxLook = 64;  // invalidations of a page looked at per op
+constexpr int kRounds = 4;          // alignments that settle ambiguous unmaps
 
 // Per map op: what the translations through it revealed.
 struct Instance {
@@ -373,12 +374,7 @@ public:
         }
         bool any = false;
         for (uint32_t k = 0; k < n_; ++k) {
-            if (!rivals_[k].empty()) std::fprintf(stderr, "rivals k=%u off=%d\n", k, off[k] ? 1 : 0);
             if (rivals_[k].empty() || !off[k]) continue;
-            std::vector<uint32_t> doms;
-            for (const auto* v : {&victims_[k], &rivals_[k]})
-                for (uint32_t op : *v)
-                    if (inst_[op].domain) doms.push_back(*inst_[op].domain);
             const GuestOp& o = ops_[k];
             const auto b = inval_by_page_.find(o.iova / kPage);
             if (b == inval_by_page_.end()) continue;
@@ -390,16 +386,13 @@ public:
             std::optional<size_t> best;
             auto consider = [&](size_t x) {
                 const Point& p = tl_[x];
-                if (!p.domain || std::find(doms.begin(), doms.end(), *p.domain) == doms.end() ||
-                    p.addr + p.bytes < o.iova + o.size)
-                    return;
+                if (!p.domain || p.addr > o.iova || p.addr + p.bytes < o.iova + o.size) return;
                 auto dist = [&](size_t y) { return std::abs(int64_t(tl_[y].ns) - est); };
                 if (!best || dist(x) < dist(*best)) best = x;
             };
             for (auto it = mid; it != v.end() && it - mid < kMaxLook; ++it) consider(*it);
             for (auto it = mid; it != v.begin() && mid - it < kMaxLook;) consider(*--it);
             if (best) prefer[k] = tl_[*best].domain, any = true;
-            std::fprintf(stderr, "amb k=%u doms=%zu best=%d\n", k, doms.size(), best ? int(*tl_[*best].domain) : -1);
         }
         if (!any) prefer.clear();
         return {label, prefer};
@@ -430,11 +423,18 @@ private:
 
 Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline,
              uint64_t start_ns) {
-    Aligner first(ops, timeline, start_ns);
-    Result r = first.run();
-    auto [label, prefer] = first.disambiguate();
-    if (prefer.empty()) return r;
-    return Aligner(ops, timeline, start_ns, std::move(label), std::move(prefer)).run();
+    auto a = std::make_unique<Aligner>(ops, timeline, start_ns);
+    Result r = a->run();
+    // Each round attributes more mappings, which settles more ambiguous unmaps.
+    Domains last;
+    for (int round = 0; round < kRounds; ++round) {
+        auto [label, prefer] = a->disambiguate();
+        if (prefer.empty() || prefer == last) break;
+        last = prefer;
+        a = std::make_unique<Aligner>(ops, timeline, start_ns, std::move(label), std::move(prefer));
+        r = a->run();
+    }
+    return r;
 }
 
 }  // namespace iommusim::trace::align

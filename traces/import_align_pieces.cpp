@@ -49,9 +49,11 @@ Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domai
         for (uint32_t id : big)
             if (r.pieces[id].a < b && r.pieces[id].b > a) over.push_back(id);
         const std::optional<uint32_t> want = k < prefer.size() ? prefer[k] : std::nullopt;
+        // The preferred domain's pieces first, then those of unknown domain, then the others.
         auto rank = [&](uint32_t id) {
             const uint32_t op = r.pieces[id].op;
-            return std::make_pair(want && domain(op) == want, op);
+            const auto d = domain(op);
+            return std::make_pair(!want ? 0 : d == want ? 2 : d ? 0 : 1, op);
         };
         std::sort(over.begin(), over.end(),
                   [&](uint32_t x, uint32_t y) { return rank(x) > rank(y); });

@@ -16,6 +16,8 @@ public:
     Counter& operator+=(uint64_t n) { return v_ += n, *this; }
     uint64_t value() const { return v_; }
     void reset() { v_ = 0; }
+    // For statistics that are derived values (rates, elapsed times) rather than counts.
+    void set_rounded(double v) { v_ = v > 0 ? uint64_t(v + 0.5) : 0; }
 
 private:
     uint64_t v_ = 0;
@@ -64,7 +66,7 @@ public:
 
     struct Entry {
         std::string name, doc, unit;
-        Counter* counter = nullptr;      // exactly one of these is set
+        Counter* counter = nullptr;  // exactly one of these is set
         Histogram* histogram = nullptr;
     };
     const std::deque<Entry>& entries() const { return entries_; }

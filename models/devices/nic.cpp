@@ -20,11 +20,6 @@ const NicParams& checked(const NicParams& p, const DmaMapper* m) {
     return p;
 }
 
-void set(Counter& c, double v) {
-    c.reset();
-    c += uint64_t(std::llround(v));
-}
-
 }  // namespace
 
 Nic::Stats::Stats(StatGroup& g)
@@ -238,10 +233,10 @@ void Nic::completed(const DmaTransfer& t, const DmaResult& r) {
 void Nic::finish() {
     finished_ = true;
     const NicResult r = result();
-    set(s_->rx_rate, r.rx.packet_rate());
-    set(s_->rx_tput, r.rx.throughput());
-    set(s_->tx_rate, r.tx.packet_rate());
-    set(s_->tx_tput, r.tx.throughput());
+    s_->rx_rate.set_rounded(r.rx.packet_rate());
+    s_->rx_tput.set_rounded(r.rx.throughput());
+    s_->tx_rate.set_rounded(r.tx.packet_rate());
+    s_->tx_tput.set_rounded(r.tx.throughput());
     const Tick end = std::max({rx_end_, tx_end_, rx_last_, tx_last_});
     const Tick stamp = to_ticks(sc_core::sc_time_stamp());
     finished_ev_.notify(to_sc_time(end > stamp ? end - stamp : 0));

@@ -28,11 +28,6 @@ const NvmeParams& checked(const NvmeParams& p, const DmaMapper* m) {
     return p;
 }
 
-void set(Counter& c, double v) {
-    c.reset();
-    c += uint64_t(std::llround(v));
-}
-
 }  // namespace
 
 struct Nvme::Cmd {
@@ -277,9 +272,9 @@ void Nvme::completed(const DmaTransfer& t, const DmaResult& r) {
 void Nvme::finish() {
     finished_ = true;
     const NvmeResult r = result();
-    set(s_->iops, r.iops());
-    set(s_->bandwidth, r.bandwidth());
-    set(s_->elapsed_ns, double(r.elapsed() / kTicksPerNs));
+    s_->iops.set_rounded(r.iops());
+    s_->bandwidth.set_rounded(r.bandwidth());
+    s_->elapsed_ns.set_rounded(double(r.elapsed() / kTicksPerNs));
     const Tick stamp = to_ticks(sc_core::sc_time_stamp());
     finished_ev_.notify(to_sc_time(end_ > stamp ? end_ - stamp : 0));
 }
