@@ -1,16 +1,21 @@
 // Alignment of guest map/unmap events with QEMU's translations (docs/traces.md, "Importers").
 //
 // Positions are counted in ops applied: "prefix c" is the mapping state after ops 0..c-1.
-//  1. Replaying the ops gives mapping pieces, each live for a range of prefixes. An unmap
-//     removes, at each address, the most recently mapped live piece (IOVA spaces of different
-//     domains overlap; the guest driver unmaps what it mapped last there).
+//  1. Replaying the ops gives mapping pieces, each live for a range of prefixes. Where
+//     mappings of several domains overlap an unmapped range, the unmap's domain is decided by
+//     evidence (import_align_pieces.h), else the most recent mapping goes.
 //  2. A translation (IOVA -> GPA) is explained by the prefixes at which a piece holding that
-//     pair is live. Since both the ops and the translations are in order, the prefix in force
-//     at each translation is non-decreasing: the smallest feasible choice per translation
-//     (forward) and the largest (backward) bound where each op may go on the timeline.
+//     pair, of its domain, is live. Both the ops and the translations are in order, so the
+//     prefix in force at each translation is non-decreasing: the smallest feasible choice per
+//     translation (forward) and the largest (backward) bound where each op may go.
 //  3. Within its window an op is placed at the page-selective IOTLB invalidation the guest
-//     issued for it (strict unmap; map under caching mode) when there is one, else by the
-//     guest-clock offset of the nearest such anchor, clamped into the window.
+//     issued for it (strict unmap; map under caching mode), else by the guest-clock offset of
+//     the nearest such anchor. The feasible prefixes of a translation need not be contiguous,
+//     so the prefixes this placement implies are then snapped to feasible ones and the ops
+//     placed again inside the exact windows that follows from them.
+//  4. Unmaps whose domain was guessed are decided again from the invalidation that anchored
+//     them (or the one nearest in time) and from translations left unexplained; the
+//     alignment is repeated with those decisions while they change.
 #include "traces/import_align.h"
 
 #include <algorithm>
@@ -33,9 +38,8 @@ using detail::Piece;
 using detail::Replay;
 
 constexpr Addr kPage = 4096;
-constexpr uint64_t kIndexedInval = 512 * kPage;  // larger invalidations are searched linearly
-constexpr ptrdiff_t kMaxLook = 64;  // invalidations of a page looked at per op
-constexpr int kRounds = 4;          // alignments that settle ambiguous unmaps
+constexpr ptrdiff_t kMaxLook = detail::InvalIndex::kMaxLook;
+constexpr int kRounds = 8;  // alignments that settle ambiguous unmaps
 
 // Per map op: what the translations through it revealed.
 struct Instance {
@@ -54,10 +58,12 @@ public:
           n_(uint32_t(ops.size())),
           label_(std::move(label)),
           prefer_(std::move(prefer)),
-          inst_(ops.size()) {}
+          inst_(ops.size()),
+          invals_(tl) {
+        for (uint32_t k = 0; k < n_; ++k) inst_[k].domain = given(k);
+    }
 
     Result run() {
-        index_invals();
         replay();
         candidates();
         bounds();
@@ -201,10 +207,19 @@ private:
 
     void place() {
         res_.ops.assign(n_, Placement{});
+        flushed_.assign(n_, std::nullopt);
         res_.conflicting_domains.clear();
         attribute();
         anchor();
         interpolate();
+    }
+
+    std::optional<uint32_t> given(uint32_t k) const {
+        return k < label_.size() ? label_[k] : std::nullopt;
+    }
+    // A map op's domain: from the translations through it, else as given.
+    std::optional<uint32_t> domain_of(uint32_t k) const {
+        return inst_[k].domain ? inst_[k].domain : given(k);
     }
 
     // Whether the piece of `iv` may serve translation `t`: it serves one domain.
@@ -233,49 +248,54 @@ private:
                 p.perm = in->writable ? kPermR | kPermW : in->readonly ? kPermR : o.perm;
             } else {
                 for (uint32_t v : victims_[k])
-                    if (inst_[v].domain) {
+                    if (domain_of(v)) {
                         in = &inst_[v];
+                        p.domain = domain_of(v);
                         break;
                     }
             }
             if (in && in->domain) p.domain = in->domain, p.rid = in->rid;
+            if (!p.domain) p.domain = domain_of(k);
+            if (p.domain && !p.rid) {
+                const auto r = domain_rid_.find(*p.domain);
+                if (r != domain_rid_.end()) p.rid = r->second;
+            }
             if (!p.rid) p.rid = o.rid;
         }
+    }
+
+    // Whether unmap k, which overlapped mappings of several domains, may be one of `d`'s.
+    bool may_be(uint32_t k, std::optional<uint32_t> d) const {
+        if (rivals_[k].empty() || !d) return false;
+        for (const auto* v : {&victims_[k], &rivals_[k]})
+            for (uint32_t op : *v)
+                if (!domain_of(op) || domain_of(op) == d) return true;
+        return false;
     }
 
     // Each op at the first page-selective invalidation inside its window that covers its
     // range in its domain. One invalidation anchors consecutive ops of one kind (a scatter
     // list mapped in pieces is flushed once) and nothing else.
-    // Page-selective invalidations by page (timeline indices in order); large ones apart.
-    void index_invals() {
-        for (size_t i = 0; i < tl_.size(); ++i) {
-            const Point& p = tl_[i];
-            if (p.type != Point::Type::PageInval) continue;
-            if (p.bytes > kIndexedInval || p.bytes == 0) {
-                inval_large_.push_back(i);
-                continue;
-            }
-            for (Addr a = p.addr; a < p.addr + p.bytes; a += kPage)
-                inval_by_page_[a / kPage].push_back(i);
-        }
-    }
-
     void anchor() {
-        const auto& by_page = inval_by_page_;
-        const auto& large = inval_large_;
         size_t last = 0, last_slot = 0;
         bool have_last = false;
         for (uint32_t k = 0; k < n_; ++k) {
             const GuestOp& o = ops_[k];
-            const Addr lo = o.iova & ~(kPage - 1), hi = (o.iova + o.size + kPage - 1) & ~(kPage - 1);
+            const Addr lo = o.iova & ~(kPage - 1),
+                       hi = (o.iova + o.size + kPage - 1) & ~(kPage - 1);
             Placement& p = res_.ops[k];
+            // A map no translation used could take another domain's flush of the same IOVA
+            // (maps are flushed only under caching mode), unless it continues the previous
+            // map's flush (a scatter list); an unmap is flushed in strict mode.
+            const bool follow = k > 0 && res_.ops[k - 1].anchored && ops_[k - 1].type == o.type;
+            if (!p.domain && o.type == GuestOp::Type::Map && !follow) continue;
             const size_t from = std::max(lo_[k], last_slot), to = hi_[k];
             auto covers = [&](size_t x) {
                 const Point& v = tl_[x];
                 if (x < from || x > to || v.addr > lo || v.addr + v.bytes < hi) return false;
-                if (p.domain && v.domain != p.domain) return false;
-                return !have_last || x != last ||
-                       (k > 0 && res_.ops[k - 1].anchored && ops_[k - 1].type == o.type);
+                if (p.domain && v.domain != p.domain && !may_be(k, v.domain)) return false;
+                if (!p.domain && o.type == GuestOp::Type::Map && x != last) return false;
+                return !have_last || x != last || follow;
             };
             // The first that fits among the next few of its page (and of the large ones).
             auto first_fit = [&](const std::vector<size_t>& v) -> std::optional<size_t> {
@@ -284,15 +304,15 @@ private:
                     if (covers(*it)) return *it;
                 return std::nullopt;
             };
-            const auto b = by_page.find(lo / kPage);
             std::optional<size_t> at;
-            if (b != by_page.end()) at = first_fit(b->second);
-            if (const auto x = first_fit(large); x && (!at || *x < *at)) at = x;
+            if (const auto* v = invals_.page(lo / kPage)) at = first_fit(*v);
+            if (const auto x = first_fit(invals_.large()); x && (!at || *x < *at)) at = x;
             if (!at) continue;
             p.anchored = true;
             p.slot = last_slot = last = *at;
             have_last = true;
             p.ns = tl_[*at].ns;
+            flushed_[k] = tl_[*at].domain;
             if (!p.domain) {
                 p.domain = tl_[*at].domain;
                 const auto r = domain_rid_.find(*p.domain);
@@ -335,11 +355,10 @@ private:
             } else {
                 const int64_t est = int64_t(ops_[k].guest_ns) + *offset;
                 const uint64_t t = est < int64_t(start_) ? start_ : uint64_t(est);
-                size_t s = size_t(std::upper_bound(tl_.begin(), tl_.end(), t,
-                                                   [](uint64_t v, const Point& x) {
-                                                       return v < x.ns;
-                                                   }) -
-                                  tl_.begin());
+                size_t s =
+                    size_t(std::upper_bound(tl_.begin(), tl_.end(), t,
+                                            [](uint64_t v, const Point& x) { return v < x.ns; }) -
+                           tl_.begin());
                 const size_t lo_s = std::max(lo_[k], prev_slot);
                 s = std::max(lo_s, std::min({s, hi_[k], next_anchor[k + 1]}));
                 const uint64_t lo_ns = s > 0 ? tl_[s - 1].ns : start_;
@@ -360,7 +379,7 @@ public:
     std::pair<Domains, Domains> disambiguate() const {
         Domains label(n_), prefer(n_);
         for (uint32_t k = 0; k < n_; ++k)
-            if (ops_[k].type == GuestOp::Type::Map) label[k] = inst_[k].domain;
+            if (ops_[k].type == GuestOp::Type::Map) label[k] = domain_of(k);
         std::optional<int64_t> offset;
         std::vector<std::optional<int64_t>> off(n_);  // of the nearest earlier clean anchor
         for (uint32_t k = 0; k < n_; ++k) {
@@ -374,25 +393,40 @@ public:
         }
         bool any = false;
         for (uint32_t k = 0; k < n_; ++k) {
-            if (rivals_[k].empty() || !off[k]) continue;
+            if (rivals_[k].empty()) continue;
+            if (flushed_[k]) {
+                prefer[k] = flushed_[k];  // the domain of its own flush
+                any = true;
+                continue;
+            }
+            if (!off[k]) continue;
             const GuestOp& o = ops_[k];
-            const auto b = inval_by_page_.find(o.iova / kPage);
-            if (b == inval_by_page_.end()) continue;
-            const int64_t est = int64_t(o.guest_ns) + *off[k];
-            const auto& v = b->second;
-            const auto mid = std::lower_bound(v.begin(), v.end(), est, [&](size_t x, int64_t t) {
-                return int64_t(tl_[x].ns) < t;
-            });
-            std::optional<size_t> best;
-            auto consider = [&](size_t x) {
-                const Point& p = tl_[x];
-                if (!p.domain || p.addr > o.iova || p.addr + p.bytes < o.iova + o.size) return;
-                auto dist = [&](size_t y) { return std::abs(int64_t(tl_[y].ns) - est); };
-                if (!best || dist(x) < dist(*best)) best = x;
-            };
-            for (auto it = mid; it != v.end() && it - mid < kMaxLook; ++it) consider(*it);
-            for (auto it = mid; it != v.begin() && mid - it < kMaxLook;) consider(*--it);
+            const auto best =
+                invals_.nearest(o.iova, o.iova + o.size, int64_t(o.guest_ns) + *off[k]);
             if (best) prefer[k] = tl_[*best].domain, any = true;
+        }
+        // A translation left unexplained lost its piece to an ambiguous unmap: that unmap was
+        // the other domain's.
+        uint32_t placed = 0;
+        for (size_t ti : res_.unexplained) {
+            const size_t q =
+                size_t(std::lower_bound(trans_.begin(), trans_.end(), ti) - trans_.begin());
+            const Point& t = tl_[ti];
+            while (placed < n_ && res_.ops[placed].slot <= ti) ++placed;
+            std::optional<uint32_t> best;
+            uint32_t best_dist = UINT32_MAX;
+            for (const Interval& iv : groups_[group_of_[q]].iv) {
+                if (iv.hi >= n_ || rivals_[iv.hi].empty() || prefer[iv.hi] ||
+                    (t.domain && label[iv.op] && label[iv.op] != t.domain))
+                    continue;
+                const uint32_t dist = placed < iv.lo   ? iv.lo - placed
+                                      : placed > iv.hi ? placed - iv.hi
+                                                       : 0;
+                if (dist < best_dist) best = iv.hi, best_dist = dist;
+            }
+            if (!best) continue;
+            for (uint32_t op : rivals_[*best])
+                if (label[op] && label[op] != t.domain) prefer[*best] = label[op], any = true;
         }
         if (!any) prefer.clear();
         return {label, prefer};
@@ -410,20 +444,21 @@ private:
     std::vector<Instance> inst_;
     std::unordered_map<uint32_t, uint16_t> domain_rid_;
     std::vector<Group> groups_;
-    std::vector<size_t> trans_;      // timeline index per translation
+    std::vector<size_t> trans_;       // timeline index per translation
     std::vector<uint32_t> group_of_;  // group per translation
     std::vector<uint32_t> fwd_, bwd_;
     std::vector<bool> skip_;
     std::vector<size_t> lo_, hi_;  // per op: slot window
-    std::unordered_map<Addr, std::vector<size_t>> inval_by_page_;
-    std::vector<size_t> inval_large_;
+    const detail::InvalIndex invals_;
+    Domains flushed_;  // per op: the domain of the invalidation that anchored it
 };
 
 }  // namespace
 
 Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline,
              uint64_t start_ns) {
-    auto a = std::make_unique<Aligner>(ops, timeline, start_ns);
+    auto a =
+        std::make_unique<Aligner>(ops, timeline, start_ns, detail::static_labels(ops, timeline));
     Result r = a->run();
     // Each round attributes more mappings, which settles more ambiguous unmaps.
     Domains last;

@@ -36,10 +36,10 @@ struct Placement {
 };
 
 struct Result {
-    std::vector<Placement> ops;                // one per op, slots non-decreasing
-    std::vector<size_t> unexplained;           // timeline indices of translations no op explains
-    std::vector<size_t> unmatched_unmaps;      // op indices of unmaps with nothing mapped there
-    std::vector<size_t> conflicting_domains;   // op indices of maps translated by two domains
+    std::vector<Placement> ops;               // one per op, slots non-decreasing
+    std::vector<size_t> unexplained;          // timeline indices of translations no op explains
+    std::vector<size_t> unmatched_unmaps;     // op indices of unmaps with nothing mapped there
+    std::vector<size_t> conflicting_domains;  // op indices of maps translated by two domains
 };
 
 // `ops`: map and unmap only, in guest order. `start_ns`: earliest time an op may get.

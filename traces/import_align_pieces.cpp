@@ -2,13 +2,16 @@
 #include "traces/import_align_pieces.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 
 namespace iommusim::trace::align::detail {
 
 namespace {
 constexpr Addr kPage = 4096;
-constexpr Addr kBig = 2u << 20;  // larger pieces (identity maps) are searched linearly
+constexpr Addr kBig = 2u << 20;       // larger pieces (identity maps) are searched linearly
+constexpr uint32_t kLookAhead = 256;  // ops looked at for the next one on an unmapped range
+constexpr uint64_t kIndexedInval = 512 * kPage;  // larger invalidations: not by page
 }  // namespace
 
 Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domains& prefer) {
@@ -48,7 +51,18 @@ Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domai
             if (r.pieces[it->second].b > a) over.push_back(it->second);
         for (uint32_t id : big)
             if (r.pieces[id].a < b && r.pieces[id].b > a) over.push_back(id);
-        const std::optional<uint32_t> want = k < prefer.size() ? prefer[k] : std::nullopt;
+        // A domain does not map an address it still has mapped: if the next op here maps in
+        // one of the overlapping domains, this unmap was that domain's (this outranks `prefer`).
+        std::optional<uint32_t> want;
+        for (uint32_t j = k + 1; j < n && j <= k + kLookAhead; ++j) {
+            const GuestOp& x = ops[j];
+            if (x.iova >= b || x.iova + x.size <= a) continue;
+            if (x.type == GuestOp::Type::Map && domain(j))
+                for (uint32_t id : over)
+                    if (domain(r.pieces[id].op) == domain(j)) want = domain(j);
+            break;
+        }
+        if (!want && k < prefer.size()) want = prefer[k];
         // The preferred domain's pieces first, then those of unknown domain, then the others.
         auto rank = [&](uint32_t id) {
             const uint32_t op = r.pieces[id].op;
@@ -122,10 +136,70 @@ Index index(const std::vector<Piece>& pieces, const std::vector<Point>& tl) {
     return x;
 }
 
+Domains static_labels(const std::vector<GuestOp>& ops, const std::vector<Point>& tl) {
+    constexpr uint32_t kMixed = UINT32_MAX;
+    std::map<std::pair<Addr, Addr>, uint32_t> key_domain;  // (iova page, gpa page)
+    for (const Point& p : tl) {
+        if (p.type != Point::Type::Translation || !p.domain) continue;
+        const auto [it, fresh] =
+            key_domain.emplace(std::make_pair(p.iova / kPage, p.gpa / kPage), *p.domain);
+        if (!fresh && it->second != *p.domain) it->second = kMixed;
+    }
+    Domains label(ops.size());
+    for (size_t k = 0; k < ops.size(); ++k) {
+        const GuestOp& o = ops[k];
+        if (o.type != GuestOp::Type::Map || !o.size) continue;
+        // The first translated page of the op decides.
+        auto it = key_domain.lower_bound({o.iova / kPage, 0});
+        for (; it != key_domain.end() && it->first.first <= (o.iova + o.size - 1) / kPage; ++it) {
+            const Addr page = it->first.first * kPage;
+            const Addr off = page > o.iova ? page - o.iova : 0;
+            if (it->first.second != (o.pa + off) / kPage) continue;
+            if (it->second != kMixed) label[k] = it->second;
+            break;
+        }
+    }
+    return label;
+}
+
 size_t first_after(const Group& g, uint32_t c) {
     return size_t(std::upper_bound(g.iv.begin(), g.iv.end(), c,
                                    [](uint32_t v, const Interval& x) { return v < x.lo; }) -
                   g.iv.begin());
+}
+
+InvalIndex::InvalIndex(const std::vector<Point>& tl) : tl_(tl) {
+    for (size_t i = 0; i < tl.size(); ++i) {
+        const Point& p = tl[i];
+        if (p.type != Point::Type::PageInval) continue;
+        if (p.bytes > kIndexedInval || p.bytes == 0) {
+            large_.push_back(i);
+            continue;
+        }
+        for (Addr a = p.addr; a < p.addr + p.bytes; a += kPage) by_page_[a / kPage].push_back(i);
+    }
+}
+
+const std::vector<size_t>* InvalIndex::page(Addr page) const {
+    const auto it = by_page_.find(page);
+    return it == by_page_.end() ? nullptr : &it->second;
+}
+
+std::optional<size_t> InvalIndex::nearest(Addr a, Addr b, int64_t ns) const {
+    const std::vector<size_t>* v = page(a / kPage);
+    if (!v) return std::nullopt;
+    const auto mid = std::lower_bound(v->begin(), v->end(), ns,
+                                      [&](size_t x, int64_t t) { return int64_t(tl_[x].ns) < t; });
+    std::optional<size_t> best;
+    auto dist = [&](size_t y) { return std::abs(int64_t(tl_[y].ns) - ns); };
+    auto consider = [&](size_t x) {
+        const Point& p = tl_[x];
+        if (!p.domain || p.addr > a || p.addr + p.bytes < b) return;
+        if (!best || dist(x) < dist(*best)) best = x;
+    };
+    for (auto it = mid; it != v->end() && it - mid < kMaxLook; ++it) consider(*it);
+    for (auto it = mid; it != v->begin() && mid - it < kMaxLook;) consider(*--it);
+    return best;
 }
 
 }  // namespace iommusim::trace::align::detail

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "traces/import_align.h"
@@ -28,9 +29,14 @@ struct Replay {
 };
 
 // Applies the ops in order. Where mappings of several domains overlap an unmapped range, the
-// unmap cuts, at each address, a piece of `prefer[k]`'s domain (`label` gives each map op's
-// domain) if there is one, else the most recently mapped piece.
+// unmap cuts, at each address, a piece of the domain it is taken to be (that of the next op
+// there if it maps, else `prefer[k]`; `label` gives each map op's domain), else the most
+// recently mapped piece.
 Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domains& prefer);
+
+// Each map op's domain from the translations of its pages to its physical pages, where those
+// name one domain only (physical buffers are rarely shared between devices).
+Domains static_labels(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline);
 
 struct Interval {
     uint32_t lo, hi, op;  // prefixes lo..hi; the map op
@@ -53,5 +59,21 @@ Index index(const std::vector<Piece>& pieces, const std::vector<Point>& timeline
 
 // First interval of `g` with lo > c.
 size_t first_after(const Group& g, uint32_t c);
+
+// The page-selective invalidations of the timeline by page (timeline indices, in order).
+class InvalIndex {
+public:
+    static constexpr ptrdiff_t kMaxLook = 64;  // invalidations of a page looked at per search
+    explicit InvalIndex(const std::vector<Point>& timeline);
+    const std::vector<size_t>* page(Addr page) const;
+    const std::vector<size_t>& large() const { return large_; }  // over 2 MiB: not by page
+    // The one covering [a, b) whose time is nearest to `ns`.
+    std::optional<size_t> nearest(Addr a, Addr b, int64_t ns) const;
+
+private:
+    const std::vector<Point>& tl_;
+    std::unordered_map<Addr, std::vector<size_t>> by_page_;
+    std::vector<size_t> large_;
+};
 
 }  // namespace iommusim::trace::align::detail

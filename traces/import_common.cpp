@@ -24,8 +24,8 @@ std::string ImportReport::summary(size_t max_errors) const {
     std::string s = std::to_string(total()) + " records (";
     for (size_t k = 0; k < records.size(); ++k)
         s += (k ? ", " : "") + std::to_string(records[k]) + " " + kKindNames[k];
-    s += ") from " + std::to_string(lines) + " lines, " + std::to_string(skipped) +
-         " skipped, " + std::to_string(errors.size() + errors_unlisted) + " errors\n";
+    s += ") from " + std::to_string(lines) + " lines, " + std::to_string(skipped) + " skipped, " +
+         std::to_string(errors.size() + errors_unlisted) + " errors\n";
     if (records[size_t(Kind::Dma)])
         s += "dma: " + std::to_string(dma_sized) + " with size, " + std::to_string(dma_unsized) +
              " size=?; " + std::to_string(dma_dir_known) + " with direction, " +
@@ -38,8 +38,7 @@ std::string ImportReport::summary(size_t max_errors) const {
     for (size_t i = 0; i < errors.size() && i < max_errors; ++i)
         s += "error: " + errors[i].str() + "\n";
     if (errors.size() + errors_unlisted > max_errors)
-        s += "(" + std::to_string(errors.size() + errors_unlisted - max_errors) +
-             " more errors)\n";
+        s += "(" + std::to_string(errors.size() + errors_unlisted - max_errors) + " more errors)\n";
     for (const std::string& n : notes) s += "note: " + n + "\n";
     return s;
 }
@@ -72,8 +71,7 @@ struct LineSource::Impl {
 
 LineSource::LineSource(const std::string& path) : impl_(new Impl), path_(path) {
     impl_->gz = gzopen(path.c_str(), "rb");
-    if (!impl_->gz)
-        throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
+    if (!impl_->gz) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
     gzbuffer(impl_->gz, kGzBuffer);
 }
 
@@ -93,8 +91,8 @@ bool LineSource::next(std::string& line) {
         int err = Z_OK;
         const char* msg = gzerror(impl_->gz, &err);
         if (err != Z_OK && err != Z_BUF_ERROR)
-            throw std::runtime_error("cannot read '" + path_ + "': " +
-                                     (err == Z_ERRNO ? std::strerror(errno) : msg));
+            throw std::runtime_error("cannot read '" + path_ +
+                                     "': " + (err == Z_ERRNO ? std::strerror(errno) : msg));
         return false;
     }
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
@@ -108,9 +106,10 @@ namespace import {
 
 namespace {
 int digit(char c, unsigned base) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                                  : 99;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : 99;
     return d < int(base) ? d : -1;
 }
 
@@ -129,8 +128,7 @@ std::optional<uint64_t> digits(std::string_view s, unsigned base, size_t* used) 
 }
 
 bool word_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 }  // namespace
 
@@ -213,8 +211,7 @@ std::optional<uint16_t> bdf(std::string_view s) {
     if (!dev || n != 2 || s.size() < 4 || s[2] != '.') return std::nullopt;
     s.remove_prefix(3);
     const auto fn = hex(s, &n);
-    if (!fn || n != s.size() || n > 2 || *bus > 0xff || *dev > 0x1f || *fn > 7)
-        return std::nullopt;
+    if (!fn || n != s.size() || n > 2 || *bus > 0xff || *dev > 0x1f || *fn > 7) return std::nullopt;
     return uint16_t((*bus << 8) | (*dev << 3) | *fn);
 }
 

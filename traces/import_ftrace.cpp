@@ -276,8 +276,8 @@ private:
 
     // A dma:* mapping names the device of the iommu:* events that made it; without such
     // events (a kernel tracing only dma:*) it is a mapping of its own.
-    void add_dma(const Located& ev, bool map, std::optional<uint16_t> rid, Addr addr,
-                 uint64_t size, std::optional<Addr> phys, Perm perm) {
+    void add_dma(const Located& ev, bool map, std::optional<uint16_t> rid, Addr addr, uint64_t size,
+                 std::optional<Addr> phys, Perm perm) {
         const Addr lo = page_down(addr), hi = page_up(addr + size);
         const GuestOp::Type want = map ? GuestOp::Type::Map : GuestOp::Type::Unmap;
         bool matched = false;

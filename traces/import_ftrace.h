@@ -26,11 +26,11 @@ struct GuestOp {
     uint64_t guest_ns = 0;
     Addr iova = 0;
     uint64_t size = 0;
-    Addr pa = 0;                    // map
-    Perm perm = kPermR | kPermW;    // map: from dma:* direction; iommu:map has none (rw)
-    std::optional<uint16_t> rid;    // from a dma:* or io_page_fault device name
-    Dir dir = Dir::Unknown;         // fault
-    uint32_t file = 0;              // index into GuestTrace::files
+    Addr pa = 0;                  // map
+    Perm perm = kPermR | kPermW;  // map: from dma:* direction; iommu:map has none (rw)
+    std::optional<uint16_t> rid;  // from a dma:* or io_page_fault device name
+    Dir dir = Dir::Unknown;       // fault
+    uint32_t file = 0;            // index into GuestTrace::files
     uint64_t line = 0;
 };
 

@@ -2,6 +2,8 @@
 // QEMU's timeline and writes everything in time order.
 #include "traces/import_qemu.h"
 
+#include <cstdio>
+
 #include "traces/import_align.h"
 #include "traces/import_ftrace.h"
 #include "traces/import_qemu_log.h"

@@ -1,9 +1,10 @@
 // QEMU `log` trace backend lines "PID@SECONDS:event args" -> qemu::Log.
+#include "traces/import_qemu_log.h"
+
 #include <algorithm>
 #include <unordered_map>
 
 #include "arch/vtd/vtd_invdesc.h"
-#include "traces/import_qemu_log.h"
 #include "traces/trace_line.h"
 
 namespace iommusim::trace::qemu {
@@ -108,9 +109,9 @@ private:
     }
 
     bool error(const char* expected) {
-        report_.error(log_.path, line_,
-                      std::string(event_) + ": expected '" + expected + "', got " +
-                          detail::quoted(args_));
+        report_.error(
+            log_.path, line_,
+            std::string(event_) + ": expected '" + expected + "', got " + detail::quoted(args_));
         return true;
     }
 
@@ -177,8 +178,7 @@ private:
     bool fault() {
         const auto sid = field(args_, "sid"), code = field(args_, "fault");
         const auto addr = field(args_, "addr"), write = field(args_, "write");
-        if (!sid || !code || !addr || !write)
-            return error("sid 0x.. fault N addr 0x.. write 0|1");
+        if (!sid || !code || !addr || !write) return error("sid 0x.. fault N addr 0x.. write 0|1");
         Record r;
         r.kind = Kind::Fault;
         r.time_ns = ns_;

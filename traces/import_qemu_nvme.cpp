@@ -196,7 +196,8 @@ private:
     }
 
     static bool entry(const Queue& q, unsigned size, Addr v) {
-        return q.entries && v >= q.base && v - q.base < q.entries * size && (v - q.base) % size == 0;
+        return q.entries && v >= q.base && v - q.base < q.entries * size &&
+               (v - q.base) % size == 0;
     }
 
     void set(uint32_t i, uint64_t size, Dir dir) {
@@ -229,9 +230,8 @@ void classify_nvme(Log& log, ImportReport& report) {
     if (log.nvme.empty()) return;
     // First pass over every device: which requester do the controller's addresses explain?
     const auto counts = Controller(log, false, std::nullopt).run();
-    const auto best = std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) {
-        return a.second < b.second;
-    });
+    const auto best = std::max_element(counts.begin(), counts.end(),
+                                       [](auto& a, auto& b) { return a.second < b.second; });
     if (best == counts.end()) return;
     const uint16_t rid = best->first;
     Controller(log, true, rid).run();

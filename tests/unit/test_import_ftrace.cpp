@@ -2,10 +2,10 @@
 // malformed lines (named file:line, never fatal).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "traces/import_ftrace.h"
 
@@ -94,27 +94,26 @@ TEST_CASE("ftrace import: printk layout, odd task names, several files merged", 
 }
 
 TEST_CASE("ftrace import: dma:* events name the device of the iommu:* mappings", "[import]") {
-    TempFile f(
-        "dma.log",
-        " kworker-9 [000] ..... 2.000000: map: IOMMU: iova=0x00000000fffff000 - "
-        "0x0000000100000000 paddr=0x0000000002e42000 size=4096\n"
-        " kworker-9 [000] ..... 2.000001: dma_map_page: 0000:00:02.0 dir=FROM_DEVICE "
-        "dma_addr=fffff000 size=4096 phys_addr=2e42000 attrs=\n"
-        " kworker-9 [000] ..... 2.000002: unmap: IOMMU: iova=0x00000000fffff000 - "
-        "0x0000000100000000 size=4096 unmapped_size=4096\n"
-        " kworker-9 [000] ..... 2.000003: dma_unmap_page: 0000:00:02.0 dir=FROM_DEVICE "
-        "dma_addr=fffff000 size=4096 attrs=\n"
-        " kworker-9 [000] ..... 2.000004: dma_map_page: 0000:00:03.0 dir=TO_DEVICE "
-        "dma_addr=12345678 size=100 phys_addr=12345678 attrs=\n"
-        " kworker-9 [000] ..... 2.000005: dma_map_sg: 0000:00:04.0 dir=BIDIRECTIONAL "
-        "dma_addrs={0x40000,0x50000} sizes={0x1000,0x2000} phys_addrs={0x90000,0xa0000} "
-        "attrs=\n"
-        " kworker-9 [000] ..... 2.000006: dma_unmap_sg: 0000:00:04.0 dir=BIDIRECTIONAL "
-        "phys_addrs={0xa0000} attrs=\n"
-        " kworker-9 [000] ..... 2.000007: dma_sync_single_for_cpu: 0000:00:02.0 "
-        "dir=FROM_DEVICE dma_addr=fffff000 size=4096\n"
-        "    <idle>-0 [000] d.h.. 2.5: io_page_fault: IOMMU:nvme 0000:00:02.0 "
-        "iova=0x0000000000001000 flags=0x0001\n");
+    TempFile f("dma.log",
+               " kworker-9 [000] ..... 2.000000: map: IOMMU: iova=0x00000000fffff000 - "
+               "0x0000000100000000 paddr=0x0000000002e42000 size=4096\n"
+               " kworker-9 [000] ..... 2.000001: dma_map_page: 0000:00:02.0 dir=FROM_DEVICE "
+               "dma_addr=fffff000 size=4096 phys_addr=2e42000 attrs=\n"
+               " kworker-9 [000] ..... 2.000002: unmap: IOMMU: iova=0x00000000fffff000 - "
+               "0x0000000100000000 size=4096 unmapped_size=4096\n"
+               " kworker-9 [000] ..... 2.000003: dma_unmap_page: 0000:00:02.0 dir=FROM_DEVICE "
+               "dma_addr=fffff000 size=4096 attrs=\n"
+               " kworker-9 [000] ..... 2.000004: dma_map_page: 0000:00:03.0 dir=TO_DEVICE "
+               "dma_addr=12345678 size=100 phys_addr=12345678 attrs=\n"
+               " kworker-9 [000] ..... 2.000005: dma_map_sg: 0000:00:04.0 dir=BIDIRECTIONAL "
+               "dma_addrs={0x40000,0x50000} sizes={0x1000,0x2000} phys_addrs={0x90000,0xa0000} "
+               "attrs=\n"
+               " kworker-9 [000] ..... 2.000006: dma_unmap_sg: 0000:00:04.0 dir=BIDIRECTIONAL "
+               "phys_addrs={0xa0000} attrs=\n"
+               " kworker-9 [000] ..... 2.000007: dma_sync_single_for_cpu: 0000:00:02.0 "
+               "dir=FROM_DEVICE dma_addr=fffff000 size=4096\n"
+               "    <idle>-0 [000] d.h.. 2.5: io_page_fault: IOMMU:nvme 0000:00:02.0 "
+               "iova=0x0000000000001000 flags=0x0001\n");
     ImportReport rep;
     const auto recs = run({f.path}, rep);
     CHECK(rep.ok());

@@ -2,14 +2,15 @@
 // skipped when absent) and on hand-written logs for placement and malformed lines.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 #include <map>
 
+#include "traces/import_ftrace.h"
 #include "traces/import_qemu.h"
 
 using namespace iommusim;
@@ -25,8 +26,8 @@ fs::path shared_traces() {
     return IOMMUSIM_SHARED_TRACES;
 #else
     // This file is tests/unit/ of the repository.
-    return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() /
-           "shared" / "traces";
+    return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "shared" /
+           "traces";
 #endif
 }
 
@@ -66,8 +67,8 @@ std::vector<Translate> translations_in(const fs::path& log) {
         unsigned bus, dev, fn;
         uint64_t iova, gpa, mask;
         REQUIRE(std::sscanf(line.c_str() + p,
-                            ":vtd_dmar_translate dev %x:%x.%x iova 0x%" SCNx64
-                            " -> gpa 0x%" SCNx64 " mask 0x%" SCNx64,
+                            ":vtd_dmar_translate dev %x:%x.%x iova 0x%" SCNx64 " -> gpa 0x%" SCNx64
+                            " mask 0x%" SCNx64,
                             &bus, &dev, &fn, &iova, &gpa, &mask) == 6);
         v.push_back({Requester::bdf(bus, dev, fn).rid, iova & ~mask, gpa & ~mask, pte[pid]});
     }
@@ -200,6 +201,33 @@ TEST_CASE("qemu-vtd import of the shared recordings", "[import]") {
     }
 }
 
+TEST_CASE("ftrace import of the shared recordings' guest logs", "[import]") {
+    const fs::path root = shared_traces();
+    if (!fs::is_directory(root)) {
+        WARN("skipped: no recordings at " << root.string());
+        return;
+    }
+    for (const char* folder : {"qemu-vtd-legacy-strict", "qemu-vtd-scalable-strict"}) {
+        const fs::path log = root / folder / "guest-ftrace.log";
+        size_t maps = 0, unmaps = 0;
+        std::ifstream in(log);
+        for (std::string line; std::getline(in, line);) {
+            maps += line.find(": map: IOMMU:") != std::string::npos;
+            unmaps += line.find(": unmap: IOMMU:") != std::string::npos;
+        }
+        std::vector<Record> recs;
+        const ImportReport rep =
+            import_ftrace({log.string()}, [&](const Record& r) { recs.push_back(r); });
+        INFO(folder << "\n" << rep.summary());
+        CHECK(rep.ok());
+        CHECK(rep.count(Kind::Map) == maps);
+        CHECK(rep.count(Kind::Unmap) == unmaps);
+        CHECK(recs.size() == maps + unmaps);
+        CHECK(rep.ops_unattributed == maps + unmaps);  // iommu:map/unmap name no device
+        for (size_t i = 1; i < recs.size(); ++i) CHECK(recs[i - 1].time_ns <= recs[i].time_ns);
+    }
+}
+
 TEST_CASE("qemu-vtd import writes a trace the reader reads back", "[import]") {
     const fs::path dir = shared_traces() / "qemu-vtd-legacy-strict";
     if (!fs::is_directory(dir)) {
@@ -301,8 +329,7 @@ TEST_CASE("qemu-vtd import: malformed lines are errors naming file:line", "[impo
     CHECK(rep.errors[2].str().find(log.path + ":6: vtd_inv_desc: expected") == 0);
     CHECK(rep.errors[3].str().find(log.path + ":7: pci_nvme_map_addr: expected 'len N'") == 0);
     // A translation the guest never mapped contradicts the inputs and is named too.
-    CHECK(rep.errors[4].str().find(log.path + ":8: translation of 00:02.0 0x9000 -> 0x7000") ==
-          0);
+    CHECK(rep.errors[4].str().find(log.path + ":8: translation of 00:02.0 0x9000 -> 0x7000") == 0);
     CHECK(rep.count(Kind::Dma) == 2);
     CHECK(rep.count(Kind::Map) == 1);
     CHECK(rep.skipped == 2);  // QEMU's own output and the unstamped event line
