@@ -3,172 +3,222 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <map>
-
-#include "arch/vtd/vtd_walker.h"
-#include "host/vtd_driver.h"
-#include "iommu/translation_unit.h"
-#include "traces/trace.h"
+#include <unordered_set>
 
 namespace iommusim {
 
-namespace {
-// Translation-structure reads through the DRAM timing model (the walk port of the unit).
-class DramPort final : public MemoryPort {
-public:
-    DramPort(SparseMemory& m, DramTiming& t) : mem_(m), t_(t) {}
-    MemDone read(Addr a, void* d, size_t n, Tick at) override {
-        return {t_.access(a, n, false, true, at), mem_.read(a, d, n)};
+TraceSummary scan_trace(const std::string& path) {
+    TraceSummary s;
+    std::unordered_set<uint16_t> seen;
+    trace::Reader reader(path, trace::Reader::OnError::Skip);
+    trace::Record r;
+    while (reader.next(r)) {
+        ++s.records;
+        if (r.kind != trace::Kind::Invalidate && seen.insert(r.req.rid).second)
+            s.rids.push_back(r.req.rid);
     }
-    MemDone write(Addr a, const void* s, size_t n, Tick at) override {
-        return {t_.access(a, n, true, true, at), mem_.write(a, s, n)};
-    }
-    bool peek(Addr a, void* d, size_t n) override { return mem_.read(a, d, n); }
-
-private:
-    SparseMemory& mem_;
-    DramTiming& t_;
-};
-}  // namespace
-
-Replay::Replay(ParamRegistry& registry) {
-    unit_.iotlb = {64, 0, Replacement::LRU, 2};
-    registry.bind("system.replay", params_);
-    registry.bind("system.iommu0", unit_);
-    registry.bind("system.memory", dram_);
+    return s;
 }
 
-Replay::~Replay() = default;
+ReplayHost::ReplayHost(sc_core::sc_module_name name, std::string path, const ReplayParams& p,
+                       std::unordered_map<uint16_t, ReplayTarget> targets, uint64_t total_records,
+                       ReplayCheck& check, StatGroup& g)
+    : sc_module(name),
+      path_(std::move(path)),
+      p_(p),
+      targets_(std::move(targets)),
+      total_(total_records),
+      check_(check),
+      records_(g.counter("records", "trace records replayed")),
+      maps_(g.counter("maps", "map records applied through the driver model")),
+      unmaps_(g.counter("unmaps", "unmap records applied through the driver model")),
+      invalidations_(g.counter("invalidations", "invalidation records")),
+      dmas_(g.counter("dmas", "DMA records issued by the replay devices")),
+      faults_recorded_(g.counter("faults_recorded", "fault records (the recording's faults)")),
+      barrier_waits_(
+          g.counter("barrier_waits", "unmaps and remaps that waited for the requester's DMAs")),
+      pasid_stripped_(
+          g.counter("pasid_stripped", "PASID-tagged records replayed without the PASID (legacy)")) {
+    for (auto& [rid, t] : targets_)
+        t.unit->on_translate(
+            [this](const Requester& q, Addr iova, Tick arrival, const TranslateOutcome& o) {
+                auto it = targets_.find(q.rid);
+                if (it != targets_.end()) it->second.device->observe(iova, arrival, o);
+            });
+    SC_HAS_PROCESS(ReplayHost);
+    SC_THREAD(run);
+}
 
-ReplayResult Replay::run(const std::string& path, StatGroup& stats) {
-    const auto t0 = std::chrono::steady_clock::now();
-    ReplayResult res;
-    SparseMemory mem;
-    vtd::DriverConfig dc;
-    dc.hw.scalable = params_.scalable;
-    dc.hw.sagaw = 0b1110;
-    dc.hw.mgaw = 57;
-    dc.large_pages = false;  // the guest's own mappings, page by page
-    vtd::Driver drv(mem, dc);
-    vtd::VtdWalker walker(drv.hw());
-    DramTiming dram(dram_, stats.child("memory"));
-    DramPort port(mem, dram);
-    TranslationUnit unit(unit_, walker, port, stats.child("iommu0"));
-    StatGroup& g = stats.child("replay");
-    Counter& c_records = g.counter("records", "trace records replayed");
-    Counter& c_dmas = g.counter("dmas", "DMA records");
-    Counter& c_checked = g.counter("translations_checked",
-                                   "translations with a recorded physical address, compared");
-    Counter& c_mismatch =
-        g.counter("mismatches", "translations that differ from the recorded address");
-    Counter& c_faults = g.counter("faults", "translations that faulted");
-    Histogram& h_lat =
-        g.histogram("translation_latency", "ns", "IOMMU latency per translated page");
+ReplayHost::~ReplayHost() = default;
 
-    // One domain per requester (the recording's devices), attached on first sight.
-    std::map<uint16_t, uint16_t> domain_of;
-    auto domain = [&](const Requester& r) {
-        auto it = domain_of.find(r.rid);
-        if (it != domain_of.end()) return it->second;
-        vtd::DomainOptions o;
-        uint16_t did = *drv.create_domain(o);
-        drv.attach(r.rid, did);
-        domain_of[r.rid] = did;
-        return did;
-    };
-    size_t applied = 0;
-    auto flush = [&](Tick at) {  // the driver's invalidations, executed by the unit
-        const auto& inv = drv.invalidations();
-        for (; applied < inv.size(); ++applied) at = unit.invalidate(inv[applied], at);
-        drv.forget_issued();  // executed: keep memory flat in trace length
-        applied = 0;
-        return at;
-    };
+Tick ReplayHost::now() const {
+    return to_ticks(qk_.get_current_time());
+}
 
-    trace::Reader reader(
-        path, params_.stop_on_error ? trace::Reader::OnError::Stop : trace::Reader::OnError::Skip);
-    trace::Record r;
-    Tick now = 0;
-    uint64_t first_ns = 0;
-    bool first = true;
-    std::string why;
-    while ((!params_.max_records || res.records < params_.max_records) && reader.next(r)) {
-        ++res.records;
-        ++c_records;
-        if (first) first_ns = r.time_ns, first = false;
-        const Tick rec_t = (r.time_ns - first_ns) * kTicksPerNs;
-        if (params_.timed && rec_t > now) now = rec_t;
-        switch (r.kind) {
-            case trace::Kind::Map: {
-                ++res.maps;
-                const uint16_t did = domain(r.req);
-                const Addr lo = r.iova & ~Addr(0xFFF), pa = r.pa & ~Addr(0xFFF);
-                const Addr len = ((r.iova + r.size + 0xFFF) & ~Addr(0xFFF)) - lo;
-                drv.unmap(did, lo, len);  // a recorded map replaces whatever was there
-                if (!drv.map(did, lo, pa, len, r.perm ? r.perm : kPermRW, &why))
-                    res.errors.push_back(
-                        fmt::format("{}:{}: map not applied: {}", path, reader.line(), why));
-                now = flush(now);
-                break;
+void ReplayHost::advance_to(Tick t) {
+    if (t <= now()) return;
+    qk_.set(to_sc_time(t - to_ticks(sc_core::sc_time_stamp())));
+    if (qk_.need_sync()) qk_.sync();
+}
+
+void ReplayHost::drain(ReplayDevice& d) {
+    if (!d.pending()) return advance_to(d.last_done());
+    ++barrier_waits_;
+    const Tick before = now();
+    qk_.sync();
+    while (d.pending()) sc_core::wait(d.progress_event());
+    qk_.reset();
+    advance_to(std::max(before, d.last_done()));
+}
+
+ReplayTarget& ReplayHost::target(Requester& r) {
+    ReplayTarget& t = targets_.at(r.rid);  // every RID of the trace has one (scan_trace)
+    if (r.pasid == Requester::kNoPasid) return t;
+    if (!t.driver->hw().scalable) {
+        ++pasid_stripped_;
+        r.pasid = Requester::kNoPasid;
+        return t;
+    }
+    if (t.pasids.insert(r.pasid).second) {
+        std::string why;
+        if (!t.driver->attach_pasid(r.rid, r.pasid, t.did, false, &why))
+            errors_.push_back(fmt::format("{}: attaching PASID {:#x} of {}: {}", path_, r.pasid,
+                                          to_string(r), why));
+        advance_to(t.feeder->submit(now()));
+    }
+    return t;
+}
+
+namespace {
+Tick ns(double v) {
+    return Tick(v * double(kTicksPerNs) + 0.5);
+}
+// A record's range widened to whole 4 KiB pages.
+std::pair<Addr, Addr> pages(Addr iova, uint64_t size) {
+    const Addr lo = iova & ~Addr(0xFFF);
+    return {lo, ((iova + (size ? size : 1) + 0xFFF) & ~Addr(0xFFF)) - lo};
+}
+}  // namespace
+
+void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
+    trace::Record r = rec;
+    switch (r.kind) {
+        case trace::Kind::Map: {
+            ++maps_;
+            ReplayTarget& t = target(r.req);
+            auto& doms = recorded_domains_[r.domain];
+            if (std::find(doms.begin(), doms.end(), r.req.rid) == doms.end())
+                doms.push_back(r.req.rid);
+            const auto [lo, len] = pages(r.iova, r.size);
+            // A recorded map replaces whatever was there; DMAs before it used the old mapping.
+            const AddressSpace* as = t.driver->space(t.did);
+            if (as && as->intent().overlaps(lo, len)) {
+                drain(*t.device);
+                t.driver->unmap(t.did, lo, len, now() / kTicksPerNs);
             }
-            case trace::Kind::Unmap:
-                ++res.unmaps;
-                drv.unmap(domain(r.req), r.iova & ~Addr(0xFFF),
-                          ((r.iova + r.size + 0xFFF) & ~Addr(0xFFF)) - (r.iova & ~Addr(0xFFF)));
-                now = flush(now);
-                break;
-            case trace::Kind::Invalidate:
-                ++res.invalidations;
-                now = unit.invalidate(r.scope, now);
-                break;
-            case trace::Kind::Fault: ++res.faults_recorded; break;
-            case trace::Kind::Dma: {
-                ++res.dmas;
-                ++c_dmas;
-                domain(r.req);
-                // A DMA of unknown size stays within its page: the recording only saw that page.
-                const uint64_t size =
-                    r.size_known && r.size ? r.size
-                                           : std::min<uint64_t>(params_.unknown_size, 0x1000 - (r.iova & 0xFFF));
-                const Access acc = r.dir == trace::Dir::Write ? Access::Write : Access::Read;
-                // Each translated page of the DMA is one translation, as the IOMMU sees it.
-                Addr a = r.iova;
-                const Addr end = r.iova + size;
-                Tick done = now;
-                while (a < end) {
-                    TranslateOutcome o = unit.translate(r.req, a, acc, now);
-                    ++res.translations;
-                    h_lat.add((o.done - now) / kTicksPerNs);
-                    done = std::max(done, o.done);
-                    if (!o.result.ok()) {
-                        ++res.faults;
-                        ++c_faults;
-                    }
-                    // The recorded address is the translation of the recorded page only: the
-                    // next pages of a DMA may map anywhere.
-                    if (r.has_pa && (a >> 12) == (r.iova >> 12)) {
-                        ++res.translations_checked;
-                        ++c_checked;
-                        const Addr expect = r.pa + (a - r.iova);
-                        if (!o.result.ok() || o.result.tr.out != expect) {
-                            ++res.mismatches;
-                            ++c_mismatch;
-                            if (res.first_mismatches.size() < 10)
-                                res.first_mismatches.push_back({reader.line(), r.req, a, expect,
-                                                                o.result.tr.out, !o.result.ok()});
-                        }
-                    }
-                    const Addr page = o.result.ok() ? o.result.tr.page_size() : 4096;
-                    a = (a & ~(page - 1)) + page;
+            std::string why;
+            if (!t.driver->map(t.did, lo, r.pa & ~Addr(0xFFF), len, r.perm ? r.perm : kPermRW,
+                               &why))
+                errors_.push_back(fmt::format("{}:{}: map not applied: {}", path_, line, why));
+            const Tick t1 = now() + ns(t.costs->map_ns);
+            const Tick done = t.feeder->submit(t1);
+            advance_to(t.costs->strict ? done : t1);
+            break;
+        }
+        case trace::Kind::Unmap: {
+            ++unmaps_;
+            ReplayTarget& t = target(r.req);
+            drain(*t.device);
+            const auto [lo, len] = pages(r.iova, r.size);
+            const Tick t1 = now() + ns(t.costs->unmap_ns);
+            t.driver->unmap(t.did, lo, len, t1 / kTicksPerNs);
+            t.driver->tick(t1 / kTicksPerNs);
+            const Tick done = t.feeder->submit(t1);
+            advance_to(t.costs->strict ? done : t1);  // lazy: the flush is not waited for
+            break;
+        }
+        case trace::Kind::Invalidate: {
+            ++invalidations_;
+            if (!p_.recorded_invalidations) break;
+            // The recording's domain numbers are the guest's: each becomes the domains of the
+            // requesters that mapped in it. Scopes naming no domain go to every unit.
+            InvalidationScope s = r.scope;
+            using K = InvalidationScope::Kind;
+            const bool per_domain =
+                s.domain != InvalidationScope::kAllDomains &&
+                (s.kind == K::Domain || s.kind == K::Page || s.kind == K::Pasid ||
+                 s.kind == K::PasidPage || s.kind == K::ContextDomain || s.kind == K::PasidCache);
+            if (per_domain) {
+                auto it = recorded_domains_.find(r.scope.domain);
+                if (it == recorded_domains_.end()) break;  // nothing of it was mapped here
+                for (uint16_t rid : it->second) {
+                    const ReplayTarget& t = targets_.at(rid);
+                    s.domain = t.did;
+                    t.unit->engine().invalidate(s, now());
                 }
-                if (!params_.timed) now = done;  // closed loop: the next DMA waits for this one
-                break;
+            } else {
+                std::vector<IommuUnit*> done;
+                for (auto& [rid, t] : targets_)
+                    if (std::find(done.begin(), done.end(), t.unit) == done.end()) {
+                        done.push_back(t.unit);
+                        t.unit->engine().invalidate(s, now());
+                    }
             }
+            break;
+        }
+        case trace::Kind::Fault: ++faults_recorded_; break;
+        case trace::Kind::Dma: {
+            ++dmas_;
+            ReplayTarget& t = target(r.req);
+            ReplayDevice& d = *t.device;
+            if (d.pending() >= p_.queue_depth) {  // the device is behind: let it catch up
+                const Tick before = now();
+                qk_.sync();
+                while (d.pending() >= p_.queue_depth) sc_core::wait(d.progress_event());
+                qk_.reset();
+                advance_to(before);
+            }
+            // A DMA of unknown size stays within its page: the recording only saw that page.
+            const uint64_t size =
+                r.size_known && r.size
+                    ? r.size
+                    : std::min<uint64_t>(p_.unknown_size, 0x1000 - (r.iova & 0xFFF));
+            DmaTransfer x;
+            x.req = r.req;
+            x.iova = r.iova;
+            x.length = size;
+            x.write = r.dir == trace::Dir::Write;
+            x.ready = now();
+            x.id = line;
+            d.submit(x, {line, r.iova, r.pa, r.has_pa});
+            break;
         }
     }
-    for (const auto& e : reader.errors()) res.errors.push_back(e.str());
-    res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return res;
+}
+
+void ReplayHost::run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    qk_.reset();
+    try {
+        trace::Reader reader(
+            path_, p_.stop_on_error ? trace::Reader::OnError::Stop : trace::Reader::OnError::Skip);
+        trace::Record r;
+        while ((!p_.max_records || records_.value() < p_.max_records) && reader.next(r)) {
+            ++records_;
+            if (!seen_first_) first_ns_ = r.time_ns, seen_first_ = true;
+            if (p_.timed && r.time_ns > first_ns_)
+                advance_to((r.time_ns - first_ns_) * kTicksPerNs);
+            apply(r, reader.line());
+        }
+        for (const auto& e : reader.errors()) errors_.push_back(e.str());
+    } catch (const std::runtime_error& e) {
+        errors_.push_back(e.what());
+    }
+    for (auto& [rid, t] : targets_) drain(*t.device);
+    qk_.sync();
+    wall_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    finished_ = true;
+    finished_ev_.notify(sc_core::SC_ZERO_TIME);
 }
 
 }  // namespace iommusim

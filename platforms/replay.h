@@ -1,68 +1,124 @@
-// Replay of a recorded trace through a chosen IOMMU design: maps and unmaps go to the VT-d
-// driver model (real tables, its invalidations executed by the unit), recorded invalidations
-// to the unit too, and every DMA is translated by the timed translation unit, page by page,
-// its walks paying the DRAM model's latency. Each translation with a recorded physical
-// address is checked. The trace is streamed: memory stays flat in trace length.
+// Replay of a recorded trace through a platform. One ReplayDevice per recorded requester
+// issues its DMAs on its own PCIe link (replay_device.h); the host process below reads the
+// trace, streamed, and plays the driver: maps and unmaps go to the VT-d driver model (real
+// tables, its invalidations written to the unit's queue), recorded invalidations to the unit.
+//
+// Time: with `timed`, every record happens no earlier than its recorded time (relative to
+// the first record); otherwise (closed loop) the host goes as fast as the model allows and
+// the devices issue back to back, limited by their tags and links. Either way an unmap (or a
+// remap) of a requester waits until that requester's earlier DMAs have completed, as the
+// recording guarantees, so every DMA translates against the mapping it was recorded with.
 #pragma once
+#include <tlm_utils/tlm_quantumkeeper.h>
 #include <cstdint>
 #include <string>
+#include <systemc>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/config.h"
 #include "core/stats.h"
-#include "iommu/unit_params.h"
-#include "memory/dram.h"
+#include "devices/dma_timing.h"
+#include "host_dma.h"
+#include "pcie/link_model.h"
+#include "replay_device.h"
+#include "traces/trace.h"
 
 namespace iommusim {
 
 struct ReplayParams {
-    bool timed = true;           // DMAs at their recorded times; false: closed loop, back to back
+    bool timed = true;           // DMAs at their recorded times; false: closed loop
     uint64_t unknown_size = 64;  // bytes of a DMA whose size was not recorded
-    bool scalable = false;       // VT-d scalable mode (legacy otherwise)
     bool stop_on_error = true;   // a bad trace line stops the replay (else it is skipped)
     uint64_t max_records = 0;    // 0 = all
+    uint32_t queue_depth = 64;   // DMAs a device may have submitted but not yet issued
+    bool large_pages = false;    // the driver may map recorded ranges with 2M/1G pages
+    bool recorded_invalidations = true;
 
     template <typename V>
     void visit(V&& v) {
         v("timed", timed, "", "issue DMAs at their recorded times (else closed loop)", 0, 1);
         v("unknown_size", unknown_size, "bytes", "size of a DMA whose size the trace does not know",
           1, 1 << 20);
-        v("scalable", scalable, "", "replay through a scalable-mode VT-d unit", 0, 1);
         v("stop_on_error", stop_on_error, "", "stop at the first bad trace line (else skip it)", 0,
           1);
         v("max_records", max_records, "records", "replay at most this many records; 0 = all", 0,
           ~uint64_t(0));
+        v("queue_depth", queue_depth, "DMAs",
+          "DMAs a replay device may hold before the host waits for it", 1, 1 << 20);
+        v("large_pages", large_pages, "",
+          "let the VT-d driver map recorded ranges with 2M/1G pages where aligned", 0, 1);
+        v("recorded_invalidations", recorded_invalidations, "",
+          "also execute the invalidations the trace recorded (besides the driver model's)", 0, 1);
     }
 };
 
-struct Mismatch {
-    uint64_t line;
-    Requester req;
-    Addr iova, expected, got;
-    bool fault;
+// What a first pass over a trace tells: its requesters and its length.
+struct TraceSummary {
+    std::vector<uint16_t> rids;  // in order of first appearance
+    uint64_t records = 0;
+};
+// Reads `path` once (streamed, bad lines skipped). Throws std::runtime_error as trace::Reader.
+TraceSummary scan_trace(const std::string& path);
+
+// Where one recorded requester's records go.
+struct ReplayTarget {
+    ReplayDevice* device = nullptr;
+    vtd::Driver* driver = nullptr;
+    VtdQueueFeeder* feeder = nullptr;
+    IommuUnit* unit = nullptr;
+    uint16_t did = 0;
+    const HostDriverParams* costs = nullptr;
+    std::unordered_set<uint32_t> pasids;  // attached so far (scalable mode)
 };
 
-struct ReplayResult {
-    uint64_t records = 0, maps = 0, unmaps = 0, invalidations = 0, dmas = 0, faults_recorded = 0;
-    uint64_t translations = 0, translations_checked = 0, mismatches = 0, faults = 0;
-    std::vector<Mismatch> first_mismatches;  // up to 10
-    std::vector<std::string> errors;         // trace errors (file:line: what)
-    double wall_seconds = 0;
-};
-
-class Replay {
+class ReplayHost : public sc_core::sc_module {
 public:
-    // Binds its parameters (system.replay, system.iommu0, system.memory) in `registry`.
-    explicit Replay(ParamRegistry& registry);
-    ~Replay();
-    // Replays `path` (after the registry has applied the configuration); statistics under
-    // `stats` (replay.*, iommu0.*, memory.*).
-    ReplayResult run(const std::string& path, StatGroup& stats);
+    // `targets` maps each RID of the trace; statistics go to `stats` (system.replay).
+    ReplayHost(sc_core::sc_module_name name, std::string path, const ReplayParams& p,
+               std::unordered_map<uint16_t, ReplayTarget> targets, uint64_t total_records,
+               ReplayCheck& check, StatGroup& stats);
+    ~ReplayHost() override;
+
+    bool finished() const { return finished_; }
+    const sc_core::sc_event& finished_event() const { return finished_ev_; }
+    double progress() const {
+        return total_ ? std::min(1.0, double(records_.value()) / double(total_)) : 1.0;
+    }
+    // Trace errors ("file:line: what was expected") and maps the driver refused.
+    const std::vector<std::string>& errors() const { return errors_; }
+    uint64_t records() const { return records_.value(); }
+    double wall_seconds() const { return wall_; }
 
 private:
-    ReplayParams params_;
-    UnitParams unit_;
-    DramParams dram_;
+    void run();
+    void apply(const trace::Record& r, uint64_t line);
+    // Host time (the process's local time) and its advance; syncs when the quantum is used.
+    Tick now() const;
+    void advance_to(Tick t);
+    // Until `d` has issued everything submitted to it; the host then continues at no earlier
+    // than the last completion.
+    void drain(ReplayDevice& d);
+    // The target of `r`'s RID (attaching a PASID on first sight); `r` loses a PASID the unit
+    // cannot take (legacy mode).
+    ReplayTarget& target(Requester& r);
+
+    std::string path_;
+    ReplayParams p_;
+    std::unordered_map<uint16_t, ReplayTarget> targets_;
+    std::unordered_map<uint32_t, std::vector<uint16_t>> recorded_domains_;  // -> RIDs
+    uint64_t total_;
+    ReplayCheck& check_;
+    tlm_utils::tlm_quantumkeeper qk_;
+    uint64_t first_ns_ = 0;
+    bool seen_first_ = false;
+    bool finished_ = false;
+    double wall_ = 0;
+    sc_core::sc_event finished_ev_;
+    std::vector<std::string> errors_;
+    Counter &records_, &maps_, &unmaps_, &invalidations_, &dmas_, &faults_recorded_,
+        &barrier_waits_, &pasid_stripped_;
 };
 
 }  // namespace iommusim

@@ -14,6 +14,8 @@
 #include "iommu/region_router.h"
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
+#include "replay_device.h"
+#include "traces/import_common.h"
 
 namespace iommusim {
 
@@ -104,6 +106,8 @@ struct System::Iommu {
 
 struct System::Device {
     std::string name, type, iommu, rc, sw;
+    uint16_t rid = 0;     // replay: the recorded requester it stands for
+    bool placed = false;  // replay: created for a requester the platform does not declare
     std::vector<std::string> regions;  // its DMA address space; empty: all of it translated
     DmaBenchParams bench;
     NicParams nic;
@@ -124,6 +128,7 @@ struct System::Device {
         auto rid = [](unsigned b, unsigned d, unsigned f) { return Requester::bdf(b, d, f); };
         if (type == "nic") return rid(nic.bus, nic.device, nic.function);
         if (type == "nvme") return rid(nvme.bus, nvme.device, nvme.function);
+        if (type == "replay") return Requester{this->rid};
         return rid(bench.bus, bench.device, bench.function);
     }
 };
@@ -152,8 +157,8 @@ struct System::Fabric {
     std::unique_ptr<Dram> dram;
 };
 
-System::System(sc_core::sc_module_name name, Config& config)
-    : sc_module(name), config_(config), stats_(std::string(basename())) {
+System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* replay)
+    : sc_module(name), config_(config), stats_(std::string(basename())), replay_spec_(replay) {
     const std::string root = basename();
     registry_.bind(root, params_);
     registry_.bind(root + ".memory", dram_params_);
@@ -232,18 +237,69 @@ System::System(sc_core::sc_module_name name, Config& config)
         } else if (d->type == "nvme") {
             d->nvme.device = dev_no;
             registry_.bind(key, d->nvme);
+        } else if (d->type == "replay") {
+            const auto text = config.get_string(key + ".rid");
+            const auto rid = text ? trace::import::bdf(*text) : std::nullopt;
+            if (!replay)
+                errors.push_back(fmt::format("{}: a replay device is for `iommusim replay`",
+                                             config.where(key + ".type")));
+            else if (!rid)
+                errors.push_back(fmt::format("{}: a replay device needs `rid = BB:DD.F`",
+                                             config.where(text ? key + ".rid" : key + ".type")));
+            d->rid = rid.value_or(0);
         } else {
-            errors.push_back(fmt::format("{}: device type '{}' (expected dma-bench, nic or nvme)",
-                                         config.where(key + ".type"), d->type));
+            errors.push_back(
+                fmt::format("{}: device type '{}' (expected dma-bench, nic, nvme or replay)",
+                            config.where(key + ".type"), d->type));
         }
         registry_.bind(key + ".engine", d->engine);
         registry_.bind(key + ".link", d->link);
         registry_.bind(key + ".map", d->map);
-        devices_.push_back(std::move(d));
+        // A replay runs the trace's requesters only; the platform's other devices keep their
+        // parameters (one platform file serves `run` and `replay`) but are not built.
+        (replay && d->type != "replay" ? unbuilt_ : devices_).push_back(std::move(d));
     }
-    if (devices_.empty())
+    if (replay) {
+        registry_.bind(root + ".replay", replay_params_);
+        registry_.bind(root + ".replay.engine", replay_engine_);
+        registry_.bind(root + ".replay.link", replay_link_);
+        const std::string key = root + ".replay";
+        const std::string unit =
+            config.get_string(key + ".iommu").value_or(iommus_.empty() ? "" : iommus_[0]->name);
+        const std::string rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
+        const std::string sw = config.get_string(key + ".switch").value_or("");
+        bool known_unit = false, known_sw = sw.empty();
+        for (auto& m : iommus_) known_unit |= m->name == unit && m->arch == "vtd";
+        for (auto& w : switches_) known_sw |= w->name == sw;
+        if (!known_unit)
+            errors.push_back(fmt::format(
+                "{}: replay needs a VT-d unit (the recorded IOVAs are VT-d's): none named '{}' "
+                "in {}.iommus",
+                config.where(key + ".iommu"), unit, root));
+        if (!known_rc(rc))
+            errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
+                                         config.where(key + ".rc"), rc, root));
+        if (!known_sw)
+            errors.push_back(fmt::format("{}: no switch '{}' in {}.switches",
+                                         config.where(key + ".switch"), sw, root));
+        for (uint16_t rid : replay->summary.rids) {
+            bool declared = false;
+            for (auto& d : devices_) declared |= d->rid == rid;
+            if (declared) continue;
+            auto d = std::make_unique<Device>();
+            d->name = fmt::format("req{:02x}_{:02x}_{}", rid >> 8, (rid >> 3) & 0x1F, rid & 7);
+            d->type = "replay";
+            d->rid = rid;
+            d->placed = true;
+            d->iommu = unit;
+            d->rc = rc;
+            d->sw = sw;
+            devices_.push_back(std::move(d));
+        }
+    } else if (devices_.empty()) {
         errors.push_back(fmt::format("{}: no devices (expected e.g. `devices = bench0` in [{}])",
                                      config.where(root + ".devices"), root));
+    }
     if (!errors.empty()) throw ConfigError(errors);
 }
 
@@ -305,6 +361,8 @@ void System::build() {
             vtd::DriverConfig dc;
             dc.hw.scalable = m.mode == "scalable";
             dc.strict = m.driver.strict;
+            // Replay: the guest's ranges as it mapped them, unless large pages are asked for.
+            if (replay_spec_) dc.large_pages = replay_params_.large_pages;
             dc.lazy.entries = m.driver.fq_entries;
             dc.lazy.timeout_ns = m.driver.fq_timeout_us * 1000;
             m.vtd_drv = std::make_unique<vtd::Driver>(f.store, dc);
@@ -323,8 +381,11 @@ void System::build() {
         m.unit_module().walk.bind(f.walk_mux->inputs);
     }
 
+    std::unordered_map<uint16_t, ReplayTarget> targets;
+    if (replay_spec_) replay_check_ = std::make_unique<ReplayCheck>(stats_.child("replay"));
     for (size_t i = 0; i < devices_.size(); ++i) {
         Device& d = *devices_[i];
+        if (d.placed) d.engine = replay_engine_, d.link = replay_link_;
         const Requester req = d.requester();
         const std::string key = std::string(basename()) + "." + d.name;
         const Addr page = d.map.page_size;
@@ -407,7 +468,23 @@ void System::build() {
             errors.push_back(fmt::format("{}: {}", config_.where(key + ".regions"), e));
         StatGroup& g = stats_.child(d.name);
         try {
-            if (d.type == "dma-bench") {
+            if (d.type == "replay") {
+                if (!m || !m->vtd_drv) {
+                    errors.push_back(fmt::format(
+                        "{}: a replay device needs a VT-d unit (`iommu = ...`)", d.name));
+                    continue;
+                }
+                auto r =
+                    std::make_unique<ReplayDevice>(d.name.c_str(), d.engine, g, *replay_check_);
+                ReplayDevice* rp = r.get();
+                targets[req.rid] = {
+                    rp, m->vtd_drv.get(), m->feeder.get(), &m->vtd->unit(), did, &m->driver, {}};
+                d.summary = [rp] { return rp->summary(); };
+                d.pl =
+                    std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
+                r->dma.bind(d.pl->device);
+                d.dev = std::move(r);
+            } else if (d.type == "dma-bench") {
                 Addr iova = 0;
                 const Addr len = (d.bench.window + page - 1) & ~(page - 1);
                 const Addr pa = alloc_pa(len);
@@ -485,6 +562,18 @@ void System::build() {
         }
     }
     if (!errors.empty()) throw ConfigError(errors);
+    if (replay_spec_) {
+        replay_host_ = std::make_unique<ReplayHost>(
+            "replay", replay_spec_->trace, replay_params_, std::move(targets),
+            replay_spec_->summary.records, *replay_check_, stats_.child("replay"));
+        // Replay devices are done when the host has replayed the trace and they have drained.
+        for (auto& d : devices_) {
+            ReplayHost* h = replay_host_.get();
+            d->finished = [h] { return h->finished(); };
+            d->finished_ev = &h->finished_event();
+            d->progress = [h] { return h->progress(); };
+        }
+    }
     sc_core::sc_spawn([this] { supervise(); }, "supervisor");
 }
 
@@ -517,12 +606,14 @@ void System::start_of_simulation() {
 }
 
 bool System::devices_done() const {
+    if (replay_host_ && !replay_host_->finished()) return false;
     for (const auto& d : devices_)
         if (!d->finished()) return false;
     return true;
 }
 
 double System::progress() const {
+    if (replay_host_) return replay_host_->progress();
     double sum = 0;
     for (const auto& d : devices_) sum += d->finished() ? 1.0 : d->progress();
     return devices_.empty() ? 1.0 : sum / double(devices_.size());
@@ -543,6 +634,7 @@ std::vector<std::string> System::iommu_names() const {
 void System::supervise() {
     sc_core::sc_event_or_list any;
     for (auto& d : devices_) any |= *d->finished_ev;
+    if (replay_host_) any |= replay_host_->finished_event();
     // Wake when a device finishes, and every 10 us of simulated time to honour a stop request
     // (Ctrl-C) and the time limit.
     const sc_core::sc_time tick(10, sc_core::SC_US);

@@ -19,6 +19,7 @@
 #include "pcie/link_model.h"
 #include "pcie/pcie_switch.h"
 #include "pcie/root_complex.h"
+#include "replay.h"
 
 namespace iommusim {
 
@@ -38,11 +39,20 @@ struct SystemParams {
     }
 };
 
+// `iommusim replay`: the trace, and what a first pass found in it (scan_trace).
+struct ReplaySpec {
+    std::string trace;
+    TraceSummary summary;
+};
+
 class System : public sc_core::sc_module {
 public:
     // Reads topology keys (system.iommus, system.devices, each one's arch/type) and declares
     // the parameters of everything it will build. Throws ConfigError on bad topology.
-    System(sc_core::sc_module_name name, Config& config);
+    // With `replay`, each requester of the trace becomes a replay device (a declared device
+    // of type `replay` with its `rid`, else one placed by system.replay.{iommu,rc,switch});
+    // the platform's other devices are not built (their keys are accepted).
+    System(sc_core::sc_module_name name, Config& config, const ReplaySpec* replay = nullptr);
     ~System() override;
 
     ParamRegistry& registry() { return registry_; }
@@ -59,6 +69,9 @@ public:
     // Fraction of the devices' work done, 0..1 (progress display).
     double progress() const;
     std::vector<std::string> iommu_names() const;
+    // Replay mode: the host process and the translation checks (null otherwise).
+    const ReplayHost* replay() const { return replay_host_.get(); }
+    const ReplayCheck* replay_check() const { return replay_check_.get(); }
     // Stop at the next check (Ctrl-C): statistics so far are kept.
     void request_stop() { stop_requested_ = true; }
 
@@ -80,6 +93,13 @@ private:
     std::vector<std::unique_ptr<SwitchSpec>> switches_;
     std::vector<std::unique_ptr<Iommu>> iommus_;
     std::vector<std::unique_ptr<Device>> devices_;
+    std::vector<std::unique_ptr<Device>> unbuilt_;  // replay: the platform's own devices
+    const ReplaySpec* replay_spec_ = nullptr;
+    ReplayParams replay_params_;
+    DmaEngineParams replay_engine_;
+    PcieLinkParams replay_link_;
+    std::unique_ptr<ReplayCheck> replay_check_;
+    std::unique_ptr<ReplayHost> replay_host_;
     struct Fabric;
     std::unique_ptr<Fabric> fabric_;
     sc_core::sc_event done_;

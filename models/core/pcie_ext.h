@@ -17,6 +17,9 @@ struct PcieAttr final : tlm::tlm_extension<PcieAttr> {
     At at = At::Untranslated;
     Tlp tlp = Tlp::MemRead;
     uint16_t tag = 0;
+    // False when the payload bytes mean nothing (a device model's scratch buffer): memory
+    // times the access but keeps no copy.
+    bool contents = true;
 
     tlm::tlm_extension_base* clone() const override { return new PcieAttr(*this); }
     void copy_from(const tlm::tlm_extension_base& e) override {

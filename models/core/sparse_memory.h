@@ -24,6 +24,8 @@ public:
     uint64_t read64(Addr addr) const;  // zero outside the address space
     void write64(Addr addr, uint64_t v);
 
+    // [addr, addr + len) lies inside the modelled physical space.
+    static bool in_range(Addr addr, size_t len) { return addr < kLimit && len <= kLimit - addr; }
     size_t pages_touched() const { return pages_.size(); }
     size_t bytes_allocated() const { return pages_.size() * kPageSize; }
 
@@ -33,7 +35,6 @@ private:
 
     const uint8_t* find(uint64_t pfn) const;
     uint8_t* touch(uint64_t pfn);
-    static bool in_range(Addr addr, size_t len) { return addr < kLimit && len <= kLimit - addr; }
 
     std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
     struct Memo {

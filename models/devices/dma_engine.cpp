@@ -64,8 +64,13 @@ void DmaEngine::run() {
             t = queue_.front();
             queue_.pop_front();
         } else if (!(source_ && source_(t))) {
-            // Idle: let SystemC time catch up with the last issue, then sleep.
-            qk_.sync();
+            // Idle: let SystemC time catch up with the last issue, then look again (work may
+            // have been submitted meanwhile: a wake-up sent during the sync is not kept), and
+            // sleep only when nothing came.
+            if (qk_.get_local_time() != sc_core::SC_ZERO_TIME) {
+                qk_.sync();
+                continue;
+            }
             sc_core::wait(wake_);
             qk_.reset();
             continue;
@@ -114,6 +119,7 @@ void DmaEngine::issue(DmaTransfer& t) {
         s.attr->at = t.at;
         s.attr->tlp = tlp;
         s.attr->tag = g.tag;
+        s.attr->contents = t.data != nullptr;
         s.p.set_command(cmd);
         s.p.set_address(a);
         s.p.set_data_ptr(t.data ? t.data + offset : scratch_.data());

@@ -30,7 +30,8 @@ struct DmaTransfer {
     // (submit(): the submitting process's time; a source: the engine's current time).
     Tick ready = 0;
     uint64_t id = 0;          // the device's cookie, returned in the result
-    uint8_t* data = nullptr;  // bytes to write / read into; null: an engine scratch buffer
+    uint8_t* data = nullptr;  // bytes to write / read into; null: a scratch buffer (contents
+                              // meaningless: memory times the access, keeps nothing)
     PcieAttr::At at = PcieAttr::At::Untranslated;  // Translated when a device ATC hit
 };
 

@@ -99,6 +99,7 @@ void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
         const Tick arrival = to_ticks(sc_core::sc_time_stamp() + delay);
         const TranslateOutcome o = engine_->translate(attr->req, a, acc, arrival);
         delay += to_sc_time(o.done - arrival);
+        if (translate_hook_) translate_hook_(attr->req, a, arrival, o);
         if (!o.result.ok()) {
             if (fault_hook_) fault_hook_(o.result.fault, attr->req, a, acc, o.done);
             p.set_address(iova);

@@ -25,12 +25,17 @@ public:
 
     // Called for every fault (the architecture's fault recording hangs here).
     using FaultHook = std::function<void(const Fault&, const Requester&, Addr iova, Access, Tick)>;
+    // Called for every translation of a DMA (faults included), with its arrival time: how a
+    // checker (trace replay) sees what the unit answered, without touching the payload.
+    using TranslateHook =
+        std::function<void(const Requester&, Addr iova, Tick arrival, const TranslateOutcome&)>;
 
     IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& walker, StatGroup& stats);
     ~IommuUnit() override;
 
     TranslationUnit& engine() { return *engine_; }
     void on_fault(FaultHook hook) { fault_hook_ = std::move(hook); }
+    void on_translate(TranslateHook hook) { translate_hook_ = std::move(hook); }
     // With translation disabled (e.g. VT-d GSTS.TES clear) DMA passes through untranslated.
     void set_translation_enabled(bool on) { enabled_ = on; }
     bool translation_enabled() const { return enabled_; }
@@ -50,6 +55,7 @@ private:
     std::unique_ptr<WalkPort> port_;
     std::unique_ptr<TranslationUnit> engine_;
     FaultHook fault_hook_;
+    TranslateHook translate_hook_;
     bool enabled_ = true;
     std::string stale_report_;
     Counter* passthrough_;

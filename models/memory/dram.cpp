@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "core/pcie_ext.h"
+#include "payload_data.h"
 
 namespace iommusim {
 
@@ -154,13 +155,7 @@ bool Dram::check(tlm::tlm_generic_payload& p) {
 }
 
 bool Dram::move_data(tlm::tlm_generic_payload& p) {
-    const Addr a = p.get_address();
-    const size_t n = p.get_data_length();
-    const bool ok = p.is_write()  ? store_.write(a, p.get_data_ptr(), n)
-                    : p.is_read() ? store_.read(a, p.get_data_ptr(), n)
-                                  : true;
-    p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return ok;
+    return move_payload_data(store_, p);
 }
 
 void Dram::b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {

@@ -1,5 +1,7 @@
 #include "fixed_memory.h"
 
+#include "payload_data.h"
+
 namespace iommusim {
 
 FixedMemory::FixedMemory(sc_core::sc_module_name name, SparseMemory& store,
@@ -10,18 +12,13 @@ FixedMemory::FixedMemory(sc_core::sc_module_name name, SparseMemory& store,
 }
 
 bool FixedMemory::access(tlm::tlm_generic_payload& p) {
-    const Addr a = p.get_address();
     const size_t n = p.get_data_length();
     const unsigned width = p.get_streaming_width();  // 0: debug initiators may leave it unset
     if (p.get_byte_enable_ptr() || (width && width < n)) {
         p.set_response_status(tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE);
         return false;
     }
-    bool ok = p.is_write()  ? store_.write(a, p.get_data_ptr(), n)
-              : p.is_read() ? store_.read(a, p.get_data_ptr(), n)
-                            : true;
-    p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
-    return ok;
+    return move_payload_data(store_, p);
 }
 
 void FixedMemory::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {

@@ -1,8 +1,13 @@
 // The iommusim command-line verbs. Each returns a process exit code; bad input prints a
 // message naming the option and what was expected (exit 2).
 #pragma once
+#include <boost/program_options.hpp>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "core/config.h"
+#include "core/stats_output.h"
 
 namespace iommusim::cli {
 
@@ -17,5 +22,32 @@ int import(const std::vector<std::string>& args);
 uint64_t parse_number(const std::string& text, const std::string& what);
 // "BB:DD.F" -> RID; throws std::invalid_argument.
 uint16_t parse_bdf(const std::string& text);
+
+// The options `run` and `replay` share.
+struct RunOptions {
+    std::vector<std::string> configs, sets;
+    std::string out = "results", quantum, seed;
+    bool quiet = false;
+};
+boost::program_options::options_description run_options(RunOptions& o, const char* usage);
+// false: --help was asked (and printed). Throws std::invalid_argument on bad options.
+bool parse(const std::vector<std::string>& args, boost::program_options::options_description& d,
+           const boost::program_options::positional_options_description& pos);
+// The configuration files with --set, --quantum and --seed applied.
+Config load(const RunOptions& o);
+int report(const ConfigError& e);  // prints the errors; 2
+}  // namespace iommusim::cli
+
+namespace iommusim {
+class System;
+}
+
+namespace iommusim::cli {
+// Simulates a built system to its end, with progress on the terminal (Ctrl-C keeps the
+// statistics so far), prints the summary (then `print_more`, which may add metadata), writes
+// stats.json (with `run` as metadata) and stats.csv. Returns 0, 130 when interrupted, 2 when
+// the output fails.
+int simulate(System& sys, const RunOptions& o, const std::string& verb, Metadata run,
+             const std::function<void(Metadata&)>& print_more);
 
 }  // namespace iommusim::cli

@@ -1,93 +1,79 @@
 // `iommusim replay TRACE [-c PLATFORM.ini] [--set ...] [--out DIR]`: replay a recorded trace
-// through the configured IOMMU, check every recorded translation, write the statistics.
+// through a platform (one replay device per recorded requester), check every recorded
+// translation, write the statistics.
 #include <fmt/format.h>
-#include <boost/program_options.hpp>
 
-#include <filesystem>
+#include <chrono>
 #include <iostream>
 
 #include "cli.h"
-#include "core/stats_output.h"
-#include "platforms/replay.h"
+#include "platforms/system.h"
 
 namespace po = boost::program_options;
 
 namespace iommusim::cli {
 
+namespace {
+// The platform when no -c is given: one VT-d unit (legacy mode, default parameters) in
+// front of DRAM, the trace's requesters on root ports of one root complex.
+constexpr const char* kDefaultPlatform = "[system]\niommus = iommu0\n[system.iommu0]\narch = vtd\n";
+}  // namespace
+
 int replay(const std::vector<std::string>& args) {
-    std::vector<std::string> configs, sets, traces;
-    std::string out = "results";
-    po::options_description d("iommusim replay TRACE [-c PLATFORM.ini] [--set k=v]... [--out DIR]");
-    d.add_options()("help,h", "this text")("config,c", po::value(&configs)->composing(),
-                                           "configuration file (repeatable)")(
-        "set", po::value(&sets)->composing(), "override: path.to.param=value (repeatable)")(
-        "out", po::value(&out)->default_value(out), "directory for stats.json and stats.csv")(
-        "trace", po::value(&traces), "the trace (plain or .gz)");
+    RunOptions o;
+    std::vector<std::string> traces;
+    po::options_description d = run_options(
+        o, "iommusim replay TRACE [-c PLATFORM.ini]... [--set k=v]... [--out DIR] [options]");
+    d.add_options()("trace", po::value(&traces), "the trace (plain or .gz)");
     po::positional_options_description pos;
     pos.add("trace", 1);
-    po::variables_map vm;
+    if (!parse(args, d, pos)) return 0;
+    if (traces.empty()) throw std::invalid_argument("a TRACE file is needed (see --help)");
+    const auto t0 = std::chrono::steady_clock::now();
+    ReplaySpec spec;
+    spec.trace = traces[0];
     try {
-        po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw std::invalid_argument(std::string(e.what()) + " (see --help)");
-    }
-    if (vm.count("help")) {
-        std::cout << d;
-        return 0;
-    }
-    if (traces.empty()) throw std::invalid_argument("a TRACE file is needed");
-    StatGroup stats("system");
-    ParamRegistry registry;
-    Replay replay(registry);
-    try {
-        Config config = Config::load(configs, sets);
-        registry.apply(config);
-        registry.check_unused(config);
-    } catch (const ConfigError& e) {
-        for (const std::string& m : e.errors()) fmt::print(stderr, "iommusim: {}\n", m);
-        return 2;
-    }
-    ReplayResult r;
-    try {
-        r = replay.run(traces[0], stats);
+        spec.summary = scan_trace(spec.trace);
     } catch (const std::runtime_error& e) {
         fmt::print(stderr, "iommusim replay: {}\n", e.what());
         return 2;
     }
-    fmt::print(
-        "replayed {} records ({} maps, {} unmaps, {} invalidations, {} DMAs) in {:.2f} s, {:.0f} "
-        "records/s\n",
-        r.records, r.maps, r.unmaps, r.invalidations, r.dmas, r.wall_seconds,
-        r.wall_seconds > 0 ? double(r.records) / r.wall_seconds : 0.0);
-    fmt::print("translations {}: checked {}, mismatches {}, faults {}\n", r.translations,
-               r.translations_checked, r.mismatches, r.faults);
-    for (const Mismatch& m : r.first_mismatches)
-        fmt::print("  mismatch at line {}: {} iova {:#x}: expected {:#x}, got {}\n", m.line,
-                   to_string(m.req), m.iova, m.expected,
-                   m.fault ? std::string("a fault") : fmt::format("{:#x}", m.got));
-    for (const std::string& e : r.errors) fmt::print(stderr, "iommusim replay: {}\n", e);
-    std::vector<SummaryLine> lines{"system.iommu0.iotlb", "system.iommu0.miss_latency",
-                                   "system.replay.translation_latency"};
-    fmt::print("{}", summary_table(stats, lines));
-    Metadata run{{"trace", traces[0]}, {"records", std::to_string(r.records)}};
-    for (size_t i = 0; i < std::min<size_t>(r.first_mismatches.size(), 10); ++i) {
-        const Mismatch& m = r.first_mismatches[i];
-        run.push_back({fmt::format("mismatch{}", i),
-                       fmt::format("line {} {} iova {:#x} expected {:#x} got {}", m.line,
-                                   to_string(m.req), m.iova, m.expected,
-                                   m.fault ? std::string("fault") : fmt::format("{:#x}", m.got))});
-    }
+    const double scan_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::unique_ptr<System> sys;
     try {
-        std::filesystem::create_directories(out);
-        write_json(out + "/stats.json", stats, run, registry.values());
-        write_csv(out + "/stats.csv", stats, registry.values());
-    } catch (const std::exception& e) {
-        fmt::print(stderr, "iommusim replay: {}\n", e.what());
-        return 2;
+        Config config = load(o);
+        if (o.configs.empty()) config.load_string(kDefaultPlatform, "built-in replay platform");
+        sys = std::make_unique<System>("system", config, &spec);
+        sys->build();
+    } catch (const ConfigError& e) {
+        return report(e);
     }
-    fmt::print("wrote {0}/stats.json and {0}/stats.csv\n", out);
-    return r.errors.empty() && r.mismatches == 0 ? 0 : 1;
+    const ReplayHost& host = *sys->replay();
+    const ReplayCheck& check = *sys->replay_check();
+    auto print = [&](Metadata& run) {
+        const double wall =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        fmt::print(
+            "replayed {} records ({} DMAs) in {:.2f} s, {:.0f} records/s ({:.2f} s "
+            "reading the trace's requesters first)\n",
+            host.records(), find_stat(sys->stats(), "system.replay.dmas")->counter->value(), wall,
+            wall > 0 ? double(host.records()) / wall : 0.0, scan_s);
+        fmt::print("translations {}: checked {}, mismatches {}, faults {}\n",
+                   check.translations.value(), check.checked.value(), check.mismatches.value(),
+                   check.faults.value());
+        for (size_t i = 0; i < check.first.size(); ++i) {
+            fmt::print("  mismatch at {}\n", check.first[i].str());
+            run.push_back({fmt::format("mismatch{}", i), check.first[i].str()});
+        }
+        for (const std::string& e : host.errors()) fmt::print(stderr, "iommusim replay: {}\n", e);
+    };
+    Metadata run{{"trace", spec.trace}};
+    for (size_t i = 0; i < o.configs.size(); ++i)
+        run.push_back({fmt::format("config{}", i), o.configs[i]});
+    const int rc = simulate(*sys, o, "replay", run, print);
+    if (rc) return rc;
+    return host.errors().empty() && check.mismatches.value() == 0 ? 0 : 1;
 }
 
 }  // namespace iommusim::cli

@@ -23,14 +23,10 @@ extern "C" void on_sigint(int) {
     g_interrupted = true;
 }
 
-struct RunOptions {
-    std::vector<std::string> configs, sets;
-    std::string out = "results", quantum, seed;
-    bool quiet = false;
-};
+}  // namespace
 
-po::options_description run_options(RunOptions& o) {
-    po::options_description d("iommusim run -c PLATFORM.ini -c WORKLOAD.ini [options]");
+po::options_description run_options(RunOptions& o, const char* usage) {
+    po::options_description d(usage);
     d.add_options()("help,h", "this text")("config,c", po::value(&o.configs)->composing(),
                                            "configuration file (repeatable, later wins)")(
         "set", po::value(&o.sets)->composing(), "override: path.to.param=value (repeatable)")(
@@ -41,10 +37,11 @@ po::options_description run_options(RunOptions& o) {
     return d;
 }
 
-bool parse(const std::vector<std::string>& args, po::options_description& d) {
+bool parse(const std::vector<std::string>& args, po::options_description& d,
+           const po::positional_options_description& pos) {
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(args).options(d).run(), vm);
+        po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         throw std::invalid_argument(std::string(e.what()) + " (see --help)");
@@ -53,6 +50,7 @@ bool parse(const std::vector<std::string>& args, po::options_description& d) {
     return vm.count("help") == 0;
 }
 
+namespace {
 // "1us", "250ns", "0", "1000" (ns) -> ns
 uint64_t parse_quantum(const std::string& t) {
     size_t pos = 0;
@@ -74,6 +72,7 @@ uint64_t parse_quantum(const std::string& t) {
             fmt::format("--quantum: '{}' (expected a time in ps, ns, us or ms)", t));
     return uint64_t(v * scale + 0.5);
 }
+}  // namespace
 
 Config load(const RunOptions& o) {
     std::vector<std::string> sets = o.sets;
@@ -87,12 +86,12 @@ int report(const ConfigError& e) {
     for (const std::string& m : e.errors()) fmt::print(stderr, "iommusim: {}\n", m);
     return 2;
 }
-}  // namespace
 
 int run(const std::vector<std::string>& args) {
     RunOptions o;
-    po::options_description d = run_options(o);
-    if (!parse(args, d)) return 0;
+    po::options_description d =
+        run_options(o, "iommusim run -c PLATFORM.ini -c WORKLOAD.ini [options]");
+    if (!parse(args, d, {})) return 0;
     if (o.configs.empty())
         throw std::invalid_argument("at least one -c FILE is needed (a platform and a workload)");
     std::unique_ptr<System> sys;
@@ -103,6 +102,12 @@ int run(const std::vector<std::string>& args) {
     } catch (const ConfigError& e) {
         return report(e);
     }
+    return simulate(*sys, o, "run", {}, nullptr);
+}
+
+int simulate(System& system, const RunOptions& o, const std::string& verb, Metadata run,
+             const std::function<void(Metadata&)>& print_more) {
+    System* sys = &system;
     std::signal(SIGINT, on_sigint);
     // SystemC's "simulation stopped" notice is not news for the user.
     sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
@@ -133,6 +138,7 @@ int run(const std::vector<std::string>& args) {
     fmt::print("simulated {} in {:.2f} s{}\n", sc_core::sc_time_stamp().to_string(), wall.count(),
                interrupted ? " (interrupted: statistics so far)" : "");
     for (const std::string& s : sys->device_summaries()) fmt::print("{}\n", s);
+    if (print_more) print_more(run);
     std::vector<SummaryLine> lines;
     for (const std::string& m : sys->iommu_names()) {
         const std::string p = "system." + m + ".";
@@ -151,9 +157,10 @@ int run(const std::vector<std::string>& args) {
     fmt::print("{}", summary_table(sys->stats(), lines));
 
     // Every statistic, hierarchical and flat, with what produced it.
-    Metadata run{{"version", "0.1"},
-                 {"simulated_ns", std::to_string(sc_core::sc_time_stamp().value() / 1000)},
-                 {"interrupted", interrupted ? "true" : "false"}};
+    run.insert(run.begin(),
+               {{"version", "0.1"},
+                {"simulated_ns", std::to_string(sc_core::sc_time_stamp().value() / 1000)},
+                {"interrupted", interrupted ? "true" : "false"}});
     for (size_t i = 0; i < o.configs.size(); ++i)
         run.push_back({fmt::format("config{}", i), o.configs[i]});
     try {
@@ -161,7 +168,7 @@ int run(const std::vector<std::string>& args) {
         write_json(o.out + "/stats.json", sys->stats(), run, sys->registry().values());
         write_csv(o.out + "/stats.csv", sys->stats(), sys->registry().values());
     } catch (const std::exception& e) {
-        fmt::print(stderr, "iommusim run: {}\n", e.what());
+        fmt::print(stderr, "iommusim {}: {}\n", verb, e.what());
         return 2;
     }
     fmt::print("wrote {0}/stats.json and {0}/stats.csv\n", o.out);
@@ -170,8 +177,8 @@ int run(const std::vector<std::string>& args) {
 
 int params(const std::vector<std::string>& args) {
     RunOptions o;
-    po::options_description d = run_options(o);
-    if (!parse(args, d)) return 0;
+    po::options_description d = run_options(o, "iommusim params [-c FILE]... [--set k=v]...");
+    if (!parse(args, d, {})) return 0;
     try {
         Config config = o.configs.empty() ? Config{} : load(o);
         if (o.configs.empty())  // the parameters of every kind of module, on a small system
