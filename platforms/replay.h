@@ -9,10 +9,11 @@
 // remap) of a requester waits until that requester's earlier DMAs have completed, as the
 // recording guarantees, so every DMA translates against the mapping it was recorded with.
 #pragma once
+#include <systemc>
+
 #include <tlm_utils/tlm_quantumkeeper.h>
 #include <cstdint>
 #include <string>
-#include <systemc>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>

@@ -87,11 +87,11 @@ void ReplayDevice::completed(const DmaTransfer&, const DmaResult& r) {
 }
 
 std::string ReplayDevice::summary() const {
-    const Histogram* h = &latency_;
     return fmt::format(
         "{} DMAs, {} recorded translations checked, {} mismatches; latency mean "
         "{:.0f} ns, p99 {} ns",
-        dmas_.value(), checked_.value(), mismatches_.value(), h->mean(), h->percentile(0.99));
+        dmas_.value(), checked_.value(), mismatches_.value(), latency_.mean(),
+                       latency_.percentile(99));
 }
 
 }  // namespace iommusim

@@ -69,8 +69,6 @@ int replay(const std::vector<std::string>& args) {
         for (const std::string& e : host.errors()) fmt::print(stderr, "iommusim replay: {}\n", e);
     };
     Metadata run{{"trace", spec.trace}};
-    for (size_t i = 0; i < o.configs.size(); ++i)
-        run.push_back({fmt::format("config{}", i), o.configs[i]});
     const int rc = simulate(*sys, o, "replay", run, print);
     if (rc) return rc;
     return host.errors().empty() && check.mismatches.value() == 0 ? 0 : 1;
