@@ -91,7 +91,7 @@ std::string ReplayDevice::summary() const {
         "{} DMAs, {} recorded translations checked, {} mismatches; latency mean "
         "{:.0f} ns, p99 {} ns",
         dmas_.value(), checked_.value(), mismatches_.value(), latency_.mean(),
-                       latency_.percentile(99));
+        latency_.percentile(99));
 }
 
 }  // namespace iommusim

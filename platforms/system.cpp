@@ -271,11 +271,6 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         bool known_unit = false, known_sw = sw.empty();
         for (auto& m : iommus_) known_unit |= m->name == unit && m->arch == "vtd";
         for (auto& w : switches_) known_sw |= w->name == sw;
-        if (!known_unit)
-            errors.push_back(fmt::format(
-                "{}: replay needs a VT-d unit (the recorded IOVAs are VT-d's): none named '{}' "
-                "in {}.iommus",
-                config.where(key + ".iommu"), unit, root));
         if (!known_rc(rc))
             errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
                                          config.where(key + ".rc"), rc, root));
@@ -286,6 +281,13 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
             bool declared = false;
             for (auto& d : devices_) declared |= d->rid == rid;
             if (declared) continue;
+            if (!known_unit) {  // said once: the first requester to place
+                errors.push_back(fmt::format(
+                    "{}: replay needs a VT-d unit (the recorded IOVAs are VT-d's): none named "
+                    "'{}' in {}.iommus",
+                    config.where(key + ".iommu"), unit, root));
+                break;
+            }
             auto d = std::make_unique<Device>();
             d->name = fmt::format("req{:02x}_{:02x}_{}", rid >> 8, (rid >> 3) & 0x1F, rid & 7);
             d->type = "replay";

@@ -185,7 +185,9 @@ int params(const std::vector<std::string>& args) {
             config.load_string(
                 "[system]\niommus = iommu0, phb0\ndevices = bench0\n[system.phb0]\narch = spapr\n",
                 "built-in");
-        System sys("system", config);
+        // As for a replay, so that system.replay.* is listed too (nothing else changes).
+        const ReplaySpec replay;
+        System sys("system", config, &replay);
         fmt::print("{}", params_table(sys.registry().list()));
     } catch (const ConfigError& e) {
         return report(e);

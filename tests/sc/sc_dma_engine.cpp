@@ -138,6 +138,24 @@ struct Submitter : sc_module {
     }
 };
 
+// A transfer submitted while the engine is synchronising after its last issue: the engine
+// issued a transfer ready at 500 ns and syncs to it; the second submission comes at 200 ns,
+// during that sync, and must not be lost.
+struct LateSubmitter : sc_module {
+    DmaEngine& eng;
+    SC_HAS_PROCESS(LateSubmitter);
+    LateSubmitter(sc_module_name n, DmaEngine& e) : sc_module(n), eng(e) { SC_THREAD(run); }
+    void run() {
+        wait(1, SC_NS);  // the engine is asleep, waiting for work
+        DmaTransfer t;
+        t.iova = 0x1000, t.length = 64, t.ready = 500 * kNs;
+        eng.submit(t);
+        wait(199, SC_NS);
+        t.iova = 0x2000, t.ready = 0;
+        eng.submit(t);
+    }
+};
+
 }  // namespace
 
 int sc_main(int, char*[]) {
@@ -189,6 +207,9 @@ int sc_main(int, char*[]) {
     Rig queued("queued", params(4), 250 * kNs);
     queued.eng.set_source(nullptr);
     Submitter sub("sub", queued.eng);
+    Rig late("late", params(4), 100 * kNs);
+    late.eng.set_source(nullptr);
+    LateSubmitter late_sub("late_sub", late.eng);
 
     sc_start();
 
@@ -290,6 +311,10 @@ int sc_main(int, char*[]) {
     check(sync.tgt.last_done() == 500 * kNs && sync.results.size() == 10,
           fmt::format("synchronising target: 10 requests on 2 tags end at 500 ns ({})",
                       sync.tgt.last_done()));
+
+    check(late.results.size() == 2 && late.results[1].submitted == 200 * kNs &&
+              late.results[1].first_issue == 500 * kNs,
+          "a submission during the engine's sync is kept (issued after the engine's 500 ns)");
 
     // Queued submission: each transfer is ready when submitted, done 250 ns later.
     {
