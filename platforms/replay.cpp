@@ -71,13 +71,19 @@ void ReplayHost::drain(ReplayDevice& d) {
     advance_to(std::max(before, d.last_done()));
 }
 
-ReplayTarget& ReplayHost::target(Requester& r) {
-    ReplayTarget& t = targets_.at(r.rid);  // every RID of the trace has one (scan_trace)
-    if (r.pasid == Requester::kNoPasid) return t;
+ReplayTarget* ReplayHost::target(Requester& r, uint64_t line) {
+    auto it = targets_.find(r.rid);
+    if (it == targets_.end()) {  // the first pass saw every RID, unless the file changed since
+        errors_.push_back(fmt::format("{}:{}: requester {} was not in the trace's first pass",
+                                      path_, line, to_string(r)));
+        return nullptr;
+    }
+    ReplayTarget& t = it->second;
+    if (r.pasid == Requester::kNoPasid) return &t;
     if (!t.driver->hw().scalable) {
         ++pasid_stripped_;
         r.pasid = Requester::kNoPasid;
-        return t;
+        return &t;
     }
     if (t.pasids.insert(r.pasid).second) {
         std::string why;
@@ -86,7 +92,7 @@ ReplayTarget& ReplayHost::target(Requester& r) {
                                           to_string(r), why));
         advance_to(t.feeder->submit(now()));
     }
-    return t;
+    return &t;
 }
 
 namespace {
@@ -105,7 +111,9 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
     switch (r.kind) {
         case trace::Kind::Map: {
             ++maps_;
-            ReplayTarget& t = target(r.req);
+            ReplayTarget* tp = target(r.req, line);
+            if (!tp) break;
+            ReplayTarget& t = *tp;
             auto& doms = recorded_domains_[r.domain];
             if (std::find(doms.begin(), doms.end(), r.req.rid) == doms.end())
                 doms.push_back(r.req.rid);
@@ -127,7 +135,9 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
         }
         case trace::Kind::Unmap: {
             ++unmaps_;
-            ReplayTarget& t = target(r.req);
+            ReplayTarget* tp = target(r.req, line);
+            if (!tp) break;
+            ReplayTarget& t = *tp;
             drain(*t.device);
             const auto [lo, len] = pages(r.iova, r.size);
             const Tick t1 = now() + ns(t.costs->unmap_ns);
@@ -169,7 +179,9 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
         case trace::Kind::Fault: ++faults_recorded_; break;
         case trace::Kind::Dma: {
             ++dmas_;
-            ReplayTarget& t = target(r.req);
+            ReplayTarget* tp = target(r.req, line);
+            if (!tp) break;
+            ReplayTarget& t = *tp;
             ReplayDevice& d = *t.device;
             if (d.pending() >= p_.queue_depth) {  // the device is behind: let it catch up
                 const Tick before = now();

@@ -102,8 +102,8 @@ private:
     // than the last completion.
     void drain(ReplayDevice& d);
     // The target of `r`'s RID (attaching a PASID on first sight); `r` loses a PASID the unit
-    // cannot take (legacy mode).
-    ReplayTarget& target(Requester& r);
+    // cannot take (legacy mode). Null (and an error) for a RID the first pass did not see.
+    ReplayTarget* target(Requester& r, uint64_t line);
 
     std::string path_;
     ReplayParams p_;

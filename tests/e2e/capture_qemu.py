@@ -5,6 +5,7 @@ guest ftrace with iommu map events, every translation inside a guest mapping, th
 read-back verified. Otherwise print "skipped: ..." and exit 0.
 Usage: capture_qemu.py [IOMMUSIM [SOURCE_ROOT]]"""
 import glob
+import json
 import os
 import re
 import shutil
@@ -102,6 +103,15 @@ for mode in ("legacy", "scalable"):
     if imported and not imported.group(1).startswith("skipped"):
         path = os.path.join(out, "run.trace")
         check(os.path.isfile(path) and os.path.getsize(path) > 0, f"{mode}: run.trace imported")
+        # The fresh recording replays through the platform with every translation right.
+        rout = os.path.join(out, "replay")
+        rr = subprocess.run([iommusim, "replay", path, "-q", "--out", rout], capture_output=True, text=True)
+        stats = os.path.join(rout, "stats.json")
+        rp = json.load(open(stats))["system"]["replay"] if os.path.isfile(stats) else {}
+        check(rr.returncode == 0 and rp.get("mismatches") == 0 and
+              rp.get("translations_checked") == len(translations),
+              f"{mode}: replay checks all {len(translations)} translations, none wrong "
+              f"({rp.get('translations_checked')} checked, {rp.get('mismatches')} mismatches)")
     if check.failed == 0:
         shutil.rmtree(out, ignore_errors=True)
     else:
