@@ -2,12 +2,6 @@
 
 namespace iommusim {
 
-namespace {
-Tick ns(double v) {
-    return Tick(v * double(kTicksPerNs) + 0.5);
-}
-}  // namespace
-
 Tick VtdQueueFeeder::submit(Tick at) {
     const auto& all = drv_.descriptors();
     if (submitted_ == all.size()) return at;
@@ -32,25 +26,33 @@ Tick VtdQueueFeeder::submit(Tick at) {
 std::optional<DmaMapper::Mapped> VtdDmaApi::map(Addr pa, uint64_t len, bool write, Tick at) {
     auto iova = drv_.map_alloc(did_, pa, len, write ? kPermRW : kPermR);
     if (!iova) return std::nullopt;
-    return Mapped{*iova, at + ns(p_.map_ns)};
+    return Mapped{*iova, at + ticks_from_ns(p_.map_ns)};
+}
+
+Tick vtd_unmap(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, Addr iova, uint64_t len,
+               const HostDriverParams& p, Tick at, bool free_iova) {
+    const Tick t = at + ticks_from_ns(p.unmap_ns);
+    if (free_iova)
+        drv.unmap_free(did, iova, len, t / kTicksPerNs);
+    else
+        drv.unmap(did, iova, len, t / kTicksPerNs);
+    drv.tick(t / kTicksPerNs);
+    const Tick done = feeder.submit(t);
+    return p.strict ? done : t;  // lazy: the flush is not waited for
 }
 
 Tick VtdDmaApi::unmap(Addr iova, uint64_t len, Tick at) {
-    const Tick t = at + ns(p_.unmap_ns);
-    drv_.unmap_free(did_, iova, len, t / kTicksPerNs);
-    drv_.tick(t / kTicksPerNs);
-    const Tick done = feeder_.submit(t);
-    return p_.strict ? done : t;  // lazy: the flush is not waited for
+    return vtd_unmap(drv_, feeder_, did_, iova, len, p_, at, true);
 }
 
 std::optional<DmaMapper::Mapped> SpaprDmaApi::map(Addr pa, uint64_t len, bool write, Tick at) {
     auto iova = drv_.map_alloc(pe_, 1, pa, len, write ? kPermRW : kPermR);
     if (!iova) return std::nullopt;
-    return Mapped{*iova, at + ns(p_.map_ns)};
+    return Mapped{*iova, at + ticks_from_ns(p_.map_ns)};
 }
 
 Tick SpaprDmaApi::unmap(Addr iova, uint64_t len, Tick at) {
-    Tick t = at + ns(p_.unmap_ns);
+    Tick t = at + ticks_from_ns(p_.unmap_ns);
     drv_.unmap(pe_, iova, len);
     if (AddressSpace* as = drv_.space(pe_, 1))
         as->iova().free(iova & ~Addr((Addr(1) << as->min_page_shift()) - 1));

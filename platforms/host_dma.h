@@ -53,6 +53,12 @@ private:
     size_t submitted_ = 0;
 };
 
+// dma_unmap of [iova, iova + len) in domain `did` at `at`: the software cost, the driver's
+// unmap (and the IOVA freed when `free_iova`), its invalidations written to the queue.
+// Returns when the caller may go on: strict, when the unit has executed the wait descriptor.
+Tick vtd_unmap(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, Addr iova, uint64_t len,
+               const HostDriverParams& p, Tick at, bool free_iova);
+
 class VtdDmaApi final : public DmaMapper {
 public:
     VtdDmaApi(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, const HostDriverParams& p)

@@ -61,14 +61,19 @@ void ReplayHost::advance_to(Tick t) {
     if (qk_.need_sync()) qk_.sync();
 }
 
-void ReplayHost::drain(ReplayDevice& d) {
-    if (!d.pending()) return advance_to(d.last_done());
-    ++barrier_waits_;
+void ReplayHost::wait_pending(ReplayDevice& d, unsigned limit) {
+    if (d.pending() <= limit) return;
     const Tick before = now();
-    qk_.sync();
-    while (d.pending()) sc_core::wait(d.progress_event());
+    qk_.sync();  // the device runs only when this process yields
+    while (d.pending() > limit) sc_core::wait(d.progress_event());
     qk_.reset();
-    advance_to(std::max(before, d.last_done()));
+    advance_to(before);
+}
+
+void ReplayHost::drain(ReplayDevice& d) {
+    if (d.pending()) ++barrier_waits_;
+    wait_pending(d, 0);
+    advance_to(d.last_done());
 }
 
 ReplayTarget* ReplayHost::target(Requester& r, uint64_t line) {
@@ -96,9 +101,6 @@ ReplayTarget* ReplayHost::target(Requester& r, uint64_t line) {
 }
 
 namespace {
-Tick ns(double v) {
-    return Tick(v * double(kTicksPerNs) + 0.5);
-}
 // A record's range widened to whole 4 KiB pages.
 std::pair<Addr, Addr> pages(Addr iova, uint64_t size) {
     const Addr lo = iova & ~Addr(0xFFF);
@@ -108,11 +110,12 @@ std::pair<Addr, Addr> pages(Addr iova, uint64_t size) {
 
 void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
     trace::Record r = rec;
+    ReplayTarget* tp = nullptr;  // the requester's, for the records that have one
+    if (r.kind == trace::Kind::Map || r.kind == trace::Kind::Unmap || r.kind == trace::Kind::Dma)
+        if (!(tp = target(r.req, line))) return;
     switch (r.kind) {
         case trace::Kind::Map: {
             ++maps_;
-            ReplayTarget* tp = target(r.req, line);
-            if (!tp) break;
             ReplayTarget& t = *tp;
             auto& doms = recorded_domains_[r.domain];
             if (std::find(doms.begin(), doms.end(), r.req.rid) == doms.end())
@@ -122,29 +125,23 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
             const AddressSpace* as = t.driver->space(t.did);
             if (as && as->intent().overlaps(lo, len)) {
                 drain(*t.device);
-                t.driver->unmap(t.did, lo, len, now() / kTicksPerNs);
+                advance_to(vtd_unmap(*t.driver, *t.feeder, t.did, lo, len, *t.costs, now(), false));
             }
             std::string why;
             if (!t.driver->map(t.did, lo, r.pa & ~Addr(0xFFF), len, r.perm ? r.perm : kPermRW,
                                &why))
                 errors_.push_back(fmt::format("{}:{}: map not applied: {}", path_, line, why));
-            const Tick t1 = now() + ns(t.costs->map_ns);
+            const Tick t1 = now() + ticks_from_ns(t.costs->map_ns);
             const Tick done = t.feeder->submit(t1);
             advance_to(t.costs->strict ? done : t1);
             break;
         }
         case trace::Kind::Unmap: {
             ++unmaps_;
-            ReplayTarget* tp = target(r.req, line);
-            if (!tp) break;
             ReplayTarget& t = *tp;
             drain(*t.device);
             const auto [lo, len] = pages(r.iova, r.size);
-            const Tick t1 = now() + ns(t.costs->unmap_ns);
-            t.driver->unmap(t.did, lo, len, t1 / kTicksPerNs);
-            t.driver->tick(t1 / kTicksPerNs);
-            const Tick done = t.feeder->submit(t1);
-            advance_to(t.costs->strict ? done : t1);  // lazy: the flush is not waited for
+            advance_to(vtd_unmap(*t.driver, *t.feeder, t.did, lo, len, *t.costs, now(), false));
             break;
         }
         case trace::Kind::Invalidate: {
@@ -179,17 +176,8 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
         case trace::Kind::Fault: ++faults_recorded_; break;
         case trace::Kind::Dma: {
             ++dmas_;
-            ReplayTarget* tp = target(r.req, line);
-            if (!tp) break;
-            ReplayTarget& t = *tp;
-            ReplayDevice& d = *t.device;
-            if (d.pending() >= p_.queue_depth) {  // the device is behind: let it catch up
-                const Tick before = now();
-                qk_.sync();
-                while (d.pending() >= p_.queue_depth) sc_core::wait(d.progress_event());
-                qk_.reset();
-                advance_to(before);
-            }
+            ReplayDevice& d = *tp->device;
+            wait_pending(d, p_.queue_depth - 1);  // the device is behind: let it catch up
             // A DMA of unknown size stays within its page: the recording only saw that page.
             const uint64_t size =
                 r.size_known && r.size

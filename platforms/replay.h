@@ -98,6 +98,9 @@ private:
     // Host time (the process's local time) and its advance; syncs when the quantum is used.
     Tick now() const;
     void advance_to(Tick t);
+    // Until `d` holds at most `limit` submitted transfers not yet issued in full (the host's
+    // time is kept).
+    void wait_pending(ReplayDevice& d, unsigned limit);
     // Until `d` has issued everything submitted to it; the host then continues at no earlier
     // than the last completion.
     void drain(ReplayDevice& d);

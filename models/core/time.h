@@ -9,6 +9,11 @@ using Tick = uint64_t;  // picoseconds
 constexpr Tick kTicksPerNs = 1000;
 constexpr Tick kNever = ~Tick(0);
 
+// A duration given in (fractional) nanoseconds, as a parameter often is, rounded to ticks.
+inline Tick ticks_from_ns(double ns) {
+    return Tick(ns * double(kTicksPerNs) + 0.5);
+}
+
 struct Clock {
     Tick period = 1000;  // 1 GHz
     constexpr Tick cycles(uint64_t n) const { return n * period; }

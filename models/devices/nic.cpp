@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 
 namespace iommusim {
@@ -60,7 +59,7 @@ Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams
       engine_("engine", ep, stats.child("engine")),
       sizes_(*p_.size_dist()),
       req_(p_.requester()),
-      sw_ps_(Tick(std::llround(p_.sw_ns * double(kTicksPerNs)))),
+      sw_ps_(ticks_from_ns(p_.sw_ns)),
       nbuf_(p_.buffers_per_direction()),
       rx_(p_.ring_size),
       tx_(p_.ring_size),

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 
 namespace iommusim {
@@ -80,7 +79,7 @@ Nvme::Nvme(sc_core::sc_module_name name, const NvmeParams& p, const DmaEnginePar
       engine_("engine", ep, stats.child("engine")),
       sizes_(*p_.size_dist()),
       req_(p_.requester()),
-      sw_ps_(Tick(std::llround(p_.sw_ns * double(kTicksPerNs)))),
+      sw_ps_(ticks_from_ns(p_.sw_ns)),
       list_pages_(p_.list_pages_per_command()),
       slot_bytes_(p_.slot_bytes()),
       cmds_(p_.queue_depth),
