@@ -1,4 +1,4 @@
-// Contention as resources (ARCHITECTURE.md, "Timing"): a pool of N identical servers. A job
+// Contention as resources (docs/architecture.md, "Timing"): a pool of N identical servers. A job
 // arriving at t starts at the earliest time >= t at which some server is free long enough;
 // the difference is its queueing delay.
 //

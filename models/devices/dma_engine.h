@@ -2,7 +2,7 @@
 // length, direction) and it issues them on `dma` as PCIe requests, each a TLM transaction
 // with a PcieAttr extension. Reads are cut at MRRS, writes at MPS, never across 4 KiB. A
 // request issues when a tag is free and the issue rate allows; its tag frees at its
-// completion, which b_transport returns in the delay (ARCHITECTURE.md, "Timing"), so
+// completion, which b_transport returns in the delay (docs/architecture.md, "Timing"), so
 // latency is computed, not waited for. Error responses (IOMMU faults come back as
 // TLM_ADDRESS_ERROR_RESPONSE) are counted per transfer and reported; the engine carries on.
 #pragma once

@@ -1,4 +1,4 @@
-// A device's DMA address space as a list of regions (ARCHITECTURE.md, "DMA address spaces"):
+// A device's DMA address space as a list of regions (docs/architecture.md, "What is simulated"):
 // windows translated by one of several IOMMU units, direct-mapped bypass windows, and
 // reserved holes. The router sits between the root complex and the units; a DMA that is not
 // entirely inside one region of its requester gets an error completion.

@@ -1,7 +1,7 @@
-"""The quantum's effect on results, measured (ARCHITECTURE.md: "its effect is measured, not
-assumed"). Reference workload: four devices sharing one VT-d unit (platforms/x86-vtd-4dev.ini,
-workloads/dmabench-4dev-random.ini). Documented bound (docs/iommu.md, "Quantum"): a quantum
-of up to 100 ns changes bandwidth by < 3 % and IOTLB misses by < 10 % against quantum 0.
+"""The quantum's effect on results, measured, not assumed (docs/architecture.md, "Timing").
+Reference workload: four devices sharing one VT-d unit (platforms/x86-vtd-4dev.ini,
+workloads/dmabench-4dev-random.ini). Documented bound (docs/platforms.md, "The quantum"): a
+quantum of up to 100 ns changes bandwidth by < 3 % and IOTLB misses by < 10 % against quantum 0.
 Larger quanta let each device run a burst alone, which raises the shared IOTLB's hit rate;
 the test prints those figures and checks they stay plausible. Usage: IOMMUSIM SOURCE_ROOT"""
 import sys

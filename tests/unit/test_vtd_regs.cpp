@@ -93,8 +93,9 @@ TEST_CASE("CAP and ECAP round-trip every defined field", "[vtd-regs]") {
 }
 
 // Values a Debian 6.1 guest printed under QEMU 7.2 (intel-iommu, caching-mode=on, intremap=off):
-// "DMAR: dmar0: reg_base_addr fed90000 ver 1:0 cap d2008c22260286 ecap f42" (legacy run) and
-// "ecap 480080000f42" with x-scalable-mode=on (see /work/shared/traces/*/console.log).
+// "DMAR: dmar0: reg_base_addr fed90000 ver 1:0 cap d2008c22260286 ecap f42" (legacy run, as in
+// traces/samples/qemu-vtd-legacy-strict/console.log.gz) and "ecap 480080000f42" with
+// x-scalable-mode=on.
 TEST_CASE("CAP/ECAP of the recorded QEMU guests decode as configured", "[vtd-regs]") {
     const Cap c = Cap::decode(0xd2008c22260286ULL);
     CHECK(c.nd == 6);
