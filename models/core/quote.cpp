@@ -30,13 +30,13 @@ void append_escaped(std::string& out, std::string_view s, size_t max) {
 
 }  // namespace
 
-std::string escaped(std::string_view s, size_t max) {
+std::string escape(std::string_view s, size_t max) {
     std::string out;
     append_escaped(out, s, max);
     return out;
 }
 
-std::string quoted(std::string_view s, size_t max) {
+std::string quote(std::string_view s, size_t max) {
     std::string out = "'";
     append_escaped(out, s, max);
     out += "'";

@@ -10,13 +10,15 @@ namespace iommusim {
 // Longest input echoed by default; enough for any real key, value or trace line.
 inline constexpr size_t kQuoteMax = 80;
 
+// (Named quote, not quoted: for a std::string argument, ADL would pick std::quoted.)
+
 // `s` in single quotes, printable ASCII kept; '\'' and '\\' are backslash-escaped, tab, CR
 // and LF as \t \r \n, every other byte as \xNN. Input longer than `max` bytes is cut after
 // `max` bytes and marked with its full length: 'abcd…' (10485760 bytes).
-std::string quoted(std::string_view s, size_t max = kQuoteMax);
+std::string quote(std::string_view s, size_t max = kQuoteMax);
 
 // The same without the quotes and length marker, cut with a bare "…" (for text already
 // inside other quoting).
-std::string escaped(std::string_view s, size_t max = kQuoteMax);
+std::string escape(std::string_view s, size_t max = kQuoteMax);
 
 }  // namespace iommusim
