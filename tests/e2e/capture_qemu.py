@@ -2,7 +2,7 @@
 installed (this test never installs them), capture in legacy and scalable VT-d mode into a temp
 dir and check the recording: console, QEMU trace with vtd_dmar_translate events for both disks,
 guest ftrace with iommu map events, every translation inside a guest mapping, the workload's
-read-back verified. Otherwise print "skipped: ..." and exit 0.
+read-back verified. Otherwise print "skipped: ..." and exit 77 (ctest reports it skipped).
 Usage: capture_qemu.py [IOMMUSIM [SOURCE_ROOT]]"""
 import glob
 import json
@@ -11,9 +11,8 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
-from e2e_common import Check
+from e2e_common import Check, skip, tmpdir
 
 iommusim = sys.argv[1] if len(sys.argv) > 1 else ""
 root = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "../.."))
@@ -48,8 +47,7 @@ def missing_prerequisite():
 
 why = missing_prerequisite()
 if why:
-    print(f"skipped: {why}")
-    sys.exit(0)
+    skip(why)
 
 check = Check()
 
@@ -68,7 +66,7 @@ def read(path):
 
 
 for mode in ("legacy", "scalable"):
-    out = tempfile.mkdtemp(prefix=f"iommusim-capture-{mode}-")
+    out = tmpdir(f"capture-{mode}-")
     cmd = [script, "--no-install", "--mode", mode, "--timeout", str(TIMEOUT), "--out", out]
     cmd += ["--iommusim", iommusim] if iommusim else ["--no-import"]
     try:
@@ -112,9 +110,5 @@ for mode in ("legacy", "scalable"):
               rp.get("translations_checked") == len(translations),
               f"{mode}: replay checks all {len(translations)} translations, none wrong "
               f"({rp.get('translations_checked')} checked, {rp.get('mismatches')} mismatches)")
-    if check.failed == 0:
-        shutil.rmtree(out, ignore_errors=True)
-    else:
-        print(f"{mode}: capture kept in {out}")
 
 check.finish()

@@ -37,7 +37,7 @@ struct Bench : sc_module {
     StatGroup stats{"system"};
     Dram mem4, mem1;
     test::Initiator dev4{"dev4"}, dev1{"dev1"}, iommu{"iommu"};
-    test::Checker check;
+    test::Checker check{test::Checker::Where::Thread};
     uint64_t stream_errors = 0;  // failed DMAs and wrong bytes read back
 
     SC_HAS_PROCESS(Bench);
@@ -183,6 +183,7 @@ struct Bench : sc_module {
               "memory keeps working after errors");
         check(store.pages_touched() == 4 * kMiB / SparseMemory::kPageSize + 1,
               "only the streamed pages and the walk write's page were allocated");
+        check.reached_end();
     }
 };
 }  // namespace

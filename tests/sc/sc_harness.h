@@ -12,13 +12,28 @@
 
 namespace iommusim::test {
 
+// Counts and prints checks. A bench whose checks run in an SC_THREAD constructs it with
+// Where::Thread and calls reached_end() as the thread's last statement: sc_start() also returns
+// when a thread stalls (waits for an event nobody notifies), and such a run checked only part
+// of what it should, so finish() fails it. A run with no checks at all fails too.
 struct Checker {
+    enum class Where { Main, Thread };
     int passed = 0, failed = 0;
+    Where where;
+    bool ended = false;
+
+    explicit Checker(Where w = Where::Main) : where(w) {}
     void operator()(bool ok, const std::string& what) {
         ok ? ++passed : ++failed;
         if (!ok) fmt::print("FAILED: {}\n", what);
     }
+    void reached_end() { ended = true; }
     int finish() {
+        if (where == Where::Thread && !ended)
+            (*this)(false, fmt::format("the bench thread stalled after {} checks (it never "
+                                       "reached its end, at {})",
+                                       passed + failed, sc_core::sc_time_stamp().to_string()));
+        if (passed + failed == 0) (*this)(false, "no checks ran");
         fmt::print("{} passed, {} failed\n", passed, failed);
         return failed ? 1 : 0;
     }

@@ -78,7 +78,7 @@ struct Bench : sc_module {
     RootComplex rc1{"rc1", rp, system.child("rc1")};
     FixedMemory mem0{"mem0", store, sc_time(double(kMemNs), SC_NS)};
     FixedMemory mem1{"mem1", store, sc_time(double(kMemNs), SC_NS)};
-    test::Checker check;
+    test::Checker check{test::Checker::Where::Thread};
 
     SC_HAS_PROCESS(Bench);
     explicit Bench(sc_module_name n) : sc_module(n) {
@@ -183,6 +183,7 @@ struct Bench : sc_module {
         check(counter("rc1.port0", "requests") == 2, "rc1 saw only devD's requests");
         check(counter("rc0.port0", "acs_violations") == 0, "rc0 saw no violation");
         check(counter("link_d", "errors") == 1, "the link counted the error response");
+        check.reached_end();
     }
 };
 

@@ -90,7 +90,7 @@ PcieLinkParams make(unsigned gen, unsigned lanes, unsigned mps, unsigned mrrs, b
 
 struct Bench : sc_module {
     std::vector<std::unique_ptr<Path>> paths;
-    test::Checker check;
+    test::Checker check{test::Checker::Where::Thread};
 
     SC_HAS_PROCESS(Bench);
     explicit Bench(sc_module_name n) : sc_module(n) {
@@ -200,6 +200,7 @@ struct Bench : sc_module {
         // Queueing delays were recorded: back-to-back streams wait for the link.
         const Histogram& q = x.stats.child("upstream").histogram("queueing", "ns", "");
         check(q.count() > 0 && q.max() > 0, "upstream queueing histogram filled");
+        check.reached_end();
     }
 };
 

@@ -36,7 +36,7 @@ struct Bench : sc_module {
     Mux data_mux{"data_mux"}, walk_mux{"walk_mux"};
     FixedMemory data{"data", store, sc_time(50, SC_NS)};
     FixedMemory tables{"tables", store, sc_time(80, SC_NS)};
-    test::Checker check;
+    test::Checker check{test::Checker::Where::Thread};
 
     SC_HAS_PROCESS(Bench);
     explicit Bench(sc_module_name n) : sc_module(n) {
@@ -117,6 +117,7 @@ struct Bench : sc_module {
                   r.counter("outside", "").value() == 3,
               "router counted bypass, reserved and outside DMAs");
         dev.qk.sync();
+        check.reached_end();
     }
 };
 }  // namespace

@@ -27,7 +27,7 @@ struct Bench : sc_module {
     IommuUnit unit;
     FixedMemory data{"data", store, sc_time(kDataNs, SC_NS)};
     FixedMemory tables{"tables", store, sc_time(kMemNs, SC_NS)};
-    test::Checker check;
+    test::Checker check{test::Checker::Where::Thread};
     int faults_seen = 0;
     uint16_t did = 0;
 
@@ -91,6 +91,7 @@ struct Bench : sc_module {
               "debug read of an unmapped IOVA reads nothing");
         check(stats.counter("faults", "").value() == 3, "faults counted");
         dev.qk.sync();
+        check.reached_end();
     }
 };
 }  // namespace

@@ -3,6 +3,10 @@
 // in-memory invalidation queue, and reads faults back from the fault recording registers.
 // Until the queue's wait descriptor completes a stale IOTLB entry may still be used (and is
 // counted); after it, the unmapped IOVA faults.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <systemc>
 
@@ -20,7 +24,14 @@ namespace reg = iommusim::vtd::reg;
 
 namespace {
 const Requester kNic = Requester::bdf(0x3a, 0, 0);
-const char* const kReport = "sc_vtd_qi.stale.txt";
+// The unit writes its stale-hit report at the end of simulation; it goes to the temporary
+// folder (per process, so parallel runs do not collide) and is removed once read.
+const std::string& report_path() {
+    static const std::string path = (std::filesystem::temp_directory_path() /
+                                     fmt::format("iommusim-sc_vtd_qi-{}.stale.txt", ::getpid()))
+                                        .string();
+    return path;
+}
 
 struct Host : sc_module {
     tlm_utils::simple_initiator_socket<Host> mmio{"mmio"};
@@ -66,7 +77,7 @@ struct Bench : sc_module {
     test::Initiator nic{"nic"};
     FixedMemory data{"data", store, sc_time(50, SC_NS)};
     FixedMemory tables{"tables", store, sc_time(90, SC_NS)};
-    test::Checker check;
+    test::Checker check{test::Checker::Where::Thread};
     size_t submitted = 0;
 
     SC_HAS_PROCESS(Bench);
@@ -79,7 +90,7 @@ struct Bench : sc_module {
         iommu.unit().walk.bind(tables.target);
         iommu.unit().engine().set_oracle(
             [this](const Requester& r, Addr a) { return drv.expect(r, a); });
-        iommu.unit().set_stale_report(kReport);
+        iommu.unit().set_stale_report(report_path());
         SC_THREAD(run);
     }
 
@@ -147,6 +158,7 @@ struct Bench : sc_module {
         // The attach's PASID-cache and context-cache invalidations, the unmap's page one.
         const uint64_t n = stats.counter("invalidations", "").value();
         check(n == 3, fmt::format("the unit executed {} invalidations", n));
+        check.reached_end();
         sc_stop();  // end of simulation: the unit writes its reports
     }
 };
@@ -156,7 +168,7 @@ int sc_main(int, char*[]) {
     Bench b("bench");
     sc_start();
     // The stale hit before the invalidation completed, reported with time, requester, IOVA.
-    std::ifstream f(kReport);
+    std::ifstream f(report_path());
     std::string header, line, rest;
     std::getline(f, header);
     std::getline(f, line);
@@ -165,5 +177,7 @@ int sc_main(int, char*[]) {
         line.find(" 3a:00.0 0x") != std::string::npos && line.find("unmapped") != std::string::npos,
         "stale report line: " + line);
     b.check(!std::getline(f, rest), "exactly one stale hit reported");
+    f.close();
+    std::remove(report_path().c_str());
     return b.check.finish();
 }

@@ -1,17 +1,22 @@
-// The QEMU VT-d importer: on the shared recordings (../shared/traces relative to the repository,
-// skipped when absent) and on hand-written logs for placement and malformed lines.
+// The QEMU VT-d importer: on the sample recording the repository ships (traces/samples/), on
+// the shared recordings (../shared/traces beside the repository; those cases skip when it is
+// absent) and on hand-written logs for placement and malformed lines.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <vector>
 
 #include "traces/import_ftrace.h"
 #include "traces/import_qemu.h"
+
+#include "skip.h"
 
 using namespace iommusim;
 using namespace iommusim::trace;
@@ -19,16 +24,46 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The recordings: $IOMMUSIM_SHARED_TRACES, else ../shared/traces next to this repository.
+// This repository's root, for the sample recording and the shared ones beside it.
+fs::path source_dir() {
+#ifdef IOMMUSIM_SOURCE_DIR
+    return IOMMUSIM_SOURCE_DIR;
+#else
+    return fs::path(__FILE__).parent_path().parent_path().parent_path();  // tests/unit/
+#endif
+}
+
+// The shared recordings: $IOMMUSIM_SHARED_TRACES, else ../shared/traces beside the repository.
+// Their cases skip when they are absent.
 fs::path shared_traces() {
     if (const char* env = std::getenv("IOMMUSIM_SHARED_TRACES")) return env;
-#ifdef IOMMUSIM_SHARED_TRACES
-    return IOMMUSIM_SHARED_TRACES;
-#else
-    // This file is tests/unit/ of the repository.
-    return fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "shared" /
-           "traces";
-#endif
+    return source_dir().parent_path() / "shared" / "traces";
+}
+
+// The small recording the repository ships (traces/samples/, one folder per capture, files
+// gzipped); $IOMMUSIM_SAMPLE_TRACES points elsewhere. Always there: absent is a failure.
+fs::path sample_traces() {
+    if (const char* env = std::getenv("IOMMUSIM_SAMPLE_TRACES")) return env;
+    return source_dir() / "traces" / "samples";
+}
+
+// The capture folders under the samples, sorted; fails the test case when there are none.
+std::vector<fs::path> sample_folders() {
+    const fs::path root = sample_traces();
+    std::vector<fs::path> v;
+    if (fs::is_directory(root))
+        for (const auto& e : fs::directory_iterator(root))
+            if (e.is_directory()) v.push_back(e.path());
+    std::sort(v.begin(), v.end());
+    INFO("the repository ships a sample recording under " << root.string());
+    REQUIRE(!v.empty());
+    return v;
+}
+
+// A recording's file: NAME as the shared recordings hold it, or NAME.gz as the samples do.
+std::string input(const fs::path& dir, const std::string& name) {
+    const fs::path plain = dir / name, gz = dir / (name + ".gz");
+    return (fs::exists(plain) || !fs::exists(gz) ? plain : gz).string();
 }
 
 struct TempFile {
@@ -54,11 +89,12 @@ struct Translate {
     uint16_t rid;
     uint64_t iova, gpa, pte;
 };
-std::vector<Translate> translations_in(const fs::path& log) {
+std::vector<Translate> translations_in(const std::string& log) {
     std::vector<Translate> v;
     std::map<unsigned, uint64_t> pte;  // per thread
-    std::ifstream in(log);
-    for (std::string line; std::getline(in, line);) {
+    ImportReport lines;
+    LineSource in(log, lines);
+    for (std::string line; in.next(line);) {
         const unsigned pid = unsigned(std::atoi(line.c_str()));
         const size_t e = line.find(" slpte 0x");
         if (e != std::string::npos) pte[pid] = std::strtoull(line.c_str() + e + 9, nullptr, 16);
@@ -96,6 +132,7 @@ std::vector<std::string> replay(const std::vector<Record>& recs,
             m[r.iova] = {r.iova + r.size, r.pa, r.perm};
         } else if (r.kind == Kind::Unmap) {
             const Addr a = r.iova, b = r.iova + r.size;
+            bool hit = false;
             for (auto it = m.begin(); it != m.end();) {
                 const Addr s = it->first;
                 const Mapping x = it->second;
@@ -103,10 +140,13 @@ std::vector<std::string> replay(const std::vector<Record>& recs,
                     ++it;
                     continue;
                 }
+                hit = true;
                 it = m.erase(it);
                 if (s < a) m[s] = {a, x.pa, x.perm};
                 if (b < x.end) m[b] = {x.end, x.pa + (b - s), x.perm};
             }
+            // Maps and unmaps balance: the guest unmaps only what it mapped.
+            if (!hit) bad.push_back("unmap of nothing live: " + format(r));
         } else if (r.kind == Kind::Dma) {
             auto it = m.upper_bound(r.iova);
             const bool inside = it != m.begin() && (--it, it->second.end > r.iova);
@@ -120,137 +160,186 @@ std::vector<std::string> replay(const std::vector<Record>& recs,
     return bad;
 }
 
-}  // namespace
-
-TEST_CASE("qemu-vtd import of the shared recordings", "[import]") {
-    const fs::path root = shared_traces();
-    if (!fs::is_directory(root)) {
-        WARN("skipped: no recordings at " << root.string());
-        return;
-    }
+// Imports the recording in `dir` and checks what holds for any capture of the workload of
+// scripts/capture-qemu-trace: every translation becomes one DMA record with its translation, in
+// time order, inside a guest mapping live at that moment with the permission its leaf entry
+// shows; guest maps, unmaps and invalidations are there and balance; NVMe DMAs have sizes and
+// directions. Returns the report and the DMA records for checks specific to one recording.
+struct Imported {
+    ImportReport rep;
+    std::vector<Record> recs;
+    std::vector<const Record*> dma;
+    size_t nvme = 0, data_r = 0, data_w = 0, sqe = 0, cqe = 0, virtio_r = 0;
+};
+void import_and_check(const fs::path& dir, Imported& im) {
     const uint16_t nvme = Requester::bdf(0, 2, 0).rid, virtio = Requester::bdf(0, 3, 0).rid;
-    for (const char* folder : {"qemu-vtd-legacy-strict", "qemu-vtd-scalable-strict"}) {
-        SECTION(folder) {
-            const fs::path dir = root / folder;
-            ImportReport rep;
-            const auto recs =
-                run((dir / "qemu-trace.log").string(), (dir / "guest-ftrace.log").string(), rep);
-            INFO(rep.summary());
-            CHECK(rep.ok());
-            CHECK(rep.ops_unattributed <= 1);  // the ISA bridge's identity map: never used
+    const std::string log = input(dir, "qemu-trace.log");
+    im.recs = run(log, input(dir, "guest-ftrace.log"), im.rep);
+    const ImportReport& rep = im.rep;
+    INFO(rep.summary());
+    CHECK(rep.ok());
+    CHECK(rep.ops_unattributed <= 1);  // the ISA bridge's identity map: never used
 
-            // Every translation becomes one DMA record, in order, with its translation.
-            const auto want = translations_in(dir / "qemu-trace.log");
-            std::vector<const Record*> dma;
-            for (const Record& r : recs)
-                if (r.kind == Kind::Dma) dma.push_back(&r);
-            REQUIRE(dma.size() == want.size());
-            CHECK(rep.count(Kind::Dma) == want.size());
-            for (size_t i = 0; i < dma.size(); ++i) {
-                INFO(format(*dma[i]));
-                CHECK(dma[i]->req.rid == want[i].rid);
-                CHECK((dma[i]->iova & ~Addr(0xfff)) == want[i].iova);
-                CHECK(dma[i]->has_pa);
-                CHECK((dma[i]->pa & ~Addr(0xfff)) == want[i].gpa);
-                CHECK((dma[i]->pa & 0xfff) == (dma[i]->iova & 0xfff));
-            }
-
-            // Time order; every DMA inside a mapping live at that moment.
-            for (size_t i = 1; i < recs.size(); ++i)
-                REQUIRE(recs[i - 1].time_ns <= recs[i].time_ns);
-            std::vector<Perm> perms;
-            const auto bad = replay(recs, &perms);
-            INFO((bad.empty() ? std::string() : bad.front()));
-            CHECK(bad.empty());
-            // Each DMA went through the guest mapping whose permission its leaf entry shows.
-            REQUIRE(perms.size() == want.size());
-            size_t perm_mismatch = 0;
-            for (size_t i = 0; i < perms.size(); ++i)
-                perm_mismatch += bool(perms[i] & kPermW) != bool(want[i].pte & 2);
-            CHECK(perm_mismatch == 0);
-            CHECK(rep.count(Kind::Map) > 100);
-            CHECK(rep.count(Kind::Unmap) > 100);
-            CHECK(rep.count(Kind::Invalidate) > 400);
-
-            // NVMe DMAs all have sizes and directions, within one page; virtio ones where the
-            // leaf entry says read-only.
-            size_t nvme_n = 0, data_r = 0, data_w = 0, sqe = 0, cqe = 0, virtio_r = 0;
-            for (const Record* r : dma) {
-                if (r->req.rid == virtio && r->dir == Dir::Read) ++virtio_r;
-                if (r->req.rid != nvme) continue;
-                ++nvme_n;
-                INFO(format(*r));
-                CHECK(r->size_known);
-                CHECK(r->dir != Dir::Unknown);
-                CHECK(r->size > 0);
-                CHECK((r->iova & 0xfff) + r->size <= 0x1000);
-                data_r += r->size == 4096 && r->dir == Dir::Read;
-                data_w += r->size == 4096 && r->dir == Dir::Write;
-                sqe += r->size == 64 && r->dir == Dir::Read;
-                cqe += r->size == 16 && r->dir == Dir::Write;
-            }
-            CHECK(nvme_n > 200);
-            CHECK(data_r >= 33);  // 4 KiB and 128 KiB writes
-            CHECK(data_w >= 35);  // identify, markers, reads
-            CHECK(sqe > 20);
-            CHECK(cqe > 20);
-            CHECK(virtio_r > 0);
-            CHECK(rep.dma_sized == nvme_n);
-            CHECK(rep.dma_sized + rep.dma_unsized == dma.size());
-        }
+    // Every translation becomes one DMA record, in order, with its translation.
+    const auto want = translations_in(log);
+    REQUIRE(!want.empty());
+    for (const Record& r : im.recs)
+        if (r.kind == Kind::Dma) im.dma.push_back(&r);
+    const auto& dma = im.dma;
+    REQUIRE(dma.size() == want.size());
+    CHECK(rep.count(Kind::Dma) == want.size());
+    for (size_t i = 0; i < dma.size(); ++i) {
+        INFO(format(*dma[i]));
+        CHECK(dma[i]->req.rid == want[i].rid);
+        CHECK((dma[i]->iova & ~Addr(0xfff)) == want[i].iova);
+        CHECK(dma[i]->has_pa);
+        CHECK((dma[i]->pa & ~Addr(0xfff)) == want[i].gpa);
+        CHECK((dma[i]->pa & 0xfff) == (dma[i]->iova & 0xfff));
     }
+
+    // Time order; every DMA inside a mapping live at that moment; every unmap of a mapping.
+    for (size_t i = 1; i < im.recs.size(); ++i)
+        REQUIRE(im.recs[i - 1].time_ns <= im.recs[i].time_ns);
+    std::vector<Perm> perms;
+    const auto bad = replay(im.recs, &perms);
+    INFO((bad.empty() ? std::string() : bad.front()));
+    CHECK(bad.empty());
+    // Each DMA went through the guest mapping whose permission its leaf entry shows.
+    REQUIRE(perms.size() == want.size());
+    size_t perm_mismatch = 0;
+    for (size_t i = 0; i < perms.size(); ++i)
+        perm_mismatch += bool(perms[i] & kPermW) != bool(want[i].pte & 2);
+    CHECK(perm_mismatch == 0);
+    CHECK(rep.count(Kind::Map) > 0);
+    CHECK(rep.count(Kind::Unmap) > 0);
+    CHECK(rep.count(Kind::Unmap) <= rep.count(Kind::Map));
+    CHECK(rep.count(Kind::Invalidate) > 0);
+
+    // NVMe DMAs all have sizes and directions, within one page; virtio ones where the leaf
+    // entry says read-only.
+    for (const Record* r : dma) {
+        if (r->req.rid == virtio && r->dir == Dir::Read) ++im.virtio_r;
+        if (r->req.rid != nvme) continue;
+        ++im.nvme;
+        INFO(format(*r));
+        CHECK(r->size_known);
+        CHECK(r->dir != Dir::Unknown);
+        CHECK(r->size > 0);
+        CHECK((r->iova & 0xfff) + r->size <= 0x1000);
+        im.data_r += r->size == 4096 && r->dir == Dir::Read;
+        im.data_w += r->size == 4096 && r->dir == Dir::Write;
+        im.sqe += r->size == 64 && r->dir == Dir::Read;
+        im.cqe += r->size == 16 && r->dir == Dir::Write;
+    }
+    // The workload writes and reads both disks: NVMe data both ways, its queue entries, and
+    // virtio requests the device reads.
+    CHECK(im.data_r > 0);
+    CHECK(im.data_w > 0);
+    CHECK(im.sqe > 0);
+    CHECK(im.cqe > 0);
+    CHECK(im.virtio_r > 0);
+    CHECK(rep.dma_sized == im.nvme);
+    CHECK(rep.dma_sized + rep.dma_unsized == dma.size());
 }
 
-TEST_CASE("ftrace import of the shared recordings' guest logs", "[import]") {
-    const fs::path root = shared_traces();
-    if (!fs::is_directory(root)) {
-        WARN("skipped: no recordings at " << root.string());
-        return;
+// The guest log alone: every map and unmap line becomes one record, in time order.
+void ftrace_import_and_check(const fs::path& dir) {
+    const std::string log = input(dir, "guest-ftrace.log");
+    size_t maps = 0, unmaps = 0;
+    ImportReport lines;
+    LineSource in(log, lines);
+    for (std::string line; in.next(line);) {
+        maps += line.find(": map: IOMMU:") != std::string::npos;
+        unmaps += line.find(": unmap: IOMMU:") != std::string::npos;
     }
-    for (const char* folder : {"qemu-vtd-legacy-strict", "qemu-vtd-scalable-strict"}) {
-        const fs::path log = root / folder / "guest-ftrace.log";
-        size_t maps = 0, unmaps = 0;
-        std::ifstream in(log);
-        for (std::string line; std::getline(in, line);) {
-            maps += line.find(": map: IOMMU:") != std::string::npos;
-            unmaps += line.find(": unmap: IOMMU:") != std::string::npos;
-        }
-        std::vector<Record> recs;
-        const ImportReport rep =
-            import_ftrace({log.string()}, [&](const Record& r) { recs.push_back(r); });
-        INFO(folder << "\n" << rep.summary());
-        CHECK(rep.ok());
-        CHECK(rep.count(Kind::Map) == maps);
-        CHECK(rep.count(Kind::Unmap) == unmaps);
-        CHECK(recs.size() == maps + unmaps);
-        CHECK(rep.ops_unattributed == maps + unmaps);  // iommu:map/unmap name no device
-        for (size_t i = 1; i < recs.size(); ++i) CHECK(recs[i - 1].time_ns <= recs[i].time_ns);
-    }
+    std::vector<Record> recs;
+    const ImportReport rep = import_ftrace({log}, [&](const Record& r) { recs.push_back(r); });
+    INFO(dir.string() << "\n" << rep.summary());
+    CHECK(rep.ok());
+    CHECK(maps > 0);
+    CHECK(unmaps > 0);
+    CHECK(rep.count(Kind::Map) == maps);
+    CHECK(rep.count(Kind::Unmap) == unmaps);
+    CHECK(recs.size() == maps + unmaps);
+    CHECK(rep.ops_unattributed == maps + unmaps);  // iommu:map/unmap name no device
+    for (size_t i = 1; i < recs.size(); ++i) CHECK(recs[i - 1].time_ns <= recs[i].time_ns);
 }
 
-TEST_CASE("qemu-vtd import writes a trace the reader reads back", "[import]") {
-    const fs::path dir = shared_traces() / "qemu-vtd-legacy-strict";
-    if (!fs::is_directory(dir)) {
-        WARN("skipped: no recordings at " << dir.string());
-        return;
-    }
+// The import written as a trace file reads back whole.
+void trace_round_trip(const fs::path& dir) {
     const std::string out = (fs::temp_directory_path() /
                              ("iommusim_import_" + std::to_string(::getpid()) + ".trace.gz"))
                                 .string();
     ImportReport rep;
     {
         Writer w(out, "qemu-vtd import test");
-        rep = import_qemu_vtd((dir / "qemu-trace.log").string(),
-                              (dir / "guest-ftrace.log").string(), w);
+        rep = import_qemu_vtd(input(dir, "qemu-trace.log"), input(dir, "guest-ftrace.log"), w);
         w.close();
     }
     Reader rd(out);
     Record r;
     uint64_t n = 0;
     while (rd.next(r)) ++n;
-    CHECK(rd.errors().empty());
-    CHECK(n == rep.total());
     std::remove(out.c_str());
+    CHECK(rep.ok());
+    CHECK(rd.errors().empty());
+    CHECK(rep.total() > 0);
+    CHECK(n == rep.total());
+}
+
+const char* const kSharedFolders[] = {"qemu-vtd-legacy-strict", "qemu-vtd-scalable-strict"};
+
+}  // namespace
+
+TEST_CASE("qemu-vtd import of the sample recording", "[import]") {
+    for (const fs::path& dir : sample_folders()) {
+        SECTION(dir.filename().string()) {
+            Imported im;
+            import_and_check(dir, im);
+        }
+    }
+}
+
+TEST_CASE("qemu-vtd import of the shared recordings", "[import][shared]") {
+    const fs::path root = shared_traces();
+    if (!fs::is_directory(root)) IOMMUSIM_SKIP("no shared recordings at " << root.string());
+    for (const char* folder : kSharedFolders) {
+        SECTION(folder) {
+            Imported im;
+            import_and_check(root / folder, im);
+            // What these two recordings hold (docs/traces.md lists their counts).
+            const ImportReport& rep = im.rep;
+            CHECK(rep.count(Kind::Map) > 100);
+            CHECK(rep.count(Kind::Unmap) > 100);
+            CHECK(rep.count(Kind::Invalidate) > 400);
+            CHECK(im.nvme > 200);
+            CHECK(im.data_r >= 33);  // 4 KiB and 128 KiB writes
+            CHECK(im.data_w >= 35);  // identify, markers, reads
+            CHECK(im.sqe > 20);
+            CHECK(im.cqe > 20);
+        }
+    }
+}
+
+TEST_CASE("ftrace import of the sample recording's guest log", "[import]") {
+    for (const fs::path& dir : sample_folders()) ftrace_import_and_check(dir);
+}
+
+TEST_CASE("ftrace import of the shared recordings' guest logs", "[import][shared]") {
+    const fs::path root = shared_traces();
+    if (!fs::is_directory(root)) IOMMUSIM_SKIP("no shared recordings at " << root.string());
+    for (const char* folder : kSharedFolders) ftrace_import_and_check(root / folder);
+}
+
+TEST_CASE("qemu-vtd import of the sample writes a trace the reader reads back", "[import]") {
+    for (const fs::path& dir : sample_folders()) trace_round_trip(dir);
+}
+
+TEST_CASE("qemu-vtd import of a shared recording writes a trace the reader reads back",
+          "[import][shared]") {
+    const fs::path dir = shared_traces() / kSharedFolders[0];
+    if (!fs::is_directory(dir)) IOMMUSIM_SKIP("no shared recording at " << dir.string());
+    trace_round_trip(dir);
 }
 
 // Two domains use the same IOVA; the unmap must take domain 2's mapping (the most recent), and
