@@ -322,7 +322,9 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     if (ce) {
         ++*ctx_hits;
         tr.ctx_cached = true;
-        if (ce->full) ctx = ce->ctx, have_ctx = true;
+        // A cached PASID-less context serves requests without PASID only: one with a PASID
+        // is the walker's to judge (VT-d legacy mode blocks it).
+        if (ce->full && !req.has_pasid()) ctx = ce->ctx, have_ctx = true;
     } else {
         ++*ctx_misses;
     }
@@ -390,7 +392,10 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     {
         const IotlbKey page{ctx.tag, ctx.pasid, iova >> 12, 12};
         auto it = in_flight.find(page);
-        if (it != in_flight.end() && it->second.done > t && !walking) {
+        // Only onto a walk whose result grants this access: a write must not ride on a read's
+        // walk of a read-only page.
+        if (it != in_flight.end() && it->second.done > t && !walking &&
+            permits(it->second.result.tr.perm, perm_needed(acc, false))) {
             ++*merges;
             lat_merge->add(ns(it->second.done - t));
             out.merged = true;
