@@ -48,14 +48,21 @@ using RecordSink = std::function<void(const Record&)>;
 // Counts `r` into `report` and hands it on.
 void emit(const Record& r, const RecordSink& sink, ImportReport& report);
 
-// Reads an input text file line by line, plain or gzip (zlib detects which). Lines of any
-// length; the newline (and a CR before it) is removed.
+// Reads an input text file line by line, plain or gzip (recognised by its magic bytes;
+// members one after another read as one stream). The newline (and a CR before it) is removed.
+// Every line is counted in report.lines. A line holding a NUL byte or longer than kMaxLine is
+// an error in `report` (file:line) and is not returned: a NUL is not text, and must not hide
+// or join what follows it.
 class LineSource {
 public:
+    static constexpr size_t kMaxLine = 1 << 20;
     // Throws std::runtime_error naming the path when it cannot be opened.
-    explicit LineSource(const std::string& path);
+    LineSource(const std::string& path, ImportReport& report);
     ~LineSource();
-    bool next(std::string& line);  // false at the end; throws on a read error
+    // False at the end. Throws std::runtime_error "path:line: what" on a read error, a
+    // truncated or corrupt gzip stream, or data after its end: an import of part of a file
+    // would look complete.
+    bool next(std::string& line);
     uint64_t line() const { return line_; }
     const std::string& path() const { return path_; }
 

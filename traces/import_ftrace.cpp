@@ -51,27 +51,55 @@ bool event_at(std::string_view rest, Located& out) {
     return true;
 }
 
+// A word standing where a timestamp goes that tries to be a number but is not SECONDS.FRACTION
+// within 64 bits of ns: "nan", "-1.5", "1e30", "12", "99999999999999999999.0".
+bool number_like(std::string_view w) {
+    std::string lower;
+    for (char c : w) lower += char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    std::string_view v = lower;
+    if (!v.empty() && (v[0] == '-' || v[0] == '+')) v.remove_prefix(1);
+    if (v == "nan" || v == "inf" || v == "infinity") return true;
+    bool digit = false;
+    for (char c : v) {
+        if (c >= '0' && c <= '9')
+            digit = true;
+        else if (c != '.' && c != 'e' && c != '-' && c != '+')
+            return false;
+    }
+    return digit;
+}
+
 // Finds the timestamp and event of a line: "TASK-PID [CPU] FLAGS SECONDS: name: payload" (the
 // ftrace text format, with or without the flags column) or "[ SECONDS] name: payload" (printk,
-// with tp_printk). Task names may themselves contain ':' and ": ".
-bool locate(std::string_view line, Located& out) {
+// with tp_printk). Task names may themselves contain ':' and ": ". A line that has an event
+// where a timestamp should be but the timestamp is not one sets `bad_time` to it (an event
+// with a NaN, negative or out-of-range time must not be skipped silently).
+bool locate(std::string_view line, Located& out, std::string_view& bad_time) {
+    Located ev;
     for (size_t p = line.find(": "); p != std::string_view::npos; p = line.find(": ", p + 1)) {
         size_t b = p;
         while (b > 0 && line[b - 1] != ' ' && line[b - 1] != ']') --b;
-        const auto ns = seconds_ns(line.substr(b, p - b));
+        const std::string_view word = line.substr(b, p - b);
+        const auto ns = seconds_ns(word);
         if (ns && event_at(line.substr(p + 2), out)) {
             out.ns = *ns;
             return true;
         }
+        if (!ns && bad_time.empty() && number_like(word) && event_at(line.substr(p + 2), ev))
+            bad_time = word;
     }
     for (size_t p = line.find('['); p != std::string_view::npos; p = line.find('[', p + 1)) {
         const size_t close = line.find(']', p);
         if (close == std::string_view::npos) break;
-        const auto ns = seconds_ns(trim(line.substr(p + 1, close - p - 1)));
+        const std::string_view word = trim(line.substr(p + 1, close - p - 1));
+        const auto ns = seconds_ns(word);
         if (ns && event_at(trim(line.substr(close + 1)), out)) {
             out.ns = *ns;
             return true;
         }
+        if (!ns && bad_time.empty() && number_like(word) &&
+            event_at(trim(line.substr(close + 1)), ev))
+            bad_time = word;
     }
     return false;
 }
@@ -118,13 +146,12 @@ public:
     Parser(GuestTrace& out, ImportReport& report) : out_(out), report_(report) {}
 
     void read(const std::string& path) {
-        LineSource src(path);
+        LineSource src(path, report_);
         file_ = uint32_t(out_.files.size());
         out_.files.push_back(path);
         pending_.clear();
         std::string text;
         while (src.next(text)) {
-            ++report_.lines;
             line_ = src.line();
             const std::string_view line = text;
             if (!line.empty() && line[0] == '#') {
@@ -133,8 +160,15 @@ public:
                 continue;
             }
             Located ev;
-            if (!locate(line, ev)) {
-                ++report_.skipped;
+            std::string_view bad_time;
+            if (!locate(line, ev, bad_time)) {
+                if (bad_time.empty())
+                    ++report_.skipped;
+                else
+                    report_.error(out_.files[file_], line_,
+                                  "expected a timestamp SECONDS.FRACTION (at most " +
+                                      std::to_string(UINT64_MAX / 1000000000u) +
+                                      " s) before the event, got " + detail::quoted(bad_time));
                 continue;
             }
             if (!parse(ev)) ++report_.skipped;
@@ -165,6 +199,32 @@ private:
                           detail::quoted(ev.payload));
         return true;
     }
+    // A well-formed event whose values make no sense.
+    bool bad(const Located& ev, const std::string& what) {
+        report_.error(out_.files[file_], line_,
+                      std::string(ev.name) + ": " + what + ", in " + detail::quoted(ev.payload));
+        return true;
+    }
+    std::string where() const { return out_.files[file_] + ":" + std::to_string(line_); }
+
+    // An iommu:map/unmap range: not empty, within 64 bits, and where the event prints its end
+    // ("iova=0x.. - 0x.."), the end is iova + size. Reports and returns false otherwise.
+    bool range_ok(const Located& ev, Addr iova, uint64_t size) {
+        if (size == 0) return !bad(ev, "size=0 (an empty range)");
+        if (iova + size < iova) return !bad(ev, "iova + size beyond 2^64");
+        const std::string_view p = ev.payload;
+        const size_t at = import::value_pos(p, "iova");
+        size_t used = 0;
+        if (at == std::string_view::npos || !import::number(p.substr(at), &used)) return true;
+        std::string_view rest = p.substr(at + used);
+        while (!rest.empty() && rest[0] == ' ') rest.remove_prefix(1);
+        if (rest.empty() || rest[0] != '-') return true;  // no end printed
+        const auto end = import::number(trim(rest.substr(1)));
+        if (!end || *end != iova + size)
+            return !bad(ev, "the range's end is not iova + size" +
+                                std::string(end && *end < iova ? " (reversed range)" : ""));
+        return true;
+    }
 
     GuestOp op(GuestOp::Type t, uint64_t ns) const {
         GuestOp o;
@@ -182,8 +242,8 @@ private:
             case Ev::Map: {
                 static const char* kWant = "IOMMU: iova=0x.. - 0x.. paddr=0x.. size=N";
                 const auto iova = field(p, "iova"), pa = field(p, "paddr"), size = field(p, "size");
-                if (p.substr(0, 6) != "IOMMU:" || !iova || !pa || !size || *iova + *size < *iova)
-                    return error(ev, kWant);
+                if (p.substr(0, 6) != "IOMMU:" || !iova || !pa || !size) return error(ev, kWant);
+                if (!range_ok(ev, *iova, *size)) return true;
                 GuestOp o = op(GuestOp::Type::Map, ev.ns);
                 o.iova = *iova, o.pa = *pa, o.size = *size;
                 add_iommu(o);
@@ -194,9 +254,20 @@ private:
                 const auto iova = field(p, "iova"), size = field(p, "size");
                 const auto done = field(p, "unmapped_size");
                 if (p.substr(0, 6) != "IOMMU:" || !iova || !size) return error(ev, kWant);
+                if (!range_ok(ev, *iova, *size)) return true;
+                // Linux unmaps more than asked when the range lies in a large page; the event
+                // does not say where that page starts, so the range removed is unknown.
+                if (done && *done > *size)
+                    return bad(ev, "unmapped_size=" + std::to_string(*done) +
+                                       " exceeds size=" + std::to_string(*size) +
+                                       " (a large-page unmap: the range "
+                                       "removed is not known)");
+                if (done && *done == 0) {  // nothing was mapped there: nothing to record
+                    if (!unmapped_nothing_++) first_unmapped_nothing_ = where();
+                    return true;
+                }
                 GuestOp o = op(GuestOp::Type::Unmap, ev.ns);
                 o.iova = *iova, o.size = done ? *done : *size;  // what was actually unmapped
-                if (o.size == 0 || o.iova + o.size < o.iova) return false;
                 add_iommu(o);
                 return true;
             }
@@ -278,6 +349,14 @@ private:
     // events (a kernel tracing only dma:*) it is a mapping of its own.
     void add_dma(const Located& ev, bool map, std::optional<uint16_t> rid, Addr addr, uint64_t size,
                  std::optional<Addr> phys, Perm perm) {
+        if (size == 0) {
+            bad(ev, "size=0 (an empty range)");
+            return;
+        }
+        if (addr + size < addr || page_up(addr + size) < addr) {
+            bad(ev, "dma_addr + size beyond 2^64");
+            return;
+        }
         const Addr lo = page_down(addr), hi = page_up(addr + size);
         const GuestOp::Type want = map ? GuestOp::Type::Map : GuestOp::Type::Unmap;
         bool matched = false;
@@ -307,6 +386,18 @@ private:
     uint32_t file_ = 0;
     uint64_t line_ = 0;
     std::vector<size_t> pending_;  // recent iommu:* ops no dma:* event has claimed yet
+    uint64_t unmapped_nothing_ = 0;
+    std::string first_unmapped_nothing_;
+
+public:
+    // A note for the unmaps that removed nothing (counted skips, not errors).
+    void notes() {
+        if (unmapped_nothing_)
+            report_.notes.push_back(std::to_string(unmapped_nothing_) +
+                                    " iommu:unmap events removed nothing (unmapped_size=0, first "
+                                    "at " +
+                                    first_unmapped_nothing_ + "): not written");
+    }
     std::map<std::pair<uint16_t, Addr>, std::pair<Addr, uint64_t>> sg_;  // (rid, pa) -> dma
 };
 
@@ -316,6 +407,7 @@ GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& repo
     GuestTrace t;
     Parser parser(t, report);
     for (const std::string& p : paths) parser.read(p);
+    parser.notes();
     std::stable_sort(t.ops.begin(), t.ops.end(),
                      [](const GuestOp& a, const GuestOp& b) { return a.guest_ns < b.guest_ns; });
     return t;

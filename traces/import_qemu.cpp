@@ -82,7 +82,12 @@ ImportReport import_qemu_vtd(const std::string& qemu_log, const std::string& gue
         if (it.type == Item::Type::Translate) line_of.push_back(log.translations[it.index].line);
         if (it.type == Item::Type::Record) line_of.push_back(log.record_lines[it.index]);
     }
-    for (size_t i : placed.unexplained) {
+    // Without the guest's ftrace there are no mappings to explain translations with.
+    if (guest_ftrace.empty() && !placed.unexplained.empty())
+        report.notes.push_back(std::to_string(placed.unexplained.size()) +
+                               " translations without the mappings they used: no guest ftrace "
+                               "was given, so the trace has no map/unmap records");
+    for (size_t i : guest_ftrace.empty() ? std::vector<size_t>{} : placed.unexplained) {
         const align::Point& p = tl[i];
         report.error(qemu_log, line_of[i],
                      "translation of " + to_string(Requester{p.rid}) + " " + hex(p.iova) + " -> " +

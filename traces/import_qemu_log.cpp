@@ -56,10 +56,9 @@ public:
     Reader(Log& log, ImportReport& report) : log_(log), report_(report) {}
 
     void read() {
-        LineSource src(log_.path);
+        LineSource src(log_.path, report_);
         std::string text;
         while (src.next(text)) {
-            ++report_.lines;
             line_ = src.line();
             if (!parse(text)) ++report_.skipped;
         }
@@ -81,6 +80,17 @@ private:
         std::optional<uint64_t> ns;
         if (pid && n == at && colon != std::string_view::npos && at < colon)
             ns = import::seconds_ns(line.substr(at + 1, colon - at - 1));
+        if (!ns && pid && n == at && colon != std::string_view::npos && at < colon) {
+            // "PID@nan:", "PID@-1.0:", "PID@1e30:": an event whose time is not one.
+            const std::string_view ev = line.substr(colon + 1, line.find(' ', colon) - colon - 1);
+            if (ev.substr(0, 4) == "vtd_" || ev.substr(0, 9) == "pci_nvme_") {
+                report_.error(log_.path, line_,
+                              "expected 'PID@SECONDS.FRACTION:' (at most " +
+                                  std::to_string(UINT64_MAX / 1000000000u) + " s), got " +
+                                  detail::quoted(line.substr(0, colon + 1)));
+                return true;
+            }
+        }
         if (!ns) {
             // The same events without the prefix: the log lacks the timestamps the join needs.
             const std::string_view t = import::trim(line);

@@ -1,6 +1,7 @@
-// Streaming reader and writer of the canonical trace. Both go through zlib's gzFile, which
-// reads plain files transparently and writes them with mode "T", so one code path serves
-// compressed and plain traces. The reader holds one fixed buffer, never the whole file.
+// Streaming reader and writer of the canonical trace. The writer goes through zlib's gzFile
+// (mode "T" writes plain text), the reader through detail::Input, which reports a cut-off
+// gzip stream and bytes after it (gzread would not). The reader holds one fixed buffer, never
+// the whole file.
 #include "traces/trace.h"
 
 #include <zlib.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "traces/trace_input.h"
 #include "traces/trace_line.h"
 
 namespace iommusim::trace {
@@ -155,7 +157,7 @@ struct Reader::Impl {
     enum class Got { Line, End, TooLong, IoError };
 
     std::string path;
-    gzFile gz = nullptr;
+    std::unique_ptr<detail::Input> in;
     std::unique_ptr<char[]> buf{new char[detail::kMaxLine + kReadChunk]};
     size_t pos = 0, end = 0;  // unread bytes are buf[pos, end)
     bool eof = false;
@@ -165,26 +167,17 @@ struct Reader::Impl {
     uint64_t last_time = 0;
     uint64_t unlisted = 0;  // bad lines past kMaxErrors
 
-    ~Impl() {
-        if (gz) gzclose(gz);
-    }
-
     bool fill() {
-        const int n = gzread(gz, buf.get() + end, unsigned(detail::kMaxLine + kReadChunk - end));
+        const long n = in->read(buf.get() + end, detail::kMaxLine + kReadChunk - end);
         if (n > 0) {
             end += size_t(n);
             return true;
         }
-        int code = Z_OK;
-        std::string msg = gz_message(gz, &code);
-        if (n == 0 && code == Z_OK) {
+        if (n == 0) {
             eof = true;
             return true;
         }
-        // zlib reports a cut-off gzip stream as Z_BUF_ERROR after returning what it could.
-        io_error = code == Z_BUF_ERROR || code == Z_DATA_ERROR
-                       ? "truncated or corrupt gzip data (" + msg + "); the rest is lost"
-                       : "read error (" + msg + ")";
+        io_error = in->error() + "; the rest is lost";
         return false;
     }
 
@@ -233,10 +226,11 @@ struct Reader::Impl {
 
 Reader::Reader(const std::string& path, OnError on_error) : impl_(new Impl), on_error_(on_error) {
     impl_->path = path;
-    impl_->gz = gzopen(path.c_str(), "rb");
-    if (!impl_->gz)
-        throw std::runtime_error("cannot read trace '" + path + "': " + std::strerror(errno));
-    gzbuffer(impl_->gz, kGzBuffer);
+    try {
+        impl_->in = std::make_unique<detail::Input>(path);
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error("cannot read trace '" + path + "': " + e.what());
+    }
 
     std::string_view line;
     const auto got = impl_->next_line(line);

@@ -4,6 +4,9 @@
 //   ftrace    FTRACE...                a Linux ftrace dump of iommu:* (and dma:*) on its own
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "cli.h"
 #include "traces/import_ftrace.h"
@@ -38,16 +41,35 @@ int import(const std::vector<std::string>& args) {
     if (out.empty()) throw std::invalid_argument("-o OUT.trace is required");
     if (format == "qemu-vtd" && inputs.size() > 2)
         throw std::invalid_argument("qemu-vtd takes QEMU_LOG and at most one GUEST_FTRACE");
+    // Written under a temporary name in the same folder and renamed when complete, so that a
+    // failed import leaves nothing at `out` (and an earlier file there stays as it was). The
+    // name keeps `.gz` last: the writer compresses by the name. A pipe or a device
+    // (`-o /dev/stdout`) cannot be renamed onto and is written in place.
+    const std::filesystem::path final_path(out);
+    std::error_code ec;
+    const bool in_place = std::filesystem::exists(final_path, ec) &&
+                          !std::filesystem::is_regular_file(final_path, ec);
+    std::filesystem::path tmp = final_path;
+    if (!in_place)
+        tmp.replace_filename("." + final_path.filename().string() + ".tmp" +
+                             std::to_string(::getpid()) +
+                             (final_path.extension() == ".gz" ? ".gz" : ""));
     trace::ImportReport report;
     try {
-        trace::Writer w(out, fmt::format("imported by iommusim import {} from {}", format,
-                                         fmt::join(inputs, " ")));
+        trace::Writer w(tmp.string(), fmt::format("imported by iommusim import {} from {}", format,
+                                                  fmt::join(inputs, " ")));
         report = format == "qemu-vtd"
                      ? trace::import_qemu_vtd(inputs[0], inputs.size() > 1 ? inputs[1] : "", w)
                      : trace::import_ftrace(inputs, w);
         w.close();
-    } catch (const std::runtime_error& e) {
+        std::error_code renamed;
+        if (!in_place) std::filesystem::rename(tmp, final_path, renamed);
+        if (renamed) throw std::runtime_error("cannot write '" + out + "': " + renamed.message());
+    } catch (const std::exception& e) {  // also a record the writer refuses (a bug)
+        std::error_code ignored;
+        if (!in_place) std::filesystem::remove(tmp, ignored);
         fmt::print(stderr, "iommusim import: {}\n", e.what());
+        fmt::print(stderr, "iommusim import: nothing written to {}\n", out);
         return 2;
     }
     fmt::print("{}", report.summary());
