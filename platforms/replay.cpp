@@ -2,21 +2,74 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_set>
 
 namespace iommusim {
 
-TraceSummary scan_trace(const std::string& path) {
+std::string replay_limit_error(const trace::Record& r, uint64_t first_ns, uint64_t prev_ns,
+                               bool timed) {
+    using L = ReplayLimits;
+    const bool sized = r.kind == trace::Kind::Map || r.kind == trace::Kind::Unmap ||
+                       (r.kind == trace::Kind::Dma && r.size_known);
+    if (sized) {
+        const uint64_t max = r.kind == trace::Kind::Dma ? L::kMaxDmaBytes : L::kMaxMapBytes;
+        if (r.size > max)
+            return fmt::format("size {} bytes is more than a replay takes ({} bytes at most)",
+                               r.size, max);
+        // Ranges are widened to whole pages: the last page must end within 64 bits.
+        constexpr Addr kTop = ~Addr(0) - 0xFFF;
+        if (r.iova > kTop || r.size > kTop - r.iova)
+            return fmt::format("iova {:#x} + size {:#x} runs past the 64-bit address space", r.iova,
+                               r.size);
+    }
+    if (!timed) return {};
+    if (r.time_ns - prev_ns > L::kMaxGapNs)
+        return fmt::format(
+            "time {} ns is {} ns after the previous record's; a replay at recorded times takes "
+            "gaps of at most {} ns (1 hour; replay with system.replay.timed=0 to ignore times)",
+            r.time_ns, r.time_ns - prev_ns, L::kMaxGapNs);
+    if (r.time_ns - first_ns > L::kMaxSpanNs)
+        return fmt::format(
+            "time {} ns is {} ns after the first record's; a replay at recorded times spans at "
+            "most {} ns (2^63 ps)",
+            r.time_ns, r.time_ns - first_ns, L::kMaxSpanNs);
+    return {};
+}
+
+TraceSummary scan_trace(const std::string& path, bool timed) {
+    constexpr size_t kMaxListed = 1000;
     TraceSummary s;
     std::unordered_set<uint16_t> seen;
     trace::Reader reader(path, trace::Reader::OnError::Skip);
     trace::Record r;
+    std::vector<trace::ParseError> limits;
+    uint64_t first = 0, prev = 0, unlisted = 0;
+    bool any = false;
     while (reader.next(r)) {
+        if (!any) first = prev = r.time_ns, any = true;
+        std::string why = replay_limit_error(r, first, prev, timed);
+        if (!why.empty()) {
+            // As the reader lists bad lines: a bounded list, then one entry counting the rest.
+            if (limits.size() < kMaxListed)
+                limits.push_back({path, reader.line(), std::move(why)});
+            else
+                ++unlisted;
+            continue;
+        }
+        prev = r.time_ns;
         ++s.records;
         if (r.kind != trace::Kind::Invalidate && seen.insert(r.req.rid).second)
             s.rids.push_back(r.req.rid);
     }
+    if (unlisted)
+        limits.push_back({path, limits.back().line,
+                          fmt::format("{} more records past the limits not listed", unlisted)});
+    s.errors = reader.errors();
+    s.errors.insert(s.errors.end(), limits.begin(), limits.end());
+    std::stable_sort(s.errors.begin(), s.errors.end(),
+                     [](const auto& a, const auto& b) { return a.line < b.line; });
     return s;
 }
 
@@ -121,6 +174,13 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
             if (std::find(doms.begin(), doms.end(), r.req.rid) == doms.end())
                 doms.push_back(r.req.rid);
             const auto [lo, len] = pages(r.iova, r.size);
+            // The requester's DMAs recorded before this map were done before it, so they must
+            // translate (or fault) without it, however far the device lags the host.
+            if (const unsigned k = t.device->pending_through(lo, len)) {
+                ++barrier_waits_;
+                wait_pending(*t.device, t.device->pending() - k);
+                advance_to(t.device->last_done());
+            }
             // A recorded map replaces whatever was there; DMAs before it used the old mapping.
             const AddressSpace* as = t.driver->space(t.did);
             if (as && as->intent().overlaps(lo, len)) {
@@ -203,9 +263,18 @@ void ReplayHost::run() {
         trace::Reader reader(
             path_, p_.stop_on_error ? trace::Reader::OnError::Stop : trace::Reader::OnError::Skip);
         trace::Record r;
+        uint64_t prev_ns = 0;
         while ((!p_.max_records || records_.value() < p_.max_records) && reader.next(r)) {
+            if (!seen_first_) first_ns_ = prev_ns = r.time_ns, seen_first_ = true;
+            // The first pass refused these; the file may have changed since.
+            const std::string why = replay_limit_error(r, first_ns_, prev_ns, p_.timed);
+            if (!why.empty()) {
+                errors_.push_back(fmt::format("{}:{}: {}", path_, reader.line(), why));
+                if (p_.stop_on_error) break;
+                continue;
+            }
+            prev_ns = r.time_ns;
             ++records_;
-            if (!seen_first_) first_ns_ = r.time_ns, seen_first_ = true;
             if (p_.timed && r.time_ns > first_ns_)
                 advance_to((r.time_ns - first_ns_) * kTicksPerNs);
             apply(r, reader.line());

@@ -55,13 +55,30 @@ struct ReplayParams {
     }
 };
 
-// What a first pass over a trace tells: its requesters and its length.
-struct TraceSummary {
-    std::vector<uint16_t> rids;  // in order of first appearance
-    uint64_t records = 0;
+// What a replay accepts of a trace (docs/traces.md, "Limits"). Past them a run would take
+// practically forever (a 2^40-byte DMA, hours of simulated idle time) or its times would
+// overflow the simulator's 64-bit picoseconds; such a record is an error, never clamped.
+struct ReplayLimits {
+    static constexpr uint64_t kMaxDmaBytes = uint64_t(1) << 30;  // 1 GiB
+    static constexpr uint64_t kMaxMapBytes = uint64_t(1) << 36;  // 64 GiB of 4 KiB pages
+    // With recorded-time pacing only (closed loop ignores times):
+    static constexpr uint64_t kMaxGapNs = 3600ull * 1000000000ull;  // between two records
+    static constexpr uint64_t kMaxSpanNs = (uint64_t(1) << 63) / kTicksPerNs;  // from the first
 };
-// Reads `path` once (streamed, bad lines skipped). Throws std::runtime_error as trace::Reader.
-TraceSummary scan_trace(const std::string& path);
+// What is wrong with `r` for a replay, or "" if nothing: a size or range past the limits, or
+// (when `timed`) a time too far after `prev_ns` (the previous record's) or `first_ns`.
+std::string replay_limit_error(const trace::Record& r, uint64_t first_ns, uint64_t prev_ns,
+                               bool timed);
+
+// What a first pass over a trace tells: its requesters, its length and its problems.
+struct TraceSummary {
+    std::vector<uint16_t> rids;             // in order of first appearance
+    uint64_t records = 0;                   // records a replay would apply (bad ones not counted)
+    std::vector<trace::ParseError> errors;  // bad lines and records past the limits
+};
+// Reads `path` once (streamed, every bad line listed, as trace::Reader's Skip mode does).
+// Throws std::runtime_error as trace::Reader.
+TraceSummary scan_trace(const std::string& path, bool timed);
 
 // Where one recorded requester's records go.
 struct ReplayTarget {

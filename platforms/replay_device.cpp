@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace iommusim {
 
 std::string Mismatch::str() const {
@@ -40,8 +42,18 @@ ReplayDevice::ReplayDevice(sc_core::sc_module_name name, const DmaEngineParams& 
 }
 
 void ReplayDevice::submit(const DmaTransfer& t, const Expect& e) {
-    inflight_.push_back({e, t.req});
+    Inflight f{e, t.req};
+    f.lo = t.iova & ~Addr(0xFFF);
+    f.hi = t.iova + std::max<uint64_t>(t.length, 1);  // lengths are bounded: no wrap
+    inflight_.push_back(f);
     engine_.submit(t);
+}
+
+unsigned ReplayDevice::pending_through(Addr lo, uint64_t len) const {
+    const Addr hi = lo + len;
+    for (size_t i = inflight_.size(); i-- > 0;)
+        if (inflight_[i].lo < hi && lo < inflight_[i].hi) return unsigned(i + 1);
+    return 0;
 }
 
 void ReplayDevice::observe(Addr iova, Tick arrival, const TranslateOutcome& o) {

@@ -56,6 +56,9 @@ public:
     void submit(const DmaTransfer& t, const Expect& e);
     // Submitted transfers not yet issued in full.
     unsigned pending() const { return unsigned(inflight_.size()); }
+    // How many of the pending transfers, oldest first, must finish before the 4 KiB pages
+    // [lo, lo + len) may change: up to and including the last one touching them (0: none).
+    unsigned pending_through(Addr lo, uint64_t len) const;
     // Latest completion of any transfer so far.
     Tick last_done() const { return last_done_; }
     // Notified whenever a transfer has been issued in full.
@@ -68,6 +71,7 @@ private:
     struct Inflight {
         Expect e;
         Requester req;
+        Addr lo = 0, hi = 0;  // the 4 KiB pages the transfer touches
         bool seen = false, bad = false, fault = false;
         Addr got = 0;
     };

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 
 #include "cli.h"
 #include "platforms/system.h"
@@ -30,21 +31,54 @@ int replay(const std::vector<std::string>& args) {
     if (!parse(args, d, pos)) return 0;
     if (traces.empty()) throw std::invalid_argument("a TRACE file is needed (see --help)");
     const auto t0 = std::chrono::steady_clock::now();
+    std::optional<Config> config;
+    try {
+        config = load(o);
+        if (o.configs.empty()) config->load_string(kDefaultPlatform, "built-in replay platform");
+    } catch (const ConfigError& e) {
+        return report(e);
+    }
+    // The first pass needs two replay parameters before the platform binds them (a bad value
+    // keeps the default here and is reported when the platform is built).
+    bool timed = true, stop_on_error = true;
+    if (const ConfigValue* v = config->find("system.replay.timed"))
+        config_detail::parse_bool(v->value, &timed);
+    if (const ConfigValue* v = config->find("system.replay.stop_on_error"))
+        config_detail::parse_bool(v->value, &stop_on_error);
     ReplaySpec spec;
     spec.trace = traces[0];
     try {
-        spec.summary = scan_trace(spec.trace);
+        spec.summary = scan_trace(spec.trace, timed);
     } catch (const std::runtime_error& e) {
         fmt::print(stderr, "iommusim replay: {}\n", e.what());
+        return 2;
+    }
+    // A bad trace is bad input: say where, and do not start a platform with nothing (or the
+    // wrong thing) to replay.
+    const std::vector<trace::ParseError>& bad = spec.summary.errors;
+    if (spec.summary.rids.empty() || (stop_on_error && !bad.empty())) {
+        constexpr size_t kShown = 20;
+        for (size_t i = 0; i < bad.size() && i < kShown; ++i)
+            fmt::print(stderr, "iommusim replay: {}\n", bad[i].str());
+        if (bad.size() > kShown)
+            fmt::print(stderr, "iommusim replay: ({} more errors)\n", bad.size() - kShown);
+        if (spec.summary.rids.empty())
+            fmt::print(stderr,
+                       "iommusim replay: {}: nothing to replay: no valid map, unmap, dma or "
+                       "fault record names a requester\n",
+                       spec.trace);
+        else
+            fmt::print(stderr,
+                       "iommusim replay: {}: {} bad lines, nothing replayed (with "
+                       "system.replay.stop_on_error=0 they are skipped)\n",
+                       spec.trace, bad.size());
         return 2;
     }
     const double scan_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::unique_ptr<System> sys;
     try {
-        Config config = load(o);
-        if (o.configs.empty()) config.load_string(kDefaultPlatform, "built-in replay platform");
-        sys = std::make_unique<System>("system", config, &spec);
+        sys = std::make_unique<System>("system", *config, &spec);
         sys->build();
     } catch (const ConfigError& e) {
         return report(e);
