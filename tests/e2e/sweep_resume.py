@@ -64,7 +64,7 @@ check(all(x["status"] == "done" for x in res), "every row is done")
 check([x["system.iommu0.iotlb.entries"] for x in res] == ["32", "64", "128", "256", "512", "1024"],
       "rows in grid order with the swept values")
 rates = [float(x["system.iommu0.iotlb.hit_rate"]) for x in res]
-check(rates == sorted(rates) and rates[-1] > 99, f"hit rate grows with entries: {rates}")
+check(rates == sorted(rates) and rates[-1] > 95, f"hit rate grows with entries: {rates}")
 check(not tmp_dirs(out), f"no temporary directories left: {tmp_dirs(out)}")
 
 # 3. Again: nothing to do.
