@@ -11,7 +11,8 @@ JOBS=${JOBS:-$(nproc)}
 BUILD_FLAGS=(-DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DIOMMUSIM_WERROR=ON)
 
 IOMMUSIM_PACKAGES=(build-essential cmake pkg-config libsystemc-dev catch2 libfmt-dev
-    libboost-program-options-dev libbenchmark-dev zlib1g-dev python3 time)
+    libboost-program-options-dev libbenchmark-dev zlib1g-dev python3 time
+    python3-matplotlib parallel)
 
 # apt-get and dpkg print hundreds of lines; they go to a log that is shown only on failure.
 install_packages() {
