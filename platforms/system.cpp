@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
 #include <functional>
 #include <optional>
 
 #include "arch/spapr/spapr_walker.h"
+#include "core/quote.h"
 #include "devices/dma_bench.h"
 #include "devices/nic.h"
 #include "devices/nvme.h"
@@ -20,39 +23,39 @@
 namespace iommusim {
 
 namespace {
-constexpr Addr kDataBase = Addr(8) << 30;  // device memory: 64 GiB apart
+// Module names become key and statistics path components.
+constexpr size_t kMaxNameLength = 64;
+bool valid_component(const std::string& n) {
+    if (n.empty() || n.size() > kMaxNameLength) return false;
+    for (char c : n)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    return true;
+}
+
+// Physical memory: device i's buffers in [kDataBase + i * kDeviceSpan, + kDeviceSpan); the
+// host structures of IOMMU i (page or TCE tables, then the VT-d invalidation queue at +1 GiB)
+// in [kStructBase + i * kStructSpan, + kStructSpan), above every device and below a 48-bit
+// HAW. Nothing overlaps, whatever the buffer sizes (they are checked against kDeviceSpan).
+constexpr Addr kDataBase = Addr(8) << 30;
 constexpr Addr kDeviceSpan = Addr(64) << 30;
-constexpr Addr kQueueBase = Addr(120) << 30;  // VT-d invalidation queues
+constexpr Addr kStructBase = Addr(1) << 46;
+constexpr Addr kStructSpan = Addr(2) << 30;
+constexpr size_t kMaxDevices = (kStructBase - kDataBase) / kDeviceSpan;
 constexpr Addr kVtdIovaBase = Addr(1) << 32;  // where dma-bench windows are mapped (VT-d)
-// "name:kind:base:size[:phys]" (kind translate, bypass or reserved; numbers with 0x or K/M/G/T
-// suffixes) -> a region; `unit` is the device's translation unit.
+// "name:kind:base:size[:phys]" (kind translate, bypass or reserved; numbers as in
+// configuration values: 0x..., 4K, 1G, 1Ti) -> a region; `unit` is the device's translation
+// unit. A region must be non-empty and end below 2^64 (base and phys alike).
 std::optional<DmaRegion> parse_region(const std::string& text, unsigned unit, std::string* why) {
     std::vector<std::string> f;
     size_t start = 0;
     for (size_t i = 0; i <= text.size(); ++i)
         if (i == text.size() || text[i] == ':')
             f.push_back(text.substr(start, i - start)), start = i + 1;
-    auto num = [&](const std::string& t, Addr* out) {
-        size_t pos = 0;
-        try {
-            *out = std::stoull(t, &pos, 0);
-        } catch (const std::exception&) {
-            return false;
-        }
-        const std::string sfx = t.substr(pos);
-        const unsigned sh = sfx.empty()  ? 0
-                            : sfx == "K" ? 10
-                            : sfx == "M" ? 20
-                            : sfx == "G" ? 30
-                            : sfx == "T" ? 40
-                                         : 64;
-        if (sh == 64) return false;
-        *out <<= sh;
-        return true;
-    };
     DmaRegion r;
     if (f.size() < 4 || f.size() > 5) {
-        *why = fmt::format("region '{}': expected name:kind:base:size[:phys]", text);
+        *why = fmt::format("region {}: expected name:kind:base:size[:phys]", quote(text));
         return std::nullopt;
     }
     r.name = f[0];
@@ -64,13 +67,25 @@ std::optional<DmaRegion> parse_region(const std::string& text, unsigned unit, st
     else if (f[1] == "reserved")
         r.kind = DmaRegion::Kind::Reserved;
     else {
-        *why = fmt::format("region '{}': kind '{}' (expected translate, bypass or reserved)", text,
-                           f[1]);
+        *why = fmt::format("region {}: kind {} (expected translate, bypass or reserved)",
+                           quote(text), quote(f[1]));
         return std::nullopt;
     }
-    if (!num(f[2], &r.base) || !num(f[3], &r.size) || (f.size() == 5 && !num(f[4], &r.phys_base))) {
-        *why =
-            fmt::format("region '{}': base, size and phys are numbers (0x..., 4K, 1G, 1T)", text);
+    const uint64_t kMax = ~uint64_t(0);
+    auto num = [&](const char* what, const std::string& t, uint64_t lo, Addr* out) {
+        const std::string e = config_detail::parse_unsigned(t, true, lo, kMax, out);
+        if (!e.empty()) *why = fmt::format("region {}: {}: {}", quote(text), what, e);
+        return e.empty();
+    };
+    if (!num("base", f[2], 0, &r.base) || !num("size", f[3], 1, &r.size) ||
+        (f.size() == 5 && !num("phys", f[4], 0, &r.phys_base)))
+        return std::nullopt;
+    const Addr top = f.size() == 5 ? std::max(r.base, r.phys_base) : r.base;
+    if (r.size - 1 > kMax - top) {
+        *why = fmt::format(
+            "region {}: {:#x} + size {:#x} passes 2^64 (expected a region ending at or below "
+            "0xffffffffffffffff)",
+            quote(text), top, r.size);
         return std::nullopt;
     }
     return r;
@@ -101,6 +116,7 @@ struct System::Iommu {
     std::unique_ptr<spapr::SpaprWalker> phb_walker;
     std::unique_ptr<IommuUnit> phb;
     size_t tce_kills = 0;
+    Counter* hit_rate = nullptr;  // iotlb.hit_rate_ppm, derived at the end (finish_stats)
     IommuUnit& unit_module() { return vtd ? vtd->unit() : *phb; }
 };
 
@@ -149,8 +165,22 @@ struct System::SwitchSpec {
     std::unique_ptr<PcieLink> link;
 };
 
+// Stands in for the units of a platform without IOMMUs: the router's unit path and the walk
+// path to memory must be bound even when nothing translates (no region can name a unit).
+struct NoIommu : sc_core::sc_module {
+    tlm_utils::simple_target_socket<NoIommu> upstream;
+    tlm_utils::simple_initiator_socket<NoIommu> walk;
+    explicit NoIommu(sc_core::sc_module_name n) : sc_module(n), upstream("upstream"), walk("walk") {
+        upstream.register_b_transport(this, &NoIommu::b_transport);
+    }
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&) {
+        p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    }
+};
+
 struct System::Fabric {
     SparseMemory store;
+    std::unique_ptr<NoIommu> no_iommu;
     std::unique_ptr<Mux> rc_mux;
     std::unique_ptr<RegionRouter> router;
     std::unique_ptr<Mux> data_mux, walk_mux;
@@ -163,48 +193,77 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
     registry_.bind(root, params_);
     registry_.bind(root + ".memory", dram_params_);
     std::vector<std::string> errors;
+    // Root complexes, switches, IOMMUs and devices share one namespace (system.<name>.*, and
+    // their statistics groups): a name declared twice, a reserved one or one that is no
+    // single name component is an error, and the module is skipped so that it does not
+    // bring a cascade of follow-up errors with it.
+    std::unordered_map<std::string, std::string> claimed;  // name -> list that declared it
+    auto claim = [&](const std::string& list, const std::string& n) {
+        const std::string where = config.where(root + "." + list);
+        std::string bad;
+        if (!valid_component(n))
+            bad = fmt::format("{} is not a name (expected 1..{} letters, digits, '_' and '-')",
+                              quote(n), kMaxNameLength);
+        else if (n == "memory" || n == "router" || n == "replay")
+            bad = fmt::format("'{}' is reserved ({}.{}.* is the {})", n, root, n,
+                              n == "memory"   ? "DRAM"
+                              : n == "router" ? "region router"
+                                              : "trace replay");
+        else if (auto [it, fresh] = claimed.emplace(n, list); !fresh)
+            bad = fmt::format(
+                "'{}' is declared twice (also in {}.{}); names of root complexes, "
+                "switches, IOMMUs and devices must differ",
+                n, root, it->second);
+        if (!bad.empty()) errors.push_back(fmt::format("{}: {}", where, bad));
+        return bad.empty();
+    };
     std::vector<std::string> rc_names = config.get_list(root + ".root_complexes");
     if (rc_names.empty()) rc_names = {"rc"};
     for (const std::string& n : rc_names) {
+        if (!claim("root_complexes", n)) continue;
         auto r = std::make_unique<RootComplexSpec>();
         r->name = n;
         registry_.bind(root + "." + n, r->params);
         rcs_.push_back(std::move(r));
     }
+    if (rcs_.empty()) throw ConfigError(errors);  // the messages say why; nothing to attach to
     auto known_rc = [&](const std::string& n) {
         for (auto& r : rcs_)
             if (r->name == n) return true;
         return false;
     };
     for (const std::string& n : config.get_list(root + ".switches")) {
+        if (!claim("switches", n)) continue;
         auto w = std::make_unique<SwitchSpec>();
         w->name = n;
         const std::string key = root + "." + n;
         w->rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
         if (!known_rc(w->rc))
-            errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
-                                         config.where(key + ".rc"), w->rc, root));
+            errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
+                                         config.where(key + ".rc"), quote(w->rc), root));
         registry_.bind(key, w->params);
         registry_.bind(key + ".uplink", w->uplink);
         switches_.push_back(std::move(w));
     }
     for (const std::string& n : config.get_list(root + ".iommus")) {
+        if (!claim("iommus", n)) continue;
         auto m = std::make_unique<Iommu>();
         m->name = n;
         const std::string key = root + "." + n;
         m->arch = config.get_string(key + ".arch").value_or("vtd");
         m->mode = config.get_string(key + ".mode").value_or("legacy");
         if (m->arch != "vtd" && m->arch != "spapr")
-            errors.push_back(fmt::format("{}: arch '{}' (expected vtd or spapr)",
-                                         config.where(key + ".arch"), m->arch));
+            errors.push_back(fmt::format("{}: arch {} (expected vtd or spapr)",
+                                         config.where(key + ".arch"), quote(m->arch)));
         if (m->mode != "legacy" && m->mode != "scalable")
-            errors.push_back(fmt::format("{}: mode '{}' (expected legacy or scalable)",
-                                         config.where(key + ".mode"), m->mode));
+            errors.push_back(fmt::format("{}: mode {} (expected legacy or scalable)",
+                                         config.where(key + ".mode"), quote(m->mode)));
         registry_.bind(key, m->unit);
         registry_.bind(key + ".driver", m->driver);
         iommus_.push_back(std::move(m));
     }
     for (const std::string& n : config.get_list(root + ".devices")) {
+        if (!claim("devices", n)) continue;
         auto d = std::make_unique<Device>();
         d->name = n;
         const std::string key = root + "." + n;
@@ -215,18 +274,18 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         d->regions = config.get_list(key + ".regions");
         d->rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
         if (!known_rc(d->rc))
-            errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
-                                         config.where(key + ".rc"), d->rc, root));
+            errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
+                                         config.where(key + ".rc"), quote(d->rc), root));
         bool known_sw = d->sw.empty();
         for (auto& w : switches_) known_sw |= w->name == d->sw;
         if (!known_sw)
-            errors.push_back(fmt::format("{}: no switch '{}' in {}.switches",
-                                         config.where(key + ".switch"), d->sw, root));
+            errors.push_back(fmt::format("{}: no switch {} in {}.switches",
+                                         config.where(key + ".switch"), quote(d->sw), root));
         bool known = d->iommu == "none";
         for (auto& m : iommus_) known |= m->name == d->iommu;
         if (!known)
-            errors.push_back(fmt::format("{}: no IOMMU named '{}' in {}.iommus",
-                                         config.where(key + ".iommu"), d->iommu, root));
+            errors.push_back(fmt::format("{}: no IOMMU named {} in {}.iommus",
+                                         config.where(key + ".iommu"), quote(d->iommu), root));
         const uint8_t dev_no = uint8_t(devices_.size() + 1);  // distinct default requesters
         if (d->type == "dma-bench") {
             d->bench.device = dev_no;
@@ -249,8 +308,8 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
             d->rid = rid.value_or(0);
         } else {
             errors.push_back(
-                fmt::format("{}: device type '{}' (expected dma-bench, nic, nvme or replay)",
-                            config.where(key + ".type"), d->type));
+                fmt::format("{}: device type {} (expected dma-bench, nic, nvme or replay)",
+                            config.where(key + ".type"), quote(d->type)));
         }
         registry_.bind(key + ".engine", d->engine);
         registry_.bind(key + ".link", d->link);
@@ -272,11 +331,11 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         for (auto& m : iommus_) known_unit |= m->name == unit && m->arch == "vtd";
         for (auto& w : switches_) known_sw |= w->name == sw;
         if (!known_rc(rc))
-            errors.push_back(fmt::format("{}: no root complex '{}' in {}.root_complexes",
-                                         config.where(key + ".rc"), rc, root));
+            errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
+                                         config.where(key + ".rc"), quote(rc), root));
         if (!known_sw)
-            errors.push_back(fmt::format("{}: no switch '{}' in {}.switches",
-                                         config.where(key + ".switch"), sw, root));
+            errors.push_back(fmt::format("{}: no switch {} in {}.switches",
+                                         config.where(key + ".switch"), quote(sw), root));
         for (uint16_t rid : replay->summary.rids) {
             bool declared = false;
             for (auto& d : devices_) declared |= d->rid == rid;
@@ -284,8 +343,8 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
             if (!known_unit) {  // said once: the first requester to place
                 errors.push_back(fmt::format(
                     "{}: replay needs a VT-d unit (the recorded IOVAs are VT-d's): none named "
-                    "'{}' in {}.iommus",
-                    config.where(key + ".iommu"), unit, root));
+                    "{} in {}.iommus",
+                    config.where(key + ".iommu"), quote(unit), root));
                 break;
             }
             auto d = std::make_unique<Device>();
@@ -298,7 +357,11 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
             d->sw = sw;
             devices_.push_back(std::move(d));
         }
-    } else if (devices_.empty()) {
+    } else if (devices_.size() > kMaxDevices) {
+        errors.push_back(fmt::format("{}: {} devices (expected at most {})",
+                                     config.where(root + ".devices"), devices_.size(),
+                                     kMaxDevices));
+    } else if (devices_.empty() && config.get_list(root + ".devices").empty()) {
         errors.push_back(fmt::format("{}: no devices (expected e.g. `devices = bench0` in [{}])",
                                      config.where(root + ".devices"), root));
     }
@@ -314,9 +377,118 @@ System::~System() {
     fabric_.reset();
 }
 
+// A module's own check names its parameters by their short names ("pcie lanes = 3 is not a
+// width ..."): the origin of the first one it mentions that the configuration sets goes in
+// front, so the message says which line to change.
+std::string System::located(const std::string& prefix, const std::string& msg) const {
+    auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+    size_t best = std::string::npos;
+    std::string lead = prefix;
+    for (const ParamInfo& p : registry_.list()) {
+        if (p.name.size() <= prefix.size() + 1 || p.name.compare(0, prefix.size(), prefix) != 0 ||
+            p.name[prefix.size()] != '.' || !config_.has(p.name))
+            continue;
+        const std::string rel = p.name.substr(prefix.size() + 1);
+        for (size_t at = msg.find(rel); at != std::string::npos; at = msg.find(rel, at + 1)) {
+            const size_t end = at + rel.size();
+            if ((at > 0 && word(msg[at - 1])) || (end < msg.size() && word(msg[end]))) continue;
+            if (at < best) best = at, lead = p.name;
+            break;
+        }
+    }
+    return fmt::format("{}: {}", config_.where(lead), msg);
+}
+
+// Splitmix64 of the run's seed and an FNV-1a hash of the device's name: the same run seed and
+// name give the same stream, different devices different ones, and adding a device does not
+// change the streams of the others.
+static uint64_t derived_seed(uint64_t seed, const std::string& name) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+    uint64_t z = seed ^ h;
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// Everything that can be checked before modules exist, with the origin of the values.
+void System::check_params() {
+    const std::string root = basename();
+    std::vector<std::string> errors;
+    std::string why;
+    auto check = [&](const std::string& prefix, bool ok) {
+        if (!ok) errors.push_back(located(prefix, why));
+    };
+    check(root + ".memory", dram_params_.valid(&why));
+    for (auto& w : switches_) check(root + "." + w->name + ".uplink", w->uplink.valid(&why));
+    // A number of ways that does not divide the entries would silently lose entries.
+    for (auto& m : iommus_) {
+        const std::string key = root + "." + m->name;
+        const UnitParams& u = m->unit;
+        auto ways = [&](const char* entries_key, uint32_t entries, const char* ways_key,
+                        uint32_t w) {
+            if (w == 0 || w >= entries || entries % w == 0) return;
+            errors.push_back(fmt::format(
+                "{}: {} = {} does not divide {}.{} = {} (expected a divisor of {}, or 0 for "
+                "fully associative)",
+                config_.where(key + "." + ways_key), ways_key, w, key, entries_key, entries,
+                entries));
+        };
+        ways("iotlb.entries", u.iotlb.entries, "iotlb.ways", u.iotlb.ways);
+        if (u.iotlb_split) {
+            ways("iotlb.entries_2m", u.iotlb_entries_2m, "iotlb.ways", u.iotlb.ways);
+            ways("iotlb.entries_1g", u.iotlb_entries_1g, "iotlb.ways", u.iotlb.ways);
+        }
+        ways("context_cache.entries", u.context_cache.entries, "context_cache.ways",
+             u.context_cache.ways);
+        ways("pasid_cache.entries", u.pasid_cache.entries, "pasid_cache.ways", u.pasid_cache.ways);
+        static const char* kWalk[] = {"walk_cache.l2_entries", "walk_cache.l3_entries",
+                                      "walk_cache.l4_entries", "walk_cache.l5_entries"};
+        for (unsigned l = 0; l < 4; ++l)
+            if (u.walk_cache_entries[l])
+                ways(kWalk[l], u.walk_cache_entries[l], "walk_cache.ways", u.walk_cache_ways);
+    }
+    // One requester ID per device: a second device on a RID would take over the first one's
+    // context entry, so its DMAs would go through the other device's domain.
+    std::unordered_map<uint16_t, const Device*> rids;
+    for (auto& d : devices_) {
+        const std::string key = root + "." + d->name;
+        if (d->type == "dma-bench" || d->type == "nic" || d->type == "nvme") {
+            uint64_t& seed = d->type == "nic"    ? d->nic.seed
+                             : d->type == "nvme" ? d->nvme.seed
+                                                 : d->bench.seed;
+            if (!config_.has(key + ".seed")) seed = derived_seed(params_.seed, d->name);
+            check(key, d->type == "nic"    ? d->nic.valid(&why)
+                       : d->type == "nvme" ? d->nvme.valid(&why)
+                                           : d->bench.valid(&why));
+        }
+        check(d->placed ? root + ".replay.engine" : key + ".engine",
+              (d->placed ? replay_engine_ : d->engine).valid(&why));
+        check(d->placed ? root + ".replay.link" : key + ".link",
+              (d->placed ? replay_link_ : d->link).valid(&why));
+        const Requester req = d->requester();
+        auto [it, fresh] = rids.emplace(req.rid, d.get());
+        if (fresh) continue;
+        auto rid_where = [&](const Device& x) {
+            const std::string k = root + "." + x.name;
+            for (const char* f :
+                 {".rid", ".requester.device", ".requester.bus", ".requester.function"})
+                if (config_.has(k + f)) return config_.where(k + f);
+            return config_.where(k + ".type");
+        };
+        errors.push_back(fmt::format(
+            "{}: requester {} of {} is already {}'s ({}); each device needs its own requester "
+            "ID (set requester.bus/device/function)",
+            rid_where(*d), to_string(req), d->name, it->second->name, rid_where(*it->second)));
+    }
+    if (!errors.empty()) throw ConfigError(std::move(errors));
+}
+
 void System::build() {
     registry_.apply(config_);
     registry_.check_unused(config_);
+    check_params();
     tlm_utils::tlm_quantumkeeper::set_global_quantum(
         sc_core::sc_time(double(params_.quantum_ns), sc_core::SC_NS));
 
@@ -332,6 +504,11 @@ void System::build() {
     f.router->bypass.bind(f.data_mux->inputs);
     f.data_mux->output.bind(f.dram->target);
     f.walk_mux->output.bind(f.dram->walk);
+    if (iommus_.empty()) {
+        f.no_iommu = std::make_unique<NoIommu>("no_iommu");
+        f.router->units.bind(f.no_iommu->upstream);
+        f.no_iommu->walk.bind(f.walk_mux->inputs);
+    }
     for (auto& r : rcs_) {
         r->rc = std::make_unique<RootComplex>(r->name.c_str(), r->params, stats_.child(r->name));
         r->rc->host.bind(f.rc_mux->inputs);
@@ -367,17 +544,22 @@ void System::build() {
             if (replay_spec_) dc.large_pages = replay_params_.large_pages;
             dc.lazy.entries = m.driver.fq_entries;
             dc.lazy.timeout_ns = m.driver.fq_timeout_us * 1000;
+            dc.table_base = kStructBase + Addr(i) * kStructSpan;
             m.vtd_drv = std::make_unique<vtd::Driver>(f.store, dc);
             m.vtd = std::make_unique<VtdIommu>(m.name.c_str(), vtd::RegFileConfig::scalable_unit(),
                                                m.vtd_drv->hw(), m.unit, g);
             m.queue = std::make_unique<vtd::InvQueueWriter>(
-                f.store, kQueueBase + Addr(i) * (1 << 20), 0, dc.hw.scalable);
+                f.store, dc.table_base + (Addr(1) << 30), 0, dc.hw.scalable);
             m.feeder = std::make_unique<VtdQueueFeeder>(*m.vtd_drv, *m.vtd, *m.queue);
         } else {
-            m.phb_drv = std::make_unique<spapr::Driver>(f.store, spapr::DriverConfig{});
+            spapr::DriverConfig sc;
+            sc.table_base = kStructBase + Addr(i) * kStructSpan;
+            m.phb_drv = std::make_unique<spapr::Driver>(f.store, sc);
             m.phb_walker = std::make_unique<spapr::SpaprWalker>(m.phb_drv->phb());
             m.phb = std::make_unique<IommuUnit>(m.name.c_str(), m.unit, *m.phb_walker, g);
         }
+        m.hit_rate = &g.child("iotlb").counter(
+            "hit_rate_ppm", "IOTLB hits per million lookups (derived at the end of the run)");
         f.router->units.bind(m.unit_module().upstream);
         m.unit_module().downstream.bind(f.data_mux->inputs);
         m.unit_module().walk.bind(f.walk_mux->inputs);
@@ -398,10 +580,17 @@ void System::build() {
         }
         // The device's physical memory: aligned to the mapping page size but not to the next
         // larger size, so the driver's largest-page rule lands on the asked size.
+        // Each device's memory is kDeviceSpan bytes; more would overlap the next device's.
+        const Addr span_end = kDataBase + Addr(i + 1) * kDeviceSpan;
         Addr next_pa = kDataBase + Addr(i) * kDeviceSpan + (page < (Addr(1) << 30) ? page : 0);
+        bool span_exceeded = false;
         auto alloc_pa = [&](Addr len) {
             Addr pa = next_pa;
-            next_pa += (len + page - 1) & ~(page - 1);
+            const Addr full = (len + page - 1) & ~(page - 1);
+            if (full < len || full > span_end - next_pa)
+                span_exceeded = true;
+            else
+                next_pa += full;
             return pa;
         };
         Iommu* m = nullptr;
@@ -553,7 +742,15 @@ void System::build() {
                 d.dev = std::move(n);
             }
         } catch (const std::invalid_argument& e) {
-            errors.push_back(fmt::format("{}: {}", d.name, e.what()));
+            errors.push_back(located(key, e.what()));
+            continue;
+        }
+        if (span_exceeded) {
+            errors.push_back(fmt::format(
+                "{}: {}'s buffers (window, rings, buffer pools) need more than the {} GiB of "
+                "memory each device is given",
+                config_.where(key + (d.type == "dma-bench" ? ".window" : ".type")), d.name,
+                kDeviceSpan >> 30));
             continue;
         }
         if (d.sw.empty()) {
@@ -625,6 +822,19 @@ std::vector<std::string> System::device_summaries() const {
     std::vector<std::string> out;
     for (const auto& d : devices_) out.push_back(d->name + ": " + d->summary());
     return out;
+}
+
+void System::finish_stats() {
+    for (auto& m : iommus_) {
+        if (!m->hit_rate) continue;
+        const StatGroup& g = stats_.child(m->name).child("iotlb");
+        uint64_t lookups = 0, hits = 0;
+        for (const auto& e : g.entries()) {
+            if (e.name == "lookups" && e.counter) lookups = e.counter->value();
+            if (e.name == "hits" && e.counter) hits = e.counter->value();
+        }
+        m->hit_rate->set_rounded(lookups ? 1e6 * double(hits) / double(lookups) : 0.0);
+    }
 }
 
 std::vector<std::string> System::iommu_names() const {

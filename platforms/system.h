@@ -24,6 +24,7 @@
 namespace iommusim {
 
 struct SystemParams {
+    static constexpr uint64_t kMaxQuantumNs = 1'000'000'000;
     uint64_t quantum_ns = 1000;  // the initiators' global quantum
     uint64_t seed = 1;
     uint64_t max_time_us = 0;  // stop here even if devices are not done; 0 = no limit
@@ -32,8 +33,10 @@ struct SystemParams {
     void visit(V&& v) {
         v("quantum_ns", quantum_ns, "ns",
           "TLM global quantum of every initiator; 0 = synchronise every transaction", 0,
-          1'000'000'000);
-        v("seed", seed, "", "seed of every random choice of the run", 0, ~uint64_t(0));
+          kMaxQuantumNs);
+        v("seed", seed, "",
+          "seed of every random choice of the run (devices without their own seed derive one)", 0,
+          ~uint64_t(0));
         v("max_time_us", max_time_us, "us", "simulated time limit; 0 = until every device is done",
           0, ~uint64_t(0) >> 20);
     }
@@ -69,6 +72,8 @@ public:
     // Fraction of the devices' work done, 0..1 (progress display).
     double progress() const;
     std::vector<std::string> iommu_names() const;
+    // Derived statistics (each unit's iotlb.hit_rate_ppm): call once the simulation stopped.
+    void finish_stats();
     // Replay mode: the host process and the translation checks (null otherwise).
     const ReplayHost* replay() const { return replay_host_.get(); }
     const ReplayCheck* replay_check() const { return replay_check_.get(); }
@@ -80,6 +85,8 @@ private:
     struct Device;
     void supervise();
     void bring_up();
+    void check_params();
+    std::string located(const std::string& prefix, const std::string& msg) const;
     void start_of_simulation() override;
 
     Config& config_;

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "quote.h"
 
 #include <fmt/format.h>
 
@@ -63,7 +64,8 @@ ConfigError::ConfigError(std::vector<std::string> errors)
     : std::runtime_error(join_lines(errors)), errors_(std::move(errors)) {}
 
 std::string Origin::str() const {
-    return file.empty() ? std::string("--set") : fmt::format("{}:{}", file, line);
+    if (file.empty()) return "--set";
+    return line == 0 ? file : fmt::format("{}:{}", file, line);
 }
 
 // ---- reading ------------------------------------------------------------------------------
@@ -90,7 +92,7 @@ void Config::parse(const std::string& text, const std::string& name,
             section_ok = close != std::string_view::npos && valid_name(inner) &&
                          is_comment(trim(s.substr(close + 1)));
             if (!section_ok) {
-                err(fmt::format("bad section header '{}' (expected '[name]' with {})", s,
+                err(fmt::format("bad section header {} (expected '[name]' with {})", quote(s),
                                 kNameRule));
                 continue;
             }
@@ -99,13 +101,13 @@ void Config::parse(const std::string& text, const std::string& name,
         }
         const size_t eq = s.find('=');
         if (eq == std::string_view::npos) {
-            err(fmt::format("expected 'key = value', '[section]' or a comment, not '{}'", s));
+            err(fmt::format("expected 'key = value', '[section]' or a comment, not {}", quote(s)));
             continue;
         }
         const std::string_view key = trim(s.substr(0, eq));
         if (!valid_name(key)) {
             err(key.empty() ? std::string("missing key before '='")
-                            : fmt::format("bad key '{}' (expected {})", key, kNameRule));
+                            : fmt::format("bad key {} (expected {})", quote(key), kNameRule));
             continue;
         }
         const std::string full =
@@ -119,7 +121,7 @@ void Config::parse(const std::string& text, const std::string& name,
                 err(
                     fmt::format("{}: bad quoted value {} (expected \"text\" and nothing after it "
                                 "but a comment)",
-                                full, rest));
+                                escape(full), quote(rest)));
                 continue;
             }
             value = std::string(rest.substr(1, q - 1));
@@ -136,7 +138,8 @@ void Config::parse(const std::string& text, const std::string& name,
         if (!section_ok) continue;
         auto [it, fresh] = seen.emplace(full, line);
         if (!fresh) {
-            err(fmt::format("'{}' is set twice in this file (first at line {})", full, it->second));
+            err(fmt::format("{} is set twice in this file (first at line {})", quote(full),
+                            it->second));
             continue;
         }
         assign(full, std::move(value), Origin{name, line});
@@ -158,8 +161,8 @@ void Config::set(const std::string& assignment, std::vector<std::string>& errors
     const std::string_view key =
         trim(std::string_view(assignment).substr(0, std::min(eq, assignment.size())));
     if (eq == std::string::npos || !valid_name(key)) {
-        errors.push_back(
-            fmt::format("--set: '{}' should be key=value with the key {}", assignment, kNameRule));
+        errors.push_back(fmt::format("--set: {} should be key=value with the key {}",
+                                     quote(assignment), kNameRule));
         return;
     }
     assign(std::string(key), std::string(trim(std::string_view(assignment).substr(eq + 1))),
@@ -183,7 +186,8 @@ bool read_file(const std::string& path, std::string& text, std::vector<std::stri
         }
         err = errno ? errno : EIO;
     }
-    errors.push_back(fmt::format("cannot read config file '{}': {}", path, std::strerror(err)));
+    errors.push_back(
+        fmt::format("cannot read config file {}: {}", quote(path, 1024), std::strerror(err)));
     return false;
 }
 
@@ -217,6 +221,12 @@ void Config::load_string(const std::string& text, const std::string& name) {
     next.parse(text, name, errors);
     if (!errors.empty()) throw ConfigError(std::move(errors));
     *this = std::move(next);
+}
+
+void Config::set_from(const std::string& option, const std::string& key, const std::string& value) {
+    if (!valid_name(key))
+        throw std::logic_error(fmt::format("option key {} is not {}", quote(key), kNameRule));
+    assign(key, value, Origin{option, 0});
 }
 
 void Config::set(const std::string& assignment) {
@@ -314,7 +324,7 @@ void ParamRegistry::add(const std::string& prefix, const char* name, const char*
 
 std::string ParamRegistry::unknown_message(const Config& config, const ConfigValue& v,
                                            const char* what) const {
-    std::string msg = fmt::format("{}: {} '{}'", v.origin.str(), what, v.key);
+    std::string msg = fmt::format("{}: {} {}", v.origin.str(), what, quote(v.key));
     const std::vector<std::string> near = closest(v.key, 3, config.known_keys());
     for (size_t i = 0; i < near.size(); ++i)
         msg += (i == 0 ? "; closest valid keys: " : ", ") + near[i];
@@ -373,17 +383,21 @@ std::optional<std::string> ParamRegistry::value(const std::string& name) const {
 
 size_t edit_distance(std::string_view a, std::string_view b) {
     // Optimal string alignment: a swapped pair of letters ("entires") counts as one edit.
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); ++i)
+    // Three rows of the table suffice (the transposition looks two rows back).
+    std::vector<size_t> two(b.size() + 1), one(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) one[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
         for (size_t j = 1; j <= b.size(); ++j) {
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                                d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            cur[j] =
+                std::min({one[j] + 1, cur[j - 1] + 1, one[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
             if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+                cur[j] = std::min(cur[j], two[j - 2] + 1);
         }
-    return d[a.size()][b.size()];
+        std::swap(two, one);
+        std::swap(one, cur);
+    }
+    return one[b.size()];
 }
 
 namespace {
@@ -414,6 +428,9 @@ std::vector<std::string> ParamRegistry::closest(const std::string& key, size_t n
         const std::string* name;
     };
     std::vector<Cand> cands;
+    // The search costs key length x candidate length per candidate: a key far longer than any
+    // name (a pasted file, a runaway line) gets no suggestions rather than minutes of work.
+    if (key.size() > kClosestMaxKey) return {};
     std::unordered_map<std::string_view, bool> seen;
     auto consider = [&](const std::string& name) {
         if (name == key || !seen.emplace(name, true).second) return;

@@ -32,9 +32,9 @@ private:
 };
 
 struct Origin {
-    std::string file;  // empty: a --set override
+    std::string file;  // empty: a --set override; with line 0: a named option ("--seed")
     int line = 0;
-    std::string str() const;  // "file:line" or "--set"
+    std::string str() const;  // "file:line", "--set" or the option's name
 };
 
 struct ConfigValue {
@@ -55,6 +55,9 @@ public:
     void load_file(const std::string& path);
     void load_string(const std::string& text, const std::string& name);  // name: for messages
     void set(const std::string& assignment);                             // "a.b.c=value"
+    // A value given by a dedicated option (`--seed 5` for system.seed): like --set, but
+    // messages name `option` as its origin.
+    void set_from(const std::string& option, const std::string& key, const std::string& value);
 
     const std::vector<ConfigValue>& values() const { return values_; }
     const ConfigValue* find(const std::string& key) const;
@@ -260,7 +263,9 @@ public:
     std::optional<std::string> value(const std::string& name) const;
     bool contains(const std::string& name) const { return index_.count(name) != 0; }
 
-    // Up to `n` valid names closest to `key` (parameters and `extra`, e.g. used config keys).
+    // Up to `n` valid names closest to `key` (parameters and `extra`, e.g. used config keys);
+    // none for a key longer than kClosestMaxKey bytes (the search is quadratic in length).
+    static constexpr size_t kClosestMaxKey = 256;
     std::vector<std::string> closest(const std::string& key, size_t n = 3,
                                      const std::vector<std::string>& extra = {}) const;
 

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "config.h"
+#include "quote.h"
 
 namespace iommusim {
 
@@ -37,9 +38,9 @@ uint64_t multiplier(std::string_view s, bool binary) {
 
 std::string suffix_error(std::string_view t, std::string_view suffix, bool binary) {
     return fmt::format(
-        "'{}' has an unknown multiplier '{}' (expected K, M, G, T (powers of {}) or Ki, Mi, Gi, "
+        "{} has an unknown multiplier {} (expected K, M, G, T (powers of {}) or Ki, Mi, Gi, "
         "Ti (powers of 1024))",
-        t, suffix, binary ? 1024 : 1000);
+        quote(t), quote(suffix), binary ? 1024 : 1000);
 }
 
 // Digits in base 10 (a leading 0 is not octal), 0x hex or 0b binary, '_' allowed between
@@ -61,22 +62,23 @@ std::string parse_magnitude(std::string_view t, std::string_view s, bool binary,
                            : c >= 'A' && c <= 'F' ? unsigned(c - 'A' + 10)
                                                   : 99;
         if (d >= base) break;
-        if (v > (UINT64_MAX - d) / base) return fmt::format("'{}' is too large ({})", t, expected);
+        if (v > (UINT64_MAX - d) / base)
+            return fmt::format("{} is too large ({})", quote(t), expected);
         v = v * base + d;
         any = true;
     }
     if (!any || s[i - 1] == '_')
-        return fmt::format("'{}' is not an integer ({}; e.g. 4096, 0x1000, 4Ki)", t, expected);
+        return fmt::format("{} is not an integer ({}; e.g. 4096, 0x1000, 4Ki)", quote(t), expected);
     const uint64_t m = multiplier(s.substr(i), binary);
     if (m == 0) return suffix_error(t, s.substr(i), binary);
-    if (v > UINT64_MAX / m) return fmt::format("'{}' is too large ({})", t, expected);
+    if (v > UINT64_MAX / m) return fmt::format("{} is too large ({})", quote(t), expected);
     *out = v * m;
     return {};
 }
 
 // "'4Gi' (4294967296)" when the text is not the plain number.
 std::string shown(std::string_view t, const std::string& value) {
-    return t == value ? value : fmt::format("'{}' ({})", t, value);
+    return t == value ? value : fmt::format("{} ({})", quote(t), value);
 }
 
 }  // namespace
@@ -87,7 +89,7 @@ std::string parse_unsigned(std::string_view t, bool binary, uint64_t lo, uint64_
         fmt::format("expected an integer in {}..{}", format_unsigned(lo), format_unsigned(hi));
     uint64_t v = 0;
     if (!t.empty() && (t[0] == '-' || t[0] == '+'))
-        return fmt::format("'{}' is not a non-negative integer ({})", t, expected);
+        return fmt::format("{} is not a non-negative integer ({})", quote(t), expected);
     std::string e = parse_magnitude(t, t, binary, expected, &v);
     if (!e.empty()) return e;
     if (v < lo || v > hi)
@@ -104,7 +106,7 @@ std::string parse_signed(std::string_view t, bool binary, int64_t lo, int64_t hi
     std::string e = parse_magnitude(t, sign ? t.substr(1) : t, binary, expected, &m);
     if (!e.empty()) return e;
     const uint64_t limit = neg ? uint64_t(1) << 63 : (uint64_t(1) << 63) - 1;
-    if (m > limit) return fmt::format("'{}' is too large ({})", t, expected);
+    if (m > limit) return fmt::format("{} is too large ({})", quote(t), expected);
     const int64_t v = neg ? int64_t(0 - m) : int64_t(m);
     if (v < lo || v > hi)
         return fmt::format("{} is out of range ({})", shown(t, std::to_string(v)), expected);
@@ -117,7 +119,8 @@ std::string parse_bool(std::string_view t, bool* out) {
     for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
     if (s == "true" || s == "1" || s == "yes" || s == "on") return *out = true, std::string();
     if (s == "false" || s == "0" || s == "no" || s == "off") return *out = false, std::string();
-    return fmt::format("'{}' is not a boolean (expected true/false, yes/no, on/off or 1/0)", t);
+    return fmt::format("{} is not a boolean (expected true/false, yes/no, on/off or 1/0)",
+                       quote(t));
 }
 
 std::string parse_double(std::string_view t, bool binary, double lo, double hi, double* out) {
@@ -127,7 +130,7 @@ std::string parse_double(std::string_view t, bool binary, double lo, double hi, 
     char* end = nullptr;
     const double v = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
     if (s.empty() || end == s.c_str() || !std::isfinite(v) || std::isspace(*s.c_str()))
-        return fmt::format("'{}' is not a number ({})", t, expected);
+        return fmt::format("{} is not a number ({})", quote(t), expected);
     const std::string_view suffix(end);
     const uint64_t m = multiplier(suffix, binary);
     if (m == 0) return suffix_error(t, suffix, binary);
@@ -154,7 +157,7 @@ std::string format_double(double v) {
 std::string enum_error(std::string_view t, const std::vector<std::string>& names) {
     std::string list;
     for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-    return fmt::format("'{}' is not one of: {}", t, list);
+    return fmt::format("{} is not one of: {}", quote(t), list);
 }
 
 }  // namespace config_detail

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <pthread.h>
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -249,22 +251,67 @@ std::string summary_table(const StatGroup& root, const std::vector<SummaryLine>&
     return out;
 }
 
-void write_file(const std::string& path, const std::string& text) {
+namespace {
+
+// `text` into `path`.tmp; throws naming `path` (the file the user asked for).
+std::string write_tmp(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp";
-    auto fail = [&](const char* what) {
+    auto fail = [&]() {
         const int err = errno;
         std::remove(tmp.c_str());
-        throw std::runtime_error(fmt::format("cannot {} '{}': {}", what, path, std::strerror(err)));
+        throw std::runtime_error(fmt::format("cannot write '{}': {}", path, std::strerror(err)));
     };
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) fail("write");
+    if (!f) fail();
     const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
     const int err = errno;
     if (std::fclose(f) != 0 || !ok) {
         errno = ok ? errno : err;
-        fail("write");
+        fail();
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("replace");
+    return tmp;
+}
+
+}  // namespace
+
+void write_file(const std::string& path, const std::string& text) {
+    write_files({{path, text}});
+}
+
+void write_files(const std::vector<std::pair<std::string, std::string>>& files) {
+    std::vector<std::string> tmps;
+    try {
+        for (const auto& [path, text] : files) tmps.push_back(write_tmp(path, text));
+    } catch (...) {
+        for (const auto& t : tmps) std::remove(t.c_str());
+        throw;
+    }
+    // Every file is complete; now replace them together. Termination signals wait until the
+    // renames are done, so only SIGKILL (or a crash) in the microseconds between two renames
+    // can leave a mixed set.
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&block, sig);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    std::string error;
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (error.empty() && std::rename(tmps[i].c_str(), files[i].first.c_str()) != 0)
+            error = fmt::format("cannot replace '{}': {}", files[i].first, std::strerror(errno));
+        if (!error.empty()) std::remove(tmps[i].c_str());
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (!error.empty()) throw std::runtime_error(error);
+}
+
+std::string format_time_ps(uint64_t ps) {
+    static const struct {
+        uint64_t scale;
+        const char* unit;
+    } kUnits[] = {
+        {1'000'000'000'000, "s"}, {1'000'000'000, "ms"}, {1'000'000, "us"}, {1'000, "ns"}};
+    for (const auto& u : kUnits)
+        if (ps >= u.scale) return fmt::format("{:.3f} {}", double(ps) / double(u.scale), u.unit);
+    return fmt::format("{} ps", ps);
 }
 
 }  // namespace iommusim

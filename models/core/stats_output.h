@@ -52,5 +52,12 @@ const StatGroup* find_group(const StatGroup& root, const std::string& path);
 // Writes through `path`.tmp renamed over `path`, so an interrupted run never leaves half a
 // file. Throws std::runtime_error naming the path and the system's reason.
 void write_file(const std::string& path, const std::string& text);
+// (path, text) pairs written the same way, renamed only once all are written (with SIGINT,
+// SIGTERM, SIGHUP and SIGQUIT held back meanwhile), so files that belong together (stats.json
+// and stats.csv) are replaced together; on a failure the .tmp files are removed.
+void write_files(const std::vector<std::pair<std::string, std::string>>& files);
+
+// Simulated time for people: "157.652 ms", "1.000 us", "750 ps" (s, ms, us, ns, ps).
+std::string format_time_ps(uint64_t ps);
 
 }  // namespace iommusim

@@ -117,6 +117,10 @@ bool RadixPageTable::map_page(Addr iova, Addr pa, unsigned page_shift, Perm perm
     if (!fmt_.is_present(leaf, target))
         return fail(why, fmt::format("{} cannot encode a present leaf with rights {}", fmt_.name(),
                                      perm_string(perm)));
+    // An address wider than the entry's address field would be cut by the encoder.
+    if (fmt_.address(leaf, target) != pa)
+        return fail(why, fmt::format("pa {:#x} does not fit the address field of a {} entry", pa,
+                                     fmt_.name()));
 
     // Check the whole path before writing anything, so a failure changes nothing.
     Addr table = root_;

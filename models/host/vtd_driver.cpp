@@ -280,10 +280,24 @@ void Driver::detach_pasid(uint16_t rid, uint32_t pasid) {
     emit({InvalidationScope::Kind::Wait});
 }
 
+// The output range must be addressable by the unit: the entries' address fields hold bits
+// HAW-1:12, so a larger address would be cut silently by the encoder.
+static bool check_output(Addr pa, Addr size, unsigned haw, std::string* why) {
+    const Addr last = size ? pa + (size - 1) : pa;
+    if (size && last < pa)
+        return fail(why, fmt::format("pa {:#x} size {:#x} passes 2^64", pa, size));
+    if (haw < 64 && (last >> haw))
+        return fail(why, fmt::format("pa {:#x} size {:#x} ends beyond the unit's {}-bit host "
+                                     "address width (expected an end below {:#x})",
+                                     pa, size, haw, Addr(1) << haw));
+    return true;
+}
+
 bool Driver::map(uint16_t did, Addr iova, Addr pa, Addr size, Perm perm, std::string* why) {
     Domain* d = domain(did);
     if (!d) return fail(why, fmt::format("no domain {}", did));
     if (!d->as) return fail(why, fmt::format("domain {} is pass-through: nothing to map", did));
+    if (!check_output(pa, size, hw_.haw, why)) return false;
     return d->as->map(iova, pa, size, perm, why);
 }
 
@@ -295,6 +309,7 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
         return std::nullopt;
     }
     Addr page = Addr(1) << d->as->min_page_shift();
+    if (!check_output(pa, size, hw_.haw, why)) return std::nullopt;
     Addr len = (size + (pa & (page - 1)) + page - 1) & ~(page - 1);
     auto iova = d->as->iova().alloc(len, limit);
     if (!iova) {

@@ -9,6 +9,7 @@
 #include "arch/spapr/spapr_walker.h"
 #include "arch/vtd/vtd_walker.h"
 #include "cli.h"
+#include "core/quote.h"
 #include "host/spapr_driver.h"
 #include "host/vtd_driver.h"
 
@@ -17,32 +18,20 @@ namespace po = boost::program_options;
 namespace iommusim::cli {
 
 uint64_t parse_number(const std::string& t, const std::string& what) {
-    size_t pos = 0;
+    // The configuration's integer syntax (0x, 0b, '_', K M G T as powers of 1024): a sign,
+    // a fraction or a value past 2^64 is an error rather than wrapped or cut.
     uint64_t v = 0;
-    try {
-        v = std::stoull(t, &pos, 0);
-    } catch (const std::exception&) {
-        throw std::invalid_argument(
-            fmt::format("{}: '{}' is not a number (expected e.g. 0x1000, 4096, 2M)", what, t));
-    }
-    std::string suffix = t.substr(pos);
-    unsigned shift = suffix.empty()                   ? 0
-                     : suffix == "k" || suffix == "K" ? 10
-                     : suffix == "M"                  ? 20
-                     : suffix == "G"                  ? 30
-                                                      : 64;
-    if (shift == 64)
-        throw std::invalid_argument(
-            fmt::format("{}: unknown suffix '{}' in '{}' (expected K, M or G)", what, suffix, t));
-    return v << shift;
+    const std::string e = config_detail::parse_unsigned(t, true, 0, ~uint64_t(0), &v);
+    if (!e.empty()) throw std::invalid_argument(fmt::format("{}: {}", what, e));
+    return v;
 }
 
 uint16_t parse_bdf(const std::string& t) {
     unsigned b, d, f;
     char tail;
     if (std::sscanf(t.c_str(), "%x:%x.%x%c", &b, &d, &f, &tail) != 3 || b > 255 || d > 31 || f > 7)
-        throw std::invalid_argument(
-            fmt::format("--rid: '{}' is not a PCI address (expected BB:DD.F, e.g. 00:02.0)", t));
+        throw std::invalid_argument(fmt::format(
+            "--rid: {} is not a PCI address (expected BB:DD.F, e.g. 00:02.0)", quote(t)));
     return Requester::bdf(b, d, f).rid;
 }
 
@@ -59,7 +48,8 @@ MapSpec parse_map(const std::string& t, const char* opt) {
     for (size_t i = 0; i <= t.size(); ++i)
         if (i == t.size() || t[i] == ':') f.push_back(t.substr(start, i - start)), start = i + 1;
     if (f.size() < 3 || f.size() > 4)
-        throw std::invalid_argument(fmt::format("{}: '{}' should be IOVA:PA:SIZE[:r|rw]", opt, t));
+        throw std::invalid_argument(
+            fmt::format("{}: {} should be IOVA:PA:SIZE[:r|rw]", opt, quote(t)));
     MapSpec m{parse_number(f[0], opt), parse_number(f[1], opt), parse_number(f[2], opt), kPermRW};
     if (f.size() == 4) {
         if (f[3] == "r")
@@ -70,7 +60,7 @@ MapSpec parse_map(const std::string& t, const char* opt) {
             m.perm = kPermW;
         else
             throw std::invalid_argument(
-                fmt::format("{}: permission '{}' (expected r, w or rw)", opt, f[3]));
+                fmt::format("{}: permission {} (expected r, w or rw)", opt, quote(f[3])));
     }
     return m;
 }
@@ -79,7 +69,8 @@ Access parse_access(const std::string& a) {
     if (a == "read") return Access::Read;
     if (a == "write") return Access::Write;
     if (a == "atomic") return Access::ReadWrite;
-    throw std::invalid_argument(fmt::format("--access: '{}' (expected read, write or atomic)", a));
+    throw std::invalid_argument(
+        fmt::format("--access: {} (expected read, write or atomic)", quote(a)));
 }
 
 struct VtdLookup {
@@ -118,7 +109,7 @@ int run_spapr(const VtdLookup& o) {
     Addr page = parse_number(o.ddw_page, "--ddw-page");
     if (page < 4096 || (page & (page - 1)))
         throw std::invalid_argument(
-            fmt::format("--ddw-page: {} is not a power of two of at least 4K", o.ddw_page));
+            fmt::format("--ddw-page: {} is not a power of two of at least 4K", quote(o.ddw_page)));
     unsigned shift = 0;
     while ((Addr(1) << shift) < page) ++shift;
     bool ok = o.bypass ? drv.create_bypass(pe, Addr(64) << 30, 0, &why)
@@ -127,7 +118,7 @@ int run_spapr(const VtdLookup& o) {
     for (const auto& text : o.maps) {
         MapSpec m = parse_map(text, "--map");
         if (!drv.map(pe, m.iova, m.pa, m.size, m.perm, &why))
-            throw std::invalid_argument(fmt::format("--map {}: {}", text, why));
+            throw std::invalid_argument(fmt::format("--map {}: {}", quote(text), why));
     }
     Requester req{parse_bdf(o.rid)};
     drv.assign(req.rid, pe);
@@ -146,10 +137,10 @@ int run_spapr(const VtdLookup& o) {
 int run_vtd(const VtdLookup& o) {
     if (o.mode != "legacy" && o.mode != "scalable")
         throw std::invalid_argument(
-            fmt::format("--mode: '{}' (expected legacy or scalable)", o.mode));
+            fmt::format("--mode: {} (expected legacy or scalable)", quote(o.mode)));
     if (o.stage != "sl" && o.stage != "fl" && o.stage != "nested" && o.stage != "pt")
         throw std::invalid_argument(
-            fmt::format("--stage: '{}' (expected sl, fl, nested or pt)", o.stage));
+            fmt::format("--stage: {} (expected sl, fl, nested or pt)", quote(o.stage)));
     if (o.levels < 3 || o.levels > 5)
         throw std::invalid_argument(fmt::format("--levels: {} (expected 3, 4 or 5)", o.levels));
     SparseMemory mem;
@@ -185,7 +176,7 @@ int run_vtd(const VtdLookup& o) {
     for (const auto& text : o.maps) {
         MapSpec m = parse_map(text, "--map");
         if (!drv.map(target, m.iova, m.pa, m.size, m.perm, &why))
-            throw std::invalid_argument(fmt::format("--map {}: {}", text, why));
+            throw std::invalid_argument(fmt::format("--map {}: {}", quote(text), why));
     }
     Requester req{parse_bdf(o.rid)};
     if (!o.pasid.empty()) {
@@ -243,13 +234,13 @@ int lookup(const std::vector<std::string>& args) {
     const std::string& arch = vm["arch"].as<std::string>();
     if (arch == "spapr") return run_spapr(o);
     if (arch != "vtd")
-        throw std::invalid_argument(fmt::format("--arch: '{}' (expected vtd or spapr)", arch));
+        throw std::invalid_argument(fmt::format("--arch: {} (expected vtd or spapr)", quote(arch)));
     return run_vtd(o);
 }
 
 int demo(const std::vector<std::string>& args) {
     if (!args.empty())
-        throw std::invalid_argument(fmt::format("unexpected argument '{}'", args[0]));
+        throw std::invalid_argument(fmt::format("unexpected argument {}", quote(args[0])));
     int rc = 0;
     VtdLookup legacy;
     legacy.maps = {"0xfffdf000:0x12345000:4K:rw", "0x40000000:0x80000000:2M:r"};

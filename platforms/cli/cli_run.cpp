@@ -5,11 +5,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
 
 #include "cli.h"
+#include "core/quote.h"
 #include "core/stats_output.h"
 #include "platforms/system.h"
 
@@ -51,15 +53,20 @@ bool parse(const std::vector<std::string>& args, po::options_description& d,
 }
 
 namespace {
-// "1us", "250ns", "0", "1000" (ns) -> ns
+// "1us", "250ns", "0", "1000" (ns) -> ns, a whole number in the range of system.quantum_ns.
 uint64_t parse_quantum(const std::string& t) {
+    const std::string expected = fmt::format(
+        "expected a whole number of ns from 0 to {} with unit ps, ns, us or ms, e.g. 1us, 100ns, 0",
+        SystemParams::kMaxQuantumNs);
     size_t pos = 0;
     double v = 0;
     try {
+        if (t.empty() || !(std::isdigit(static_cast<unsigned char>(t[0])) || t[0] == '.'))
+            throw std::invalid_argument(t);
         v = std::stod(t, &pos);
     } catch (const std::exception&) {
         throw std::invalid_argument(
-            fmt::format("--quantum: '{}' is not a time (expected e.g. 1us, 100ns, 0)", t));
+            fmt::format("--quantum: {} is not a time ({})", quote(t), expected));
     }
     const std::string unit = t.substr(pos);
     const double scale = unit.empty() || unit == "ns" ? 1
@@ -67,19 +74,36 @@ uint64_t parse_quantum(const std::string& t) {
                          : unit == "ms"               ? 1e6
                          : unit == "ps"               ? 1e-3
                                                       : -1;
-    if (scale < 0 || v < 0)
+    if (scale < 0)
+        throw std::invalid_argument(fmt::format("--quantum: {} has an unknown unit {} ({})",
+                                                quote(t), quote(unit), expected));
+    const double ns = v * scale;
+    if (!std::isfinite(ns) || ns > double(SystemParams::kMaxQuantumNs))
         throw std::invalid_argument(
-            fmt::format("--quantum: '{}' (expected a time in ps, ns, us or ms)", t));
-    return uint64_t(v * scale + 0.5);
+            fmt::format("--quantum: {} is out of range ({})", quote(t), expected));
+    // A fraction of a ns would be rounded (0.3ps to 0: synchronise on every transaction).
+    if (ns != std::floor(ns))
+        throw std::invalid_argument(
+            fmt::format("--quantum: {} is not a whole number of ns ({})", quote(t), expected));
+    return uint64_t(ns);
 }
 }  // namespace
 
 Config load(const RunOptions& o) {
-    std::vector<std::string> sets = o.sets;
-    if (!o.quantum.empty())
-        sets.push_back(fmt::format("system.quantum_ns={}", parse_quantum(o.quantum)));
-    if (!o.seed.empty()) sets.push_back("system.seed=" + o.seed);
-    return Config::load(o.configs, sets);
+    Config config = Config::load(o.configs, o.sets);
+    // After every --set, as before: the dedicated options win, and name themselves in errors.
+    std::vector<std::string> errors;
+    if (!o.quantum.empty()) {
+        try {
+            config.set_from("--quantum", "system.quantum_ns",
+                            std::to_string(parse_quantum(o.quantum)));
+        } catch (const std::invalid_argument& e) {
+            errors.push_back(e.what());
+        }
+    }
+    if (!o.seed.empty()) config.set_from("--seed", "system.seed", o.seed);
+    if (!errors.empty()) throw ConfigError(std::move(errors));
+    return config;
 }
 
 int report(const ConfigError& e) {
@@ -124,7 +148,7 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
                 if (!o.quiet && now - last > std::chrono::seconds(1)) {
                     last = now;
                     fmt::print(stderr, "\r{:5.1f}% at {}  ", 100 * sys->progress(),
-                               sc_core::sc_time_stamp().to_string());
+                               format_time_ps(sc_core::sc_time_stamp().value()));
                 }
             }
         },
@@ -133,10 +157,11 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
     std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
     if (!o.quiet) fmt::print(stderr, "\r");
     const bool interrupted = g_interrupted;
+    sys->finish_stats();
 
     // Summary for people.
-    fmt::print("simulated {} in {:.2f} s{}\n", sc_core::sc_time_stamp().to_string(), wall.count(),
-               interrupted ? " (interrupted: statistics so far)" : "");
+    fmt::print("simulated {} in {:.2f} s{}\n", format_time_ps(sc_core::sc_time_stamp().value()),
+               wall.count(), interrupted ? " (interrupted: statistics so far)" : "");
     for (const std::string& s : sys->device_summaries()) fmt::print("{}\n", s);
     if (print_more) print_more(run);
     std::vector<SummaryLine> lines;
@@ -154,7 +179,7 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
         lines.push_back(p + "miss_latency");
         lines.push_back(p + "walker.queueing");
     }
-    fmt::print("{}", summary_table(sys->stats(), lines));
+    if (!lines.empty()) fmt::print("{}", summary_table(sys->stats(), lines));
 
     // Every statistic, hierarchical and flat, with what produced it.
     run.insert(run.begin(),
@@ -165,8 +190,10 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
         run.push_back({fmt::format("config{}", i), o.configs[i]});
     try {
         std::filesystem::create_directories(o.out);
-        write_json(o.out + "/stats.json", sys->stats(), run, sys->registry().values());
-        write_csv(o.out + "/stats.csv", sys->stats(), sys->registry().values());
+        const Metadata params = sys->registry().values();
+        write_files({{o.out + "/stats.json", stats_json(sys->stats(), run, params)},
+                     {o.out + "/stats.csv",
+                      csv_header(sys->stats(), params) + csv_row(sys->stats(), params)}});
     } catch (const std::exception& e) {
         fmt::print(stderr, "iommusim {}: {}\n", verb, e.what());
         return 2;

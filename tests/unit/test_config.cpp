@@ -134,8 +134,8 @@ TEST_CASE("Config syntax errors name file and line, all together", "[config]") {
     CHECK(errs[7] == p + ":12: missing key before '='");
     CHECK(errs[8] == p + ":13: bad key 'bad key' (expected a dotted name of letters, digits, '_' "
                          "and '-')");
-    CHECK(errs[9].rfind(p + ":14: system.iommu0.q: bad quoted value \"open", 0) == 0);
-    CHECK(errs[10].rfind(p + ":15: system.iommu0.r: bad quoted value \"x\" tail", 0) == 0);
+    CHECK(errs[9].rfind(p + ":14: system.iommu0.q: bad quoted value '\"open", 0) == 0);
+    CHECK(errs[10].rfind(p + ":15: system.iommu0.r: bad quoted value '\"x\" tail", 0) == 0);
 }
 
 TEST_CASE("Config reports unreadable files and bad --set, after collecting all", "[config]") {
