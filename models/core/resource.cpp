@@ -1,14 +1,21 @@
 #include "resource.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace iommusim {
 
+namespace {
+constexpr size_t kCompactAt = 32;  // dead intervals before the vector is compacted
+}  // namespace
+
 Tick ServerPool::fit(const Timeline& t, Tick arrival, Tick service) const {
     const auto& v = t.iv;
+    if (v.size() == t.head) return arrival;
+    // Fast path: nothing starts after the arrival (in-order arrivals), so only the last
+    // interval can be in the way.
+    if (arrival >= v.back().start) return std::max(arrival, v.back().end);
     const Tick need = service ? service : 1;
-    // Fast path: after everything (in-order arrivals).
-    if (v.size() == t.head || arrival >= v.back().end) return arrival;
     auto it = std::lower_bound(v.begin() + long(t.head), v.end(), arrival,
                                [](const Interval& i, Tick a) { return i.end <= a; });
     Tick s = arrival;
@@ -51,13 +58,19 @@ void ServerPool::occupy(unsigned server, Tick start, Tick until) {
         }
     }
     if (start > latest_) latest_ = start;
-    if (latest_ > history_) {  // forget what lies far behind every initiator
-        const Tick horizon = latest_ - history_;
-        while (t.head < v.size() && v[t.head].end < horizon) ++t.head;
-        if (t.head > 4096 && t.head * 2 > v.size()) {
-            v.erase(v.begin(), v.begin() + long(t.head));
-            t.head = 0;
-        }
+    prune(t);
+}
+
+void ServerPool::prune(Timeline& t) {
+    auto& v = t.iv;
+    // Forget what lies far behind every initiator, and the oldest beyond the count bound.
+    const Tick horizon = latest_ > history_ ? latest_ - history_ : 0;
+    while (t.head < v.size() && v[t.head].end < horizon) ++t.head;
+    if (v.size() - t.head > kMaxIntervals) t.head = v.size() - kMaxIntervals;
+    // Compacting moves fewer live intervals than were forgotten: amortised O(1).
+    if (t.head >= kCompactAt && t.head * 2 >= v.size()) {
+        v.erase(v.begin(), v.begin() + long(t.head));
+        t.head = 0;
     }
 }
 
@@ -69,6 +82,48 @@ unsigned ServerPool::busy_at(Tick t) const {
         if (it != tl.iv.begin() + long(tl.head) && std::prev(it)->end > t) ++n;
     }
     return n;
+}
+
+Rate Rate::ps_per_unit(double ps) {
+    Rate r;
+    if (!(ps > 0) || !std::isfinite(ps)) return r;
+    const double whole = std::floor(ps);
+    r.whole_ = uint64_t(whole);
+    r.frac_ = uint32_t(std::min(std::floor((ps - whole) * 0x1p32), 0x1p32 - 1));
+    return r;
+}
+
+namespace {
+using Exact = unsigned __int128;  // ps x 2^32
+Exact exact(uint64_t whole, uint32_t frac, uint64_t units) {
+    return Exact(units) * ((Exact(whole) << 32) | frac);
+}
+Tick ceil_ps(Exact e) {
+    return Tick(e >> 32) + ((e & 0xffffffffu) != 0);
+}
+}  // namespace
+
+Tick Rate::time(uint64_t units) const {
+    return ceil_ps(exact(whole_, frac_, units));
+}
+
+BandwidthServer::Span BandwidthServer::serve(Tick ready, uint64_t units) {
+    Exact e = exact(rate_.whole_, rate_.frac_, units);
+    // Fit the job without credit (it is at most 1 ps longer), then take the credit if it
+    // continues the previous job's busy period.
+    const Tick start = pool_.earliest(ready, ceil_ps(e)).start;
+    if (start == last_end_) {
+        if (e <= credit_) {  // done within the picosecond the previous job already took
+            credit_ -= uint32_t(e);
+            return {start, start};
+        }
+        e -= credit_;
+    }
+    const Tick service = ceil_ps(e);
+    credit_ = uint32_t((Exact(service) << 32) - e);
+    last_end_ = start + service;
+    pool_.occupy(0, start, last_end_);
+    return {start, last_end_};
 }
 
 }  // namespace iommusim

@@ -1,12 +1,20 @@
-// Contention as resources (docs/architecture.md, "Timing"): a pool of N identical servers. A job
-// arriving at t starts at the earliest time >= t at which some server is free long enough;
-// the difference is its queueing delay.
+// Contention as resources (docs/architecture.md, "Timing"): the one server model of the
+// simulator. A job arriving at t starts at the earliest time >= t at which a server is free
+// long enough; the difference is its queueing delay.
+//
+// ServerPool: N identical servers (walkers, tags). BandwidthServer: one server whose service
+// time follows from an amount of work at a rate (a PCIe link direction in bytes, a DRAM
+// channel in lines, an Ethernet line in bits, an issue slot per request).
 //
 // Initiators with a quantum call out of time order: one may reserve a server far ahead
 // before another asks for an earlier time. Each server therefore keeps its busy intervals
 // (not only when it is next free), so an early job fills the gap before a later reservation,
-// as it would have in the real order. Intervals older than `history` behind the latest
-// arrival are forgotten; keep it above the largest quantum.
+// as it would have in the real order, and timing does not depend on the quantum.
+//
+// Memory bound: per server, the intervals that end within `history` of the latest job start
+// (1 ms by default; keep it above the largest quantum), and never more than kMaxIntervals of
+// them (the oldest are forgotten first); storage is at most twice the live intervals plus a
+// small constant (16 bytes each). A job arriving before what is kept finds the server free.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +26,10 @@ namespace iommusim {
 
 class ServerPool {
 public:
-    explicit ServerPool(unsigned servers, Tick history = 1'000'000'000 /* 1 ms */)
+    static constexpr Tick kDefaultHistory = 1'000'000'000;  // 1 ms
+    static constexpr size_t kMaxIntervals = size_t(1) << 15;
+
+    explicit ServerPool(unsigned servers, Tick history = kDefaultHistory)
         : busy_(servers ? servers : 1), history_(history) {}
 
     struct Slot {
@@ -38,6 +49,13 @@ public:
     }
     unsigned size() const { return unsigned(busy_.size()); }
     unsigned busy_at(Tick t) const;
+    // Busy intervals the server keeps (the memory bound above).
+    size_t kept(unsigned server) const { return busy_[server].iv.size() - busy_[server].head; }
+    // End of the server's latest busy interval (0 when it has none).
+    Tick free_at(unsigned server) const {
+        const Timeline& t = busy_[server];
+        return t.iv.size() == t.head ? 0 : t.iv.back().end;
+    }
 
 private:
     struct Interval {
@@ -51,9 +69,59 @@ private:
         size_t head = 0;
     };
     Tick fit(const Timeline& t, Tick arrival, Tick service) const;
+    void prune(Timeline& t);
     std::vector<Timeline> busy_;
     Tick history_;
-    Tick latest_ = 0;  // latest arrival seen: intervals ending history_ before it are pruned
+    Tick latest_ = 0;  // latest job start: intervals ending history_ before it are pruned
+};
+
+// Time per unit of work (a byte, a bit, a line, a request), kept to 2^-32 ps so that long
+// runs keep the exact rate. The period is rounded down, so n units take at least
+// ceil(n x period) - 1 ps and never more than ceil(n x exact period).
+class Rate {
+public:
+    Rate() = default;
+    // `ps` finite and >= 0 (0: work takes no time).
+    static Rate ps_per_unit(double ps);
+    // Time of `units` done alone, rounded up to whole picoseconds.
+    Tick time(uint64_t units) const;
+    bool zero() const { return whole_ == 0 && frac_ == 0; }
+
+private:
+    friend class BandwidthServer;
+    uint64_t whole_ = 0;  // ps
+    uint32_t frac_ = 0;   // 2^-32 ps
+};
+
+// One server whose service time is units x rate. A job that starts exactly where the job
+// served before it ended continues that job's exact (sub-picosecond) schedule, so a busy
+// period of back-to-back jobs ends at ceil(total units x period) from its start however the
+// work is split; a job after a gap starts a new busy period. Gap filling and the memory
+// bound are ServerPool's.
+class BandwidthServer {
+public:
+    explicit BandwidthServer(Rate rate, Tick history = ServerPool::kDefaultHistory)
+        : pool_(1, history), rate_(rate) {}
+
+    struct Span {
+        Tick start, end;
+    };
+    // Serve `units` ready at `ready` in the earliest gap >= ready that holds them.
+    Span serve(Tick ready, uint64_t units);
+    // When serve(ready, units) would start, without serving.
+    Tick earliest(Tick ready, uint64_t units) const {
+        return pool_.earliest(ready, rate_.time(units)).start;
+    }
+    // End of the latest busy interval: when everything served so far is done.
+    Tick free_at() const { return pool_.free_at(0); }
+    const Rate& rate() const { return rate_; }
+    size_t kept() const { return pool_.kept(0); }
+
+private:
+    ServerPool pool_;
+    Rate rate_;
+    Tick last_end_ = 0;    // end of the job served last
+    uint32_t credit_ = 0;  // 2^-32 ps by which last_end_ lies after that job's exact end
 };
 
 }  // namespace iommusim

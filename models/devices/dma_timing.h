@@ -5,8 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
-#include <vector>
 
+#include "core/resource.h"
 #include "core/time.h"
 #include "core/types.h"
 
@@ -66,17 +66,18 @@ constexpr uint64_t dma_piece_count(Addr a, uint64_t len, uint32_t max_payload) {
     return n;
 }
 
-// Tags and issue rate as resources. Requests issue in order; request k issues at
-//   max(ready, previous issue, previous issue + 1/rate, earliest tag free)
-// and its tag frees at its completion. The tags are a min-heap on free time so a grant costs
-// O(log tags) with no allocation, however many tags a device has.
+// Tags and issue rate as resources (core/resource.h): the tags are a ServerPool, each tag
+// busy from its request's issue to its completion; the issue rate is a BandwidthServer of one
+// unit per request. Requests issue in order; request k issues at
+//   max(ready, previous issue, next issue slot, earliest tag free)
+// and its tag frees at its completion. One engine alone uses them, in order, so they keep no
+// history behind the latest issue.
 class DmaIssueScheduler {
 public:
-    DmaIssueScheduler(unsigned tags, double rate_mreq_s) : heap_(tags ? tags : 1) {
-        for (unsigned i = 0; i < heap_.size(); ++i) heap_[i] = {0, uint16_t(i)};
-        // The period in 1/65536 ps so rates like 300 Mreq/s keep their exact average.
-        period_fp_ = rate_mreq_s > 0 ? uint64_t(1e6 * 65536.0 / rate_mreq_s + 0.5) : 0;
-    }
+    DmaIssueScheduler(unsigned tags, double rate_mreq_s)
+        : tags_(tags ? tags : 1, 0),
+          slots_(Rate::ps_per_unit(rate_mreq_s > 0 ? 1e6 / rate_mreq_s : 0), 0),
+          rated_(rate_mreq_s > 0) {}
 
     enum class Limit : uint8_t { None, Tag, Rate };
     struct Grant {
@@ -92,63 +93,31 @@ public:
         Tick at = ready > last_ ? ready : last_;
         const Tick base = at;
         Limit limit = Limit::None;
-        const Tick slot = slot_ + (frac_ != 0);
-        if (period_fp_ && issued_ && slot > at) at = slot, limit = Limit::Rate;
-        if (heap_[0].free > at) at = heap_[0].free, limit = Limit::Tag;
-        if (period_fp_) {
-            // Continue the exact slot sequence when issuing on it, restart it otherwise.
-            if (!issued_ || at > slot) slot_ = at, frac_ = 0;
-            const uint64_t f = frac_ + period_fp_;
-            slot_ += f >> 16;
-            frac_ = uint32_t(f & 0xffff);
+        if (rated_) {
+            const Tick slot = slots_.earliest(at, 1);
+            if (slot > at) at = slot, limit = Limit::Rate;
         }
+        const ServerPool::Slot tag = tags_.earliest(at);
+        if (tag.start > at) at = tag.start, limit = Limit::Tag;
+        if (rated_) slots_.serve(at, 1);
         last_ = at;
-        issued_ = true;
-        return {heap_[0].tag, at, limit, at - base};
+        tag_ = tag.server;
+        return {uint16_t(tag_), at, limit, at - base};
     }
     // The request granted last completes at `done`: its tag is free from then on.
-    void complete(Tick done) {
-        heap_[0].free = done;
-        sift_down();
-    }
+    void complete(Tick done) { tags_.occupy(tag_, last_, done); }
 
-    unsigned tags() const { return unsigned(heap_.size()); }
+    unsigned tags() const { return tags_.size(); }
     Tick last_issue() const { return last_; }
-    // Requests still in flight at time t.
-    unsigned busy_at(Tick t) const {
-        unsigned n = 0;
-        for (const Entry& e : heap_) n += e.free > t;
-        return n;
-    }
+    // Requests in flight at time t (t at or after the last issue).
+    unsigned busy_at(Tick t) const { return tags_.busy_at(t); }
 
 private:
-    struct Entry {
-        Tick free;
-        uint16_t tag;
-        bool operator<(const Entry& o) const {
-            return free != o.free ? free < o.free : tag < o.tag;
-        }
-    };
-    void sift_down() {
-        const size_t n = heap_.size();
-        size_t i = 0;
-        const Entry e = heap_[0];
-        for (;;) {
-            size_t c = 2 * i + 1;
-            if (c >= n) break;
-            if (c + 1 < n && heap_[c + 1] < heap_[c]) ++c;
-            if (!(heap_[c] < e)) break;
-            heap_[i] = heap_[c];
-            i = c;
-        }
-        heap_[i] = e;
-    }
-
-    std::vector<Entry> heap_;
-    uint64_t period_fp_ = 0;
-    Tick last_ = 0, slot_ = 0;
-    uint32_t frac_ = 0;
-    bool issued_ = false;
+    ServerPool tags_;
+    BandwidthServer slots_;
+    bool rated_;
+    Tick last_ = 0;
+    unsigned tag_ = 0;  // of the last grant
 };
 
 }  // namespace iommusim

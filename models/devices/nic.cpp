@@ -63,10 +63,10 @@ Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams
       nbuf_(p_.buffers_per_direction()),
       rx_(p_.ring_size),
       tx_(p_.ring_size),
-      rx_line_(p_.line_rate),
+      rx_line_(eth_line_rate(p_.line_rate)),
       rx_state_(p_.seed),
-      tx_app_(p_.line_rate),
-      tx_wire_(p_.line_rate),
+      tx_app_(eth_line_rate(p_.line_rate)),
+      tx_wire_(eth_line_rate(p_.line_rate)),
       tx_state_(p_.seed ^ kTxSalt) {
     engine_.dma.bind(dma);  // hierarchical: the platform binds the NIC's socket
     engine_.set_source([this](DmaTransfer& t) { return next(t); });
@@ -143,14 +143,14 @@ bool Nic::handle(const Ev& e, DmaTransfer& t) {
 }
 
 void Nic::rx_schedule() {
-    const Tick begin = std::max(rx_line_.end(), t0_);  // the next frame's first bit
+    const Tick begin = std::max(rx_line_.free_at(), t0_);  // the next frame's first bit
     if ((p_.count && rx_scheduled_ >= p_.count) || begin >= stop_at_) {
         rx_on_ = false;
         return;
     }
     ++rx_scheduled_;
     rx_size_ = uint32_t(sizes_.draw(rx_state_));
-    push(rx_line_.take(t0_, eth_wire_bits(rx_size_)), kRxArrive);
+    push(rx_line_.serve(t0_, eth_wire_bits(rx_size_)).end, kRxArrive);
 }
 
 void Nic::rx_arrive(Tick at) {
@@ -203,8 +203,10 @@ void Nic::completed(const DmaTransfer& t, const DmaResult& r) {
         case kTxData: {
             Slot& s = tx_[pos];
             if (r.faults) s.fault = true;
-            // Sent when the line is free; the write-back follows the last bit.
-            push(r.faults ? r.done : tx_wire_.take(r.done, eth_wire_bits(s.frame)), kTxDone, pos);
+            // Sent in ring order when the line is free; the write-back follows the last bit.
+            const Tick ready = std::max(r.done, tx_wire_.free_at());
+            push(r.faults ? r.done : tx_wire_.serve(ready, eth_wire_bits(s.frame)).end, kTxDone,
+                 pos);
             break;
         }
         case kRxDesc:

@@ -147,7 +147,7 @@ private:
     std::vector<Slot> rx_, tx_;
     uint64_t rx_tail_ = 0, rx_head_ = 0, rx_clean_ = 0;
     std::deque<uint32_t> rx_pool_, tx_pool_;  // free pool buffers
-    LinePacer rx_line_;
+    BandwidthServer rx_line_;                 // the wire frames arrive on
     uint64_t rx_state_, rx_scheduled_ = 0;
     uint32_t rx_size_ = 0;  // frame of the scheduled arrival
     bool rx_on_ = false, refill_pending_ = false;
@@ -162,7 +162,7 @@ private:
 
     // TX ring: descriptors posted (tail), cleaned by the driver.
     uint64_t tx_tail_ = 0, tx_clean_ = 0;
-    LinePacer tx_app_, tx_wire_;  // the application's pacing, the line
+    BandwidthServer tx_app_, tx_wire_;  // the application's pacing, the line
     uint64_t tx_state_, tx_scheduled_ = 0;
     uint32_t tx_size_ = 0;  // frame of the scheduled offer
     Tick tx_offered_at_ = 0;

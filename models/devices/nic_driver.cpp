@@ -82,7 +82,7 @@ void Nic::tx_offer(Tick at) {
     ++s_->tx_offered;
     tx_last_ = at;
     const uint32_t frame = tx_size_, pos = uint32_t(tx_tail_ % ring);
-    tx_app_.take(at, eth_wire_bits(frame));
+    tx_app_.serve(at, eth_wire_bits(frame));
     Tick t = driver_start(at);
     const Tick from = t;
     t += sw_ps_;
@@ -116,7 +116,7 @@ void Nic::tx_offer(Tick at) {
 void Nic::tx_schedule(Tick posted) {
     // The sender (on the driver's CPU) offers the next frame once the line has had time for
     // this one and the driver has finished posting it.
-    const Tick next = std::max(tx_app_.end(), posted);
+    const Tick next = std::max(tx_app_.free_at(), posted);
     if ((p_.count && tx_scheduled_ >= p_.count) || next >= stop_at_) {
         tx_on_ = false;
         return;

@@ -1,7 +1,6 @@
-// The NIC's parameters, its host-memory layout and the Ethernet line model. Plain C++,
+// The NIC's parameters, its host-memory layout and Ethernet framing. Plain C++,
 // header-only, so the unit tests check it without SystemC.
 #pragma once
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/resource.h"
 #include "core/time.h"
 #include "core/types.h"
 #include "size_dist.h"
@@ -63,27 +63,11 @@ constexpr uint64_t eth_wire_bits(uint64_t frame) {
     return (frame + kEthWireOverhead) * 8;
 }
 
-// The line as a bandwidth resource: frames follow each other back to back at `gbps`; a frame
-// offered after the line went idle starts a new busy period. The end of a busy period is
-// computed from its total bits, so fractional per-frame times never accumulate rounding and
-// the line never runs faster than its rate.
-class LinePacer {
-public:
-    explicit LinePacer(double gbps = 100.0) : gbps_(gbps) {}
-    // When the line is free again.
-    Tick end() const { return base_ + Tick(std::ceil(double(bits_) * 1000.0 / gbps_)); }
-    // Occupy the line with `bits`, starting no earlier than `at`; returns the end.
-    Tick take(Tick at, uint64_t bits) {
-        if (at > end()) base_ = at, bits_ = 0;
-        bits_ += bits;
-        return end();
-    }
-
-private:
-    double gbps_;
-    Tick base_ = 0;
-    uint64_t bits_ = 0;
-};
+// The line is a BandwidthServer in bits (core/resource.h): frames follow each other back to
+// back at the line rate, a busy period keeping the exact rate however long it runs.
+inline Rate eth_line_rate(double gbps) {
+    return Rate::ps_per_unit(1000.0 / gbps);  // Gb/s = bits/ns
+}
 
 struct NicParams {
     double line_rate = 100.0;    // Gb/s

@@ -59,12 +59,12 @@ DramTiming::DramTiming(const DramParams& p, StatGroup& stats, uint64_t seed)
     std::string why;
     if (!p.valid(&why)) throw std::invalid_argument(why);
     // 1 GB/s is 1 byte/ns, so a line takes line_bytes / gbps ns = 1000 * line_bytes / gbps ps.
-    line_fp_ = uint64_t(
-        std::llround(double(p.line_bytes) * 1000.0 * double(1u << kFracBits) / p.channel_gbps));
+    line_ = Rate::ps_per_unit(double(p.line_bytes) * 1000.0 / p.channel_gbps);
     latency_ = Tick(p.latency_ns) * kTicksPerNs;
     llc_latency_ = Tick(p.llc_latency_ns) * kTicksPerNs;
     ch_.resize(p.channels);
     for (unsigned i = 0; i < p.channels; ++i) {
+        ch_[i].server = BandwidthServer(line_);
         StatGroup& g = stats.child(fmt::format("ch{}", i));
         ch_[i].reads = &g.counter("reads", "lines read on this channel");
         ch_[i].writes = &g.counter("writes", "lines written on this channel");
@@ -82,8 +82,7 @@ bool DramTiming::llc_hit(Addr addr) {
 }
 
 Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at) {
-    // TLM lengths are 32-bit; the fixed-point busy time below relies on it (with the
-    // parameter ranges, k * line_fp_ stays below 2^62).
+    // TLM lengths are 32-bit: with the parameter ranges a channel's service fits a Tick.
     assert(bytes <= (uint64_t(1) << 32));
     ++(is_write ? writes_ : reads_);
     (is_write ? bytes_written_ : bytes_read_) += bytes;
@@ -106,15 +105,12 @@ Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, 
     for (uint64_t j = 0; j < used; ++j) {
         Channel& c = ch_[(first + j) % C];
         const uint64_t k = (lines - j + C - 1) / C;
-        const uint64_t fp = k * line_fp_ + c.carry;
-        const Tick service = fp >> kFracBits;
-        c.carry = fp & ((uint64_t(1) << kFracBits) - 1);
-        const Tick start = c.server.acquire(at, service);
-        wait = std::max(wait, start - at);
-        end = std::max(end, start + service);
+        const BandwidthServer::Span s = c.server.serve(at, k);
+        wait = std::max(wait, s.start - at);
+        end = std::max(end, s.end);
         *(is_write ? c.writes : c.reads) += k;
         *c.bytes += k * L;
-        *c.busy += service;
+        *c.busy += s.end - s.start;
     }
     const Tick done = end + latency_;
     queueing_h_.add(ns(wait));

@@ -47,9 +47,9 @@ struct DramParams {
     bool valid(std::string* why = nullptr) const;
 };
 
-// The timing core. Accesses are served in call order (first come, first served), each line
-// on its channel from max(arrival, channel free); with a quantum above zero callers may
-// arrive out of time order, as with every resource of the simulator.
+// The timing core. Each channel is a BandwidthServer (core/resource.h) in lines: an access's
+// lines on one channel are served back to back in the first gap from its arrival on, so
+// callers that arrive out of time order under a quantum find the gaps they would have found.
 class DramTiming {
 public:
     // Throws std::invalid_argument (naming the parameter) when `p` is out of range.
@@ -61,22 +61,21 @@ public:
     Tick access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at);
 
     unsigned channel_of(Addr addr) const { return unsigned((addr / p_.line_bytes) % p_.channels); }
-    // Transfer time of one line on a channel, in ps (rounded; the channel keeps the fraction).
-    Tick line_ticks() const { return Tick(line_fp_ >> kFracBits); }
+    // Transfer time of one line on an idle channel, in ps (rounded up; a busy channel keeps
+    // the exact rate).
+    Tick line_ticks() const { return line_.time(1); }
     const DramParams& params() const { return p_; }
 
 private:
-    static constexpr unsigned kFracBits = 16;  // channel busy time in 1/65536 ps
     struct Channel {
-        ServerPool server{1};
-        uint64_t carry = 0;  // sub-ps remainder, so long runs keep the exact bandwidth
+        BandwidthServer server{Rate()};
         Counter *reads, *writes, *bytes, *busy;
     };
     bool llc_hit(Addr addr);
 
     DramParams p_;
     uint64_t seed_;
-    uint64_t line_fp_;  // one line's transfer time, fixed point
+    Rate line_;  // one line's transfer time on a channel
     Tick latency_, llc_latency_;
     uint64_t walk_reads_seen_ = 0;
     std::vector<Channel> ch_;

@@ -163,9 +163,13 @@ unsigned tlp_overhead_bytes(const PcieLinkParams& p, TlpType t) {
     return (flit(p) ? 0 : kTlpFraming) + hdr + (p.ecrc ? kDigest : 0);
 }
 
+Rate tlp_rate(const PcieLinkParams& p) {
+    // Gb/s is bits per ns: a byte takes 8 / gbps ns = 8000 / gbps ps.
+    return Rate::ps_per_unit(8000.0 / tlp_gbps(p));
+}
+
 Tick wire_time(const PcieLinkParams& p, uint64_t bytes) {
-    // Gb/s is bits per ns: bytes * 8 / gbps ns = bytes * 8000 / gbps ps.
-    return Tick(std::llround(double(bytes) * 8000.0 / tlp_gbps(p)));
+    return tlp_rate(p).time(bytes);
 }
 
 uint32_t count_pieces(Addr addr, uint64_t len, uint32_t unit) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/resource.h"
 #include "core/time.h"
 #include "core/types.h"
 
@@ -90,7 +91,10 @@ double tlp_gbps(const PcieLinkParams& p);
 // Bytes a TLP puts on the wire besides its payload: framing + sequence + LCRC (none with
 // flit_layout: the flit carries them), header, optional digest.
 unsigned tlp_overhead_bytes(const PcieLinkParams& p, TlpType t);
-// Serialization time of `bytes` at the TLP rate, rounded to the nearest picosecond.
+// Time per wire byte at the TLP rate (the rate of a link direction's server).
+Rate tlp_rate(const PcieLinkParams& p);
+// Serialization time of `bytes` alone at the TLP rate, rounded up to whole picoseconds (as
+// a link serializes one TLP on an idle direction).
 Tick wire_time(const PcieLinkParams& p, uint64_t bytes);
 
 // Splitting. Pieces end at naturally aligned boundaries of the unit (MPS for write TLPs,

@@ -1,7 +1,6 @@
 #include "pcie_link.h"
 
 #include <algorithm>
-#include <cmath>
 #include <stdexcept>
 
 namespace iommusim {
@@ -24,7 +23,8 @@ uint64_t ns(Tick t) {
 
 }  // namespace
 
-void PcieLink::Direction::init(StatGroup& g, const char* toward) {
+void PcieLink::Direction::init(const PcieLinkParams& p, StatGroup& g, const char* toward) {
+    server = BandwidthServer(tlp_rate(p));
     tlps = &g.counter("tlps", std::string("TLPs sent toward the ") + toward);
     payload_bytes = &g.counter("payload_bytes", "data payload bytes of those TLPs");
     wire_bytes = &g.counter(
@@ -39,7 +39,6 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
       device("device"),
       host("host"),
       p_(checked(p)),
-      ps_per_byte_(8000.0 / tlp_gbps(p)),  // Gb/s = bits/ns
       latency_(Tick(p.latency_ns) * kTicksPerNs),
       oh_mwr_(tlp_overhead_bytes(p, TlpType::MWr)),
       oh_mrd_(tlp_overhead_bytes(p, TlpType::MRd)),
@@ -53,13 +52,13 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
     transactions_ = &stats.counter("transactions", "transactions received from the device");
     errors_ = &stats.counter("errors", "transactions that ended with an error response");
     StatGroup& up = stats.child("upstream");
-    up_.init(up, "host");
+    up_.init(p_, up, "host");
     mwr_ = &up.counter("mwr_tlps", "Memory Write requests (MWr)");
     mrd_ = &up.counter("mrd_tlps", "Memory Read requests (MRd)");
     atomic_ = &up.counter("atomic_tlps", "AtomicOp requests (FetchAdd, Swap, CAS)");
     msg_ = &up.counter("msg_tlps", "Messages (Msg, MsgD)");
     StatGroup& down = stats.child("downstream");
-    down_.init(down, "device");
+    down_.init(p_, down, "device");
     cpld_ = &down.counter("cpld_tlps", "Completions with Data (CplD)");
     cpl_ = &down.counter("cpl_tlps", "Completions without data (error status)");
     device.register_b_transport(this, &PcieLink::b_transport);
@@ -68,14 +67,12 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
 
 PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead, unsigned payload) {
     const unsigned bytes = overhead + payload;
-    const Tick wire = Tick(std::llround(double(bytes) * ps_per_byte_));
-    const Tick start = std::max(ready, d.free_at);
-    d.free_at = start + wire;
+    const Slot s = d.server.serve(ready, bytes);
     ++*d.tlps;
     *d.payload_bytes += payload;
     *d.wire_bytes += bytes;
-    *d.busy_ps += wire;
-    return {start, start + wire};
+    *d.busy_ps += s.end - s.start;
+    return s;
 }
 
 Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset,
@@ -90,11 +87,12 @@ Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsi
 
 Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
     const PayloadExtent x(p);
-    Tick done = t0;
+    Tick done = t0, ready = t0;
     unsigned off = 0;
-    do {  // every MWr is ready at t0: the device has the whole buffer
+    do {  // the device has the whole buffer: each MWr follows the one before it
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mps);
-        const Slot s = send(up_, t0, oh_mwr_, n);
+        const Slot s = send(up_, ready, oh_mwr_, n);
+        ready = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
         ++*mwr_;
         done = std::max(done, forward(p, x, off, n, s.end));
@@ -106,20 +104,23 @@ Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
 
 Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
     const PayloadExtent x(p);
-    Tick done = t0;
+    Tick done = t0, ready = t0;
     unsigned off = 0;
     do {  // requests go out back to back; each one's completions follow its return
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mrrs);
-        const Slot s = send(up_, t0, oh_mrd_, 0);
+        const Slot s = send(up_, ready, oh_mrd_, 0);
+        ready = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
         ++*mrd_;
         const Tick ret = forward(p, x, off, n, s.end);
         Tick last = ret;
         if (p.is_response_ok()) {
             unsigned c_off = 0;
+            Tick c_ready = ret;
             do {
                 const unsigned c = piece_bytes(x.addr + off + c_off, n - c_off, cpl_unit_);
-                const Slot cs = send(down_, ret, oh_cpld_, c);
+                const Slot cs = send(down_, c_ready, oh_cpld_, c);
+                c_ready = cs.end;
                 if (c_off == 0) down_.queueing->add(ns(cs.start - ret));
                 ++*cpld_;
                 last = cs.end;

@@ -1,7 +1,10 @@
 // One PCIe link between a device (or a switch's Downstream Port) and the port above it.
 // Transactions from the device arrive on `device` and leave on `host`. Each direction is a
-// bandwidth resource at the link's TLP rate (link_model.h): a TLP ready at t is serialized
-// from max(t, direction free) for its wire bytes, and the wait is queueing delay.
+// BandwidthServer at the link's TLP rate (link_model.h, core/resource.h): a TLP ready at t is
+// serialized for its wire bytes in the first gap from t on that holds it, and the wait is
+// queueing delay. Gap filling makes a shared link (a switch uplink) independent of the order
+// in which initiators running ahead under a quantum reach it. The TLPs of one transaction stay
+// in order: each is ready when the one before it has been serialized.
 //
 // A memory write is cut into MWr TLPs at MPS boundaries; a memory read into MRd requests at
 // MRRS boundaries, each request's completions (CplD) cut at MPS (or RCB) boundaries. Every
@@ -17,6 +20,7 @@
 #include <systemc>
 #include <tlm>
 
+#include "core/resource.h"
 #include "core/stats.h"
 #include "link_model.h"
 #include "tlp.h"
@@ -33,20 +37,18 @@ public:
 
     const PcieLinkParams& params() const { return p_; }
     // Tick at which each direction finishes what it has been given so far.
-    Tick upstream_free_at() const { return up_.free_at; }
-    Tick downstream_free_at() const { return down_.free_at; }
+    Tick upstream_free_at() const { return up_.server.free_at(); }
+    Tick downstream_free_at() const { return down_.server.free_at(); }
 
 private:
-    // One direction of the link: a single server whose service time is wire bytes / rate.
+    // One direction of the link: a server whose service time is wire bytes at the TLP rate.
     struct Direction {
-        Tick free_at = 0;
+        BandwidthServer server{Rate()};
         Counter *tlps, *payload_bytes, *wire_bytes, *busy_ps;
         Histogram* queueing;
-        void init(StatGroup& g, const char* toward);
+        void init(const PcieLinkParams& p, StatGroup& g, const char* toward);
     };
-    struct Slot {
-        Tick start, end;
-    };
+    using Slot = BandwidthServer::Span;
     Slot send(Direction& d, Tick ready, unsigned overhead, unsigned payload);
     // Forward the piece [offset, offset + n) of `p` whose TLP left the link at `at`; returns
     // when the host side was done with it (absolute ticks).
@@ -61,7 +63,6 @@ private:
     unsigned int transport_dbg(tlm::tlm_generic_payload& p);
 
     const PcieLinkParams p_;
-    const double ps_per_byte_;  // at the TLP rate
     const Tick latency_;
     const unsigned oh_mwr_, oh_mrd_, oh_cpld_, oh_cpl_, oh_msg_, oh_atomic_;
     const uint32_t cpl_unit_;

@@ -84,17 +84,17 @@ TEST_CASE("Size distributions: draws follow the weights and the seed", "[devices
     for (uint64_t i = 0; i < 1000; ++i) CHECK(draw_below(st, 7) < 7);
 }
 
-TEST_CASE("Line pacer: back to back at the line rate, restarts when idle", "[devices]") {
+TEST_CASE("Ethernet line: back to back at the line rate, restarts when idle", "[devices]") {
     CHECK(eth_wire_bits(64) == 672);
-    LinePacer l(100);
-    CHECK(l.take(0, 672) == 6720);
-    CHECK(l.take(0, 672) == 13440);      // queued behind the first
-    CHECK(l.take(10000, 672) == 20160);  // still busy at 10 ns
-    CHECK(l.take(50000, 672) == 56720);  // idle line: starts when offered
+    BandwidthServer l(eth_line_rate(100));
+    CHECK(l.serve(0, 672).end == 6720);
+    CHECK(l.serve(0, 672).end == 13440);      // queued behind the first
+    CHECK(l.serve(10000, 672).end == 20160);  // still busy at 10 ns
+    CHECK(l.serve(50000, 672).end == 56720);  // idle line: starts when offered
     // A fractional per-frame time (680 bits at 3 Gb/s = 226666.67 ps) never drifts.
-    LinePacer f(3);
+    BandwidthServer f(eth_line_rate(3));
     Tick end = 0;
-    for (int i = 0; i < 3000; ++i) end = f.take(0, 680);
+    for (int i = 0; i < 3000; ++i) end = f.serve(0, 680).end;
     CHECK(end == 680'000'000);
 }
 
