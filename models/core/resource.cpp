@@ -9,6 +9,18 @@ namespace {
 constexpr size_t kCompactAt = 32;  // dead intervals before the vector is compacted
 }  // namespace
 
+ServerPool::ServerPool(unsigned servers, Tick history)
+    : busy_(servers ? servers : 1), history_(history) {
+    if (busy_.size() > 1) {
+        leaves_ = 1;
+        while (leaves_ < busy_.size()) leaves_ *= 2;
+        free_tree_.assign(2 * leaves_, ~Tick(0));
+        for (size_t i = 0; i < busy_.size(); ++i) free_tree_[leaves_ + i] = 0;
+        for (size_t i = leaves_ - 1; i >= 1; --i)
+            free_tree_[i] = std::min(free_tree_[2 * i], free_tree_[2 * i + 1]);
+    }
+}
+
 Tick ServerPool::fit(const Timeline& t, Tick arrival, Tick service) const {
     const auto& v = t.iv;
     if (v.size() == t.head) return arrival;
@@ -25,6 +37,13 @@ Tick ServerPool::fit(const Timeline& t, Tick arrival, Tick service) const {
 }
 
 ServerPool::Slot ServerPool::earliest(Tick arrival, Tick service) const {
+    if (leaves_ && arrival >= latest_) {
+        // Nothing starts after the arrival: each server is free from its free_at() on.
+        const Tick at = std::max(arrival, free_tree_[1]);
+        size_t i = 1;
+        while (i < leaves_) i = free_tree_[2 * i] <= at ? 2 * i : 2 * i + 1;
+        return {unsigned(i - leaves_), at};
+    }
     Slot best{0, fit(busy_[0], arrival, service)};
     for (unsigned i = 1; i < busy_.size() && best.start > arrival; ++i) {
         Tick s = fit(busy_[i], arrival, service);
@@ -59,12 +78,18 @@ void ServerPool::occupy(unsigned server, Tick start, Tick until) {
     }
     if (start > latest_) latest_ = start;
     prune(t);
+    if (leaves_) {
+        size_t i = leaves_ + server;
+        free_tree_[i] = free_at(server);
+        for (i /= 2; i >= 1; i /= 2)
+            free_tree_[i] = std::min(free_tree_[2 * i], free_tree_[2 * i + 1]);
+    }
 }
 
 void ServerPool::prune(Timeline& t) {
     auto& v = t.iv;
     // Forget what lies far behind every initiator, and the oldest beyond the count bound.
-    const Tick horizon = latest_ > history_ ? latest_ - history_ : 0;
+    const Tick horizon = std::max(latest_ > history_ ? latest_ - history_ : 0, floor_);
     while (t.head < v.size() && v[t.head].end < horizon) ++t.head;
     if (v.size() - t.head > kMaxIntervals) t.head = v.size() - kMaxIntervals;
     // Compacting moves fewer live intervals than were forgotten: amortised O(1).

@@ -11,10 +11,12 @@
 // (not only when it is next free), so an early job fills the gap before a later reservation,
 // as it would have in the real order, and timing does not depend on the quantum.
 //
-// Memory bound: per server, the intervals that end within `history` of the latest job start
-// (1 ms by default; keep it above the largest quantum), and never more than kMaxIntervals of
-// them (the oldest are forgotten first); storage is at most twice the live intervals plus a
-// small constant (16 bytes each). A job arriving before what is kept finds the server free.
+// Memory bound: per server, the intervals that end after both forget_before()'s time and
+// `history` before the latest job start (1 ms by default; keep it above the largest quantum),
+// and never more than kMaxIntervals of them (the oldest are forgotten first); storage is at
+// most twice the live intervals plus a small constant (16 bytes each). A job arriving before
+// what is kept finds the server free. SystemC owners call forget_before(current SystemC
+// time) before each use: no initiator's local time lies behind it, so nothing is lost.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,8 +31,7 @@ public:
     static constexpr Tick kDefaultHistory = 1'000'000'000;  // 1 ms
     static constexpr size_t kMaxIntervals = size_t(1) << 15;
 
-    explicit ServerPool(unsigned servers, Tick history = kDefaultHistory)
-        : busy_(servers ? servers : 1), history_(history) {}
+    explicit ServerPool(unsigned servers, Tick history = kDefaultHistory);
 
     struct Slot {
         unsigned server;
@@ -46,6 +47,10 @@ public:
         Slot s = earliest(arrival, service);
         occupy(s.server, s.start, s.start + service);
         return s.start;
+    }
+    // No job will arrive before t: intervals ending before it may go.
+    void forget_before(Tick t) {
+        if (t > floor_) floor_ = t;
     }
     unsigned size() const { return unsigned(busy_.size()); }
     unsigned busy_at(Tick t) const;
@@ -73,6 +78,12 @@ private:
     std::vector<Timeline> busy_;
     Tick history_;
     Tick latest_ = 0;  // latest job start: intervals ending history_ before it are pruned
+    Tick floor_ = 0;   // forget_before()
+    // With several servers, a min-tree of their free_at() (leaves from leaves_ on, padding
+    // never free): an arrival at or after every start takes the leftmost server free by
+    // then, or else the one free first, in O(log servers).
+    std::vector<Tick> free_tree_;
+    size_t leaves_ = 0;
 };
 
 // Time per unit of work (a byte, a bit, a line, a request), kept to 2^-32 ps so that long
@@ -114,6 +125,7 @@ public:
     }
     // End of the latest busy interval: when everything served so far is done.
     Tick free_at() const { return pool_.free_at(0); }
+    void forget_before(Tick t) { pool_.forget_before(t); }
     const Rate& rate() const { return rate_; }
     size_t kept() const { return pool_.kept(0); }
 

@@ -165,7 +165,9 @@ void Dram::b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
 void Dram::serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk) {
     if (p.is_read() || p.is_write()) {
         if (check(p) && move_data(p)) {
-            const Tick at = to_ticks(sc_core::sc_time_stamp()) + to_ticks(delay);
+            const Tick now = to_ticks(sc_core::sc_time_stamp());
+            timing_.forget_before(now);  // every initiator's local time is at or after it
+            const Tick at = now + to_ticks(delay);
             const Tick done =
                 timing_.access(p.get_address(), p.get_data_length(), p.is_write(), is_walk, at);
             delay += to_sc_time(done - at);

@@ -60,6 +60,10 @@ public:
     // that hits the LLC). bytes == 0 costs one line (a zero-length read still goes to memory).
     Tick access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at);
 
+    // No access will arrive before t (the SystemC time): the channels may forget before it.
+    void forget_before(Tick t) {
+        for (Channel& c : ch_) c.server.forget_before(t);
+    }
     unsigned channel_of(Addr addr) const { return unsigned((addr / p_.line_bytes) % p_.channels); }
     // Transfer time of one line on an idle channel, in ps (rounded up; a busy channel keeps
     // the exact rate).

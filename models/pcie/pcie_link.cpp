@@ -163,7 +163,10 @@ void PcieLink::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay)
         ++*errors_;
         return;
     }
-    const Tick t0 = now_ticks() + to_ticks(delay);
+    const Tick now = now_ticks();
+    up_.server.forget_before(now);  // every initiator's local time is at or after it
+    down_.server.forget_before(now);
+    const Tick t0 = now + to_ticks(delay);
     Tick done = t0;
     switch (tlp_kind(p)) {
         case PcieAttr::Tlp::MemWrite: done = write(p, t0); break;
@@ -172,8 +175,8 @@ void PcieLink::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay)
         case PcieAttr::Tlp::Message: done = single(p, oh_msg_, *msg_, false, t0); break;
     }
     if (!p.is_response_ok()) ++*errors_;
-    const Tick now = now_ticks();
-    delay = to_sc_time(done > now ? done - now : 0);
+    const Tick after = now_ticks();  // the host side may have waited
+    delay = to_sc_time(done > after ? done - after : 0);
 }
 
 unsigned int PcieLink::transport_dbg(tlm::tlm_generic_payload& p) {

@@ -82,6 +82,17 @@ TEST_CASE("ServerPool: memory stays bounded by the history and the interval cap"
     ServerPool q(1, ~Tick(0));
     for (size_t i = 0; i < ServerPool::kMaxIntervals + 1000; ++i) q.acquire(Tick(i) * 10, 5);
     CHECK(q.kept(0) == ServerPool::kMaxIntervals);
+    // forget_before(t) (the SystemC time) drops what ends before t and changes nothing for
+    // jobs arriving from t on.
+    ServerPool a(1), b(1);
+    t = 0;
+    for (int i = 0; i < 5000; ++i, t += 100'000) {
+        a.forget_before(t > 1'000'000 ? t - 1'000'000 : 0);
+        REQUIRE(a.acquire(t, 10'000) == b.acquire(t, 10'000));
+        REQUIRE(a.acquire(t - 50'000 * (t > 0), 5'000) == b.acquire(t - 50'000 * (t > 0), 5'000));
+    }
+    CHECK(a.kept(0) <= 2 * (1'000'000 / 100'000) + 2);
+    CHECK(b.kept(0) > 1000);
     // What was forgotten is free again: a straggler from before the history starts at once.
     ServerPool h(1, 1000);
     h.acquire(0, 500);
