@@ -137,6 +137,9 @@ struct System::Device {
     // The same view of every kind of device.
     std::function<bool()> finished;
     const sc_core::sc_event* finished_ev = nullptr;
+    // Its finished event fired: a device sets its flag at its local time, ahead of the kernel
+    // under a quantum, and notifies the event at its last completion, when it really ends.
+    bool ended = false;
     std::function<std::string()> summary;
     std::function<double()> progress;
 
@@ -773,6 +776,14 @@ void System::build() {
             d->progress = [h] { return h->progress(); };
         }
     }
+    for (auto& d : devices_)
+        sc_core::sc_spawn(
+            [this, dev = d.get()] {
+                wait(*dev->finished_ev);
+                dev->ended = true;
+                device_ended_.notify(sc_core::SC_ZERO_TIME);
+            },
+            (d->name + "_end").c_str());
     sc_core::sc_spawn([this] { supervise(); }, "supervisor");
 }
 
@@ -807,7 +818,7 @@ void System::start_of_simulation() {
 bool System::devices_done() const {
     if (replay_host_ && !replay_host_->finished()) return false;
     for (const auto& d : devices_)
-        if (!d->finished()) return false;
+        if (!d->ended) return false;
     return true;
 }
 
@@ -844,18 +855,26 @@ std::vector<std::string> System::iommu_names() const {
 }
 
 void System::supervise() {
-    sc_core::sc_event_or_list any;
-    for (auto& d : devices_) any |= *d->finished_ev;
-    if (replay_host_) any |= replay_host_->finished_event();
-    // Wake when a device finishes, and every 10 us of simulated time to honour a stop request
-    // (Ctrl-C) and the time limit.
-    const sc_core::sc_time tick(10, sc_core::SC_US);
     const sc_core::sc_time limit(double(params_.max_time_us), sc_core::SC_US);
+    PollPeriod poll;
     while (!devices_done() && !stop_requested_ &&
-           (!params_.max_time_us || sc_core::sc_time_stamp() < limit))
-        wait(tick, any);
+           (!params_.max_time_us || sc_core::sc_time_stamp() < limit)) {
+        sc_core::sc_time t = poll.next();
+        if (params_.max_time_us) t = std::min(t, limit - sc_core::sc_time_stamp());
+        wait(t, device_ended_);
+    }
     done_.notify(sc_core::SC_ZERO_TIME);
     sc_core::sc_stop();
+}
+
+sc_core::sc_time System::PollPeriod::next() {
+    const auto now = std::chrono::steady_clock::now();
+    const auto wall = now - last_;
+    last_ = now;
+    const sc_core::sc_time lo(10, sc_core::SC_US), hi(1, sc_core::SC_SEC);
+    if (wall < std::chrono::milliseconds(50) && period_ < hi) period_ = period_ * 2;
+    else if (wall > std::chrono::milliseconds(200) && period_ > lo) period_ = period_ / 2;
+    return period_;
 }
 
 }  // namespace iommusim

@@ -7,6 +7,7 @@
 //   s.build();                    // modules, wiring, driver set-up
 //   sc_start(); s.finish();
 #pragma once
+#include <chrono>
 #include <memory>
 #include <string>
 #include <systemc>
@@ -77,6 +78,17 @@ public:
     // Replay mode: the host process and the translation checks (null otherwise).
     const ReplayHost* replay() const { return replay_host_.get(); }
     const ReplayCheck* replay_check() const { return replay_check_.get(); }
+    // A simulated-time period for the processes that poll (Ctrl-C, the time limit, progress):
+    // a fixed one made a recording with hour-long idle gaps take minutes of wall time, so it
+    // doubles while wakes come faster than 20 per wall-clock second and halves below 5.
+    class PollPeriod {
+    public:
+        sc_core::sc_time next();
+
+    private:
+        sc_core::sc_time period_{10, sc_core::SC_US};
+        std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+    };
     // Stop at the next check (Ctrl-C): statistics so far are kept.
     void request_stop() { stop_requested_ = true; }
 
@@ -110,6 +122,7 @@ private:
     struct Fabric;
     std::unique_ptr<Fabric> fabric_;
     sc_core::sc_event done_;
+    sc_core::sc_event device_ended_;  // a device's finished event fired (its last completion)
     volatile bool stop_requested_ = false;
 };
 

@@ -136,13 +136,14 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
     // SystemC's "simulation stopped" notice is not news for the user.
     sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
                                             sc_core::SC_DO_NOTHING);
-    // Progress on the terminal, from a process polling the wall clock every 100 us simulated.
+    // Progress on the terminal, from a process polling the wall clock a few times per wall-clock second.
     const auto t0 = std::chrono::steady_clock::now();
     sc_core::sc_spawn(
         [&] {
             auto last = t0;
+            System::PollPeriod poll;
             while (!sys->devices_done()) {
-                sc_core::wait(sc_core::sc_time(100, sc_core::SC_US), sys->done_event());
+                sc_core::wait(poll.next(), sys->done_event());
                 if (g_interrupted) sys->request_stop();
                 const auto now = std::chrono::steady_clock::now();
                 if (!o.quiet && now - last > std::chrono::seconds(1)) {
