@@ -495,6 +495,8 @@ void System::build() {
     tlm_utils::tlm_quantumkeeper::set_global_quantum(
         sc_core::sc_time(double(params_.quantum_ns), sc_core::SC_NS));
 
+    // --seed reaches the units' random cache replacement too (see derived_seed).
+    for (auto& m : iommus_) m->unit.seed = derived_seed(params_.seed, m->name);
     fabric_ = std::make_unique<Fabric>();
     Fabric& f = *fabric_;
     f.router = std::make_unique<RegionRouter>("router", stats_.child("router"));

@@ -64,6 +64,12 @@ int size_class(unsigned shift) {
     return shift < 21 ? 0 : shift < 30 ? 1 : 2;
 }
 
+// Each cache's replacement stream: its own constant, moved by the unit's seed (golden ratio
+// multiplier, so nearby seeds give unrelated streams).
+uint64_t cache_seed(const UnitParams& p, uint64_t which) {
+    return which + p.seed * 0x9E3779B97F4A7C15ull;
+}
+
 }  // namespace
 
 struct TranslationUnit::Impl {
@@ -73,21 +79,21 @@ struct TranslationUnit::Impl {
           walker(w),
           mem(m),
           walkers(p.walkers),
-          ctx_cache(p.context_cache.geometry(11)),
-          pasid_cache(p.pasid_cache.geometry(12)),
+          ctx_cache(p.context_cache.geometry(cache_seed(p, 11))),
+          pasid_cache(p.pasid_cache.geometry(cache_seed(p, 12))),
           stats(g) {
-        iotlbs.emplace_back(p.iotlb.geometry(13));
+        iotlbs.emplace_back(p.iotlb.geometry(cache_seed(p, 13)));
         if (p.iotlb_split) {
             CacheParams c2 = p.iotlb, c1 = p.iotlb;
             c2.entries = p.iotlb_entries_2m;
             c1.entries = p.iotlb_entries_1g;
-            iotlbs.emplace_back(c2.geometry(14));
-            iotlbs.emplace_back(c1.geometry(15));
+            iotlbs.emplace_back(c2.geometry(cache_seed(p, 14)));
+            iotlbs.emplace_back(c1.geometry(cache_seed(p, 15)));
         }
         for (unsigned l = 0; l < 4; ++l) {
             CacheParams c{p.walk_cache_entries[l], p.walk_cache_ways, Replacement::LRU,
                           p.walk_cache_latency};
-            if (c.entries) walk_caches[l].emplace(c.geometry(20 + l));
+            if (c.entries) walk_caches[l].emplace(c.geometry(cache_seed(p, 20 + l)));
         }
         register_stats();
     }

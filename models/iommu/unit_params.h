@@ -38,6 +38,9 @@ struct UnitParams {
     uint32_t walk_step_cycles = 2;  // walker work per step, before its memory read
     uint32_t invalidate_cycles = 8;
     bool prefetch_next_page = false;
+    // Seeds the random replacement of every cache of the unit (set from the run's seed by the
+    // platform, not a parameter of its own): 0 keeps each cache's fixed stream.
+    uint64_t seed = 0;
 
     Clock clock() const { return Clock::from_mhz(clock_mhz); }
 

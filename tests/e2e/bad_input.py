@@ -136,6 +136,15 @@ p2, _, _ = stats("--seed", "2", "--set", "system.bench0.seed=7")
 check(p1["params"]["system.bench0.seed"] == "7" and p1["system"]["bench0"] == p2["system"]["bench0"],
       "an explicit device seed pins its stream")
 
+# ... and the IOMMU's random cache replacement (the address stream pinned, the IOTLB thrashing).
+rnd = ("--set", "system.bench0.seed=7", "--set", "system.iommu0.iotlb.policy=random",
+       "--set", "system.bench0.window=512K")
+r1, _, _ = stats("--seed", "1", *rnd)
+r1b, _, _ = stats("--seed", "1", *rnd)
+r2, _, _ = stats("--seed", "2", *rnd)
+check(r1["system"] == r1b["system"] and r1["system"]["iommu0"]["iotlb"] != r2["system"]["iommu0"]["iotlb"],
+      "--seed reaches random IOTLB replacement, reproducibly")
+
 # Hit rate in stats.json and stats.csv; scaled simulated time on the terminal.
 s, text, out = stats()
 it = s["system"]["iommu0"]["iotlb"]
