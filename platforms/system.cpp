@@ -874,8 +874,10 @@ sc_core::sc_time System::PollPeriod::next() {
     const auto wall = now - last_;
     last_ = now;
     const sc_core::sc_time lo(10, sc_core::SC_US), hi(1, sc_core::SC_SEC);
-    if (wall < std::chrono::milliseconds(50) && period_ < hi) period_ = period_ * 2;
-    else if (wall > std::chrono::milliseconds(200) && period_ > lo) period_ = period_ / 2;
+    if (wall < std::chrono::milliseconds(50) && period_ < hi)
+        period_ = period_ * 2;
+    else if (wall > std::chrono::milliseconds(200) && period_ > lo)
+        period_ = period_ / 2;
     return period_;
 }
 

@@ -26,17 +26,17 @@ enum class Dir : uint8_t { Read, Write, Unknown };
 struct Record {
     Kind kind = Kind::Dma;
     uint64_t time_ns = 0;
-    Requester req;               // map/unmap/dma/fault
+    Requester req;  // map/unmap/dma/fault
     Addr iova = 0;
-    uint64_t size = 0;           // bytes; dma: 0 with size_known = false when not recorded
+    uint64_t size = 0;  // bytes; dma: 0 with size_known = false when not recorded
     bool size_known = true;
-    Addr pa = 0;                 // map: target; dma: the recorded translation when has_pa
+    Addr pa = 0;  // map: target; dma: the recorded translation when has_pa
     bool has_pa = false;
-    Perm perm = kPermNone;       // map
-    uint32_t domain = 0;         // map/unmap/inval
-    Dir dir = Dir::Unknown;      // dma/fault
-    uint16_t reason = 0;         // fault: the architecture's reason code
-    InvalidationScope scope;     // inval
+    Perm perm = kPermNone;    // map
+    uint32_t domain = 0;      // map/unmap/inval
+    Dir dir = Dir::Unknown;   // dma/fault
+    uint16_t reason = 0;      // fault: the architecture's reason code
+    InvalidationScope scope;  // inval
 };
 
 // Where a reader found a problem: "file:line: what was expected".

@@ -9,8 +9,8 @@
 namespace iommusim {
 
 struct MemDone {
-    Tick at = 0;      // completion time
-    bool ok = true;   // false: the access failed (address beyond memory, bus error)
+    Tick at = 0;     // completion time
+    bool ok = true;  // false: the access failed (address beyond memory, bus error)
 };
 
 class MemoryPort {

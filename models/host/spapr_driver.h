@@ -14,8 +14,8 @@
 #include "address_space.h"
 #include "arch/spapr/tce.h"
 #include "arch/spapr/tce_format.h"
-#include "core/invalidation.h"
 #include "core/expectation.h"
+#include "core/invalidation.h"
 
 namespace iommusim::spapr {
 

@@ -13,8 +13,8 @@
 #include "arch/vtd/vtd_format.h"
 #include "arch/vtd/vtd_invdesc.h"
 #include "arch/vtd/vtd_walker.h"
-#include "core/invalidation.h"
 #include "core/expectation.h"
+#include "core/invalidation.h"
 #include "flush_queue.h"
 
 namespace iommusim::vtd {

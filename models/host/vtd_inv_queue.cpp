@@ -5,7 +5,9 @@ namespace iommusim::vtd {
 InvQueueWriter::InvQueueWriter(SparseMemory& mem, Addr base, unsigned qs, bool dw)
     : mem_(mem), iqa_{base, dw, uint8_t(qs)} {}
 
-uint64_t InvQueueWriter::iqa() const { return iqa_.encode(); }
+uint64_t InvQueueWriter::iqa() const {
+    return iqa_.encode();
+}
 
 std::optional<uint64_t> InvQueueWriter::append(const std::vector<InvDesc>& descs, uint64_t iqh) {
     const uint32_t n = iqa_.entries(), head = iq_index(iqh, iqa_.dw);

@@ -106,7 +106,7 @@ struct TranslationUnit::Impl {
     Walker& walker;
     MemoryPort& mem;
     ServerPool walkers;
-    Tick last_walk = 0;  // length of the last walk: the gap a new walk looks for
+    Tick last_walk = 0;         // length of the last walk: the gap a new walk looks for
     std::vector<Iotlb> iotlbs;  // [0] unified, or 4K / 2M / 1G classes
     uint64_t shifts_seen = 0;   // page sizes present in the IOTLB: the sizes a lookup probes
     SetAssocCache<uint16_t, ContextEntry> ctx_cache;

@@ -136,7 +136,8 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
     // SystemC's "simulation stopped" notice is not news for the user.
     sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
                                             sc_core::SC_DO_NOTHING);
-    // Progress on the terminal, from a process polling the wall clock a few times per wall-clock second.
+    // Progress on the terminal, from a process polling the wall clock a few times per wall-clock
+    // second.
     const auto t0 = std::chrono::steady_clock::now();
     sc_core::sc_spawn(
         [&] {
