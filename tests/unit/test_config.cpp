@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "core/config.h"
+#include "support/test_files.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 namespace fs = std::filesystem;
 
 namespace {
@@ -34,18 +36,6 @@ struct TempDir {
         return p.string();
     }
 };
-
-// The errors of a ConfigError the call throws; fails the test if it does not throw one.
-template <typename F>
-std::vector<std::string> errors_of(F&& f) {
-    try {
-        f();
-    } catch (const ConfigError& e) {
-        return e.errors();
-    }
-    FAIL("no ConfigError thrown");
-    return {};
-}
 
 std::string value_of(const Config& c, const std::string& key) {
     const ConfigValue* v = c.find(key);

@@ -7,21 +7,12 @@
 #include <vector>
 
 #include "core/config.h"
+#include "support/test_files.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 
 namespace {
-
-template <typename F>
-std::vector<std::string> errors_of(F&& f) {
-    try {
-        f();
-    } catch (const ConfigError& e) {
-        return e.errors();
-    }
-    FAIL("no ConfigError thrown");
-    return {};
-}
 
 struct P {
     uint64_t quantum_ns = 1000;

@@ -9,8 +9,10 @@
 
 #include "core/config.h"
 #include "iommu/unit_params.h"
+#include "support/test_files.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 
 namespace {
 
@@ -59,17 +61,6 @@ struct DevParams {
         v("tags", tags, "tags", "outstanding reads", 1, 1 << 20);  // bound above uint16_t
     }
 };
-
-template <typename F>
-std::vector<std::string> errors_of(F&& f) {
-    try {
-        f();
-    } catch (const ConfigError& e) {
-        return e.errors();
-    }
-    FAIL("no ConfigError thrown");
-    return {};
-}
 
 Config config(const std::string& text) {
     Config c;

@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "support/property.h"
+#include "support/test_files.h"
 #include "traces/trace.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 using namespace iommusim::trace;
 using SK = InvalidationScope::Kind;
 
@@ -30,17 +32,6 @@ std::string dump(const Record& r) {
         r.size_known, r.pa, r.has_pa, int(r.perm), r.domain, int(r.dir), r.reason, int(s.kind),
         s.domain, s.pasid, s.rid, s.addr, int(s.order), s.leaf_only, s.rid_ignore, s.global);
 }
-
-struct TempPath {
-    std::string path;
-    explicit TempPath(const std::string& suffix) {
-        static int n = 0;
-        path = (std::filesystem::temp_directory_path() /
-                fmt::format("iommusim-test-trace-{}-{}{}", getpid(), n++, suffix))
-                   .string();
-    }
-    ~TempPath() { std::remove(path.c_str()); }
-};
 
 const Requester kNvme = Requester::bdf(0, 2, 0);
 

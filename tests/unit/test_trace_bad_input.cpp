@@ -11,25 +11,16 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "support/test_files.h"
 #include "traces/import_ftrace.h"
 #include "traces/import_qemu.h"
 #include "traces/trace.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 using namespace iommusim::trace;
 
 namespace {
-
-struct TempPath {
-    std::string path;
-    explicit TempPath(const std::string& name) {
-        static int n = 0;
-        path = (std::filesystem::temp_directory_path() /
-                ("iommusim_bad_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + name))
-                   .string();
-    }
-    ~TempPath() { std::remove(path.c_str()); }
-};
 
 void put(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;

@@ -12,23 +12,14 @@
 #include <utility>
 
 #include "support/property.h"
+#include "support/test_files.h"
 #include "traces/trace.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 using namespace iommusim::trace;
 
 namespace {
-
-struct TempPath {
-    std::string path;
-    explicit TempPath(const std::string& suffix) {
-        static int n = 0;
-        path = (std::filesystem::temp_directory_path() /
-                fmt::format("iommusim-test-trace-err-{}-{}{}", getpid(), n++, suffix))
-                   .string();
-    }
-    ~TempPath() { std::remove(path.c_str()); }
-};
 
 void put(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;

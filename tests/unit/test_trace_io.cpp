@@ -9,23 +9,14 @@
 #include <filesystem>
 
 #include "support/property.h"
+#include "support/test_files.h"
 #include "traces/trace.h"
 
 using namespace iommusim;
+using namespace iommusim::test;
 using namespace iommusim::trace;
 
 namespace {
-
-struct TempPath {
-    std::string path;
-    explicit TempPath(const std::string& suffix) {
-        static int n = 0;
-        path = (std::filesystem::temp_directory_path() /
-                fmt::format("iommusim-test-trace-io-{}-{}{}", getpid(), n++, suffix))
-                   .string();
-    }
-    ~TempPath() { std::remove(path.c_str()); }
-};
 
 // A typical replay mix: per 4 KiB page a map, a few DMAs with recorded translations, an unmap
 // and its invalidation.
