@@ -274,3 +274,32 @@ TEST_CASE("unit: next-page prefetch turns the following miss into a hit", "[iomm
     CHECK(d.merged);
     CHECK(d.done == c.done + (3 * 2 + kRead) * kCycle);
 }
+
+// Found by the malicious-device bench (sc_malicious_*): a write rode a read's in-flight walk of
+// a read-only page and reached memory.
+TEST_CASE("unit: a write does not merge onto a read's walk of a read-only page",
+          "[iommu][timing]") {
+    Rig r;
+    REQUIRE(r.drv.map(r.did, 0x30'0000, 0x8'0000'0000, 0x1000, kPermR));
+    auto rd = r.go(0x30'0010, 0, Access::Read);
+    auto wr = r.go(0x30'0020, 0, Access::Write);
+    REQUIRE(rd.result.ok());
+    CHECK_FALSE(wr.merged);
+    CHECK_FALSE(wr.result.ok());
+    // A second read still merges onto the walk that grants it.
+    auto rd2 = r.go(0x30'0030, 0, Access::Read);
+    CHECK(rd2.merged);
+    CHECK(rd2.result.ok());
+}
+
+// Found by the same bench: with the device's context cached, a request with a PASID skipped
+// the walker, which is what blocks it in legacy mode.
+TEST_CASE("unit: legacy mode blocks a request with a PASID even with the context cached",
+          "[iommu][timing]") {
+    Rig r;
+    REQUIRE(r.drv.map(r.did, 0x30'0000, 0x8'0000'0000, 0x1000, kPermRW));
+    REQUIRE(r.go(0x30'0010, 0).result.ok());  // caches the context
+    auto p = r.unit->translate(kDev.with_pasid(5), 0x30'0010, Access::Read, 10'000'000);
+    CHECK_FALSE(p.result.ok());
+    CHECK(r.go(0x30'0010, 20'000'000).result.ok());
+}
