@@ -51,8 +51,9 @@ struct Instance {
 class Aligner {
 public:
     Aligner(const std::vector<GuestOp>& ops, const std::vector<Point>& tl, uint64_t start,
-            Domains label = {}, Domains prefer = {})
+            const Windows& causal, Domains label = {}, Domains prefer = {})
         : ops_(ops),
+          causal_(causal),
           tl_(tl),
           start_(start),
           n_(uint32_t(ops.size())),
@@ -168,6 +169,17 @@ private:
             for (; q < m && (skip_[q] || late[q] <= k); ++q)
                 if (!skip_[q]) last = q;
             if (last) lo_[k] = trans_[*last] + 1;
+        }
+        // Causal windows narrow these; where the translations contradict one, they win (the
+        // window is counted, not used).
+        res_.causal_conflicts = 0;
+        for (uint32_t k = 0; k < n_ && k < causal_.size(); ++k) {
+            const size_t lo = std::max(lo_[k], causal_[k].first),
+                         hi = std::min(hi_[k], causal_[k].second);
+            if (lo <= hi)
+                lo_[k] = lo, hi_[k] = hi;
+            else
+                ++res_.causal_conflicts;
         }
     }
 
@@ -434,6 +446,7 @@ public:
 
 private:
     const std::vector<GuestOp>& ops_;
+    const Windows& causal_;
     const std::vector<Point>& tl_;
     const uint64_t start_;
     const uint32_t n_;
@@ -455,10 +468,10 @@ private:
 
 }  // namespace
 
-Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline,
-             uint64_t start_ns) {
-    auto a =
-        std::make_unique<Aligner>(ops, timeline, start_ns, detail::static_labels(ops, timeline));
+Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline, uint64_t start_ns,
+             const Windows& causal) {
+    auto a = std::make_unique<Aligner>(ops, timeline, start_ns, causal,
+                                       detail::static_labels(ops, timeline));
     Result r = a->run();
     // Each round attributes more mappings, which settles more ambiguous unmaps.
     Domains last;
@@ -466,7 +479,8 @@ Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline
         auto [label, prefer] = a->disambiguate();
         if (prefer.empty() || prefer == last) break;
         last = prefer;
-        a = std::make_unique<Aligner>(ops, timeline, start_ns, std::move(label), std::move(prefer));
+        a = std::make_unique<Aligner>(ops, timeline, start_ns, causal, std::move(label),
+                                      std::move(prefer));
         r = a->run();
     }
     return r;

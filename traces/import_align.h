@@ -40,10 +40,15 @@ struct Result {
     std::vector<size_t> unexplained;          // timeline indices of translations no op explains
     std::vector<size_t> unmatched_unmaps;     // op indices of unmaps with nothing mapped there
     std::vector<size_t> conflicting_domains;  // op indices of maps translated by two domains
+    size_t causal_conflicts = 0;              // ops whose causal window the translations contradict
 };
 
+// Per op, timeline slots [first, second] that causality allows (import_align_fit.h).
+using Windows = std::vector<std::pair<size_t, size_t>>;
+
 // `ops`: map and unmap only, in guest order. `start_ns`: earliest time an op may get.
-Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline,
-             uint64_t start_ns);
+// `causal`: empty, or one window per op that narrows where the op may go.
+Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline, uint64_t start_ns,
+             const Windows& causal = {});
 
 }  // namespace iommusim::trace::align

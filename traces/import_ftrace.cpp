@@ -20,12 +20,24 @@ constexpr Addr kPage = 4096;
 // traces iommu:map inside dma_map_page, just before dma:dma_map_page).
 constexpr size_t kAttributeWindow = 64;
 
-enum class Ev { None, Map, Unmap, Fault, DmaMap, DmaUnmap, DmaMapSg, DmaUnmapSg, DmaOther };
+enum class Ev {
+    None,
+    Map,
+    Unmap,
+    Fault,
+    QiSubmit,
+    DmaMap,
+    DmaUnmap,
+    DmaMapSg,
+    DmaUnmapSg,
+    DmaOther
+};
 
 Ev classify(std::string_view name) {
     if (name == "map") return Ev::Map;
     if (name == "unmap") return Ev::Unmap;
     if (name == "io_page_fault") return Ev::Fault;
+    if (name == "qi_submit") return Ev::QiSubmit;
     if (name == "dma_map_page" || name == "dma_map_resource" || name.substr(0, 9) == "dma_alloc")
         return Ev::DmaMap;
     if (name == "dma_unmap_page" || name == "dma_unmap_resource" || name.substr(0, 8) == "dma_free")
@@ -69,18 +81,29 @@ bool number_like(std::string_view w) {
     return digit;
 }
 
+// A timestamp of the given kind: SECONDS.FRACTION in ns, or a raw count (all digits).
+std::optional<uint64_t> stamp(std::string_view w, bool raw) {
+    if (!raw) return seconds_ns(w);
+    if (w.empty() || w.size() > 20) return std::nullopt;
+    for (char c : w)
+        if (c < '0' || c > '9') return std::nullopt;
+    size_t used = 0;
+    const auto v = import::number(w, &used);
+    return v && used == w.size() ? v : std::nullopt;
+}
+
 // Finds the timestamp and event of a line: "TASK-PID [CPU] FLAGS SECONDS: name: payload" (the
 // ftrace text format, with or without the flags column) or "[ SECONDS] name: payload" (printk,
 // with tp_printk). Task names may themselves contain ':' and ": ". A line that has an event
 // where a timestamp should be but the timestamp is not one sets `bad_time` to it (an event
 // with a NaN, negative or out-of-range time must not be skipped silently).
-bool locate(std::string_view line, Located& out, std::string_view& bad_time) {
+bool locate(std::string_view line, Located& out, std::string_view& bad_time, bool raw) {
     Located ev;
     for (size_t p = line.find(": "); p != std::string_view::npos; p = line.find(": ", p + 1)) {
         size_t b = p;
         while (b > 0 && line[b - 1] != ' ' && line[b - 1] != ']') --b;
         const std::string_view word = line.substr(b, p - b);
-        const auto ns = seconds_ns(word);
+        const auto ns = stamp(word, raw);
         if (ns && event_at(line.substr(p + 2), out)) {
             out.ns = *ns;
             return true;
@@ -92,7 +115,7 @@ bool locate(std::string_view line, Located& out, std::string_view& bad_time) {
         const size_t close = line.find(']', p);
         if (close == std::string_view::npos) break;
         const std::string_view word = trim(line.substr(p + 1, close - p - 1));
-        const auto ns = seconds_ns(word);
+        const auto ns = stamp(word, raw);
         if (ns && event_at(trim(line.substr(close + 1)), out)) {
             out.ns = *ns;
             return true;
@@ -146,6 +169,8 @@ public:
     Parser(GuestTrace& out, ImportReport& report) : out_(out), report_(report) {}
 
     void read(const std::string& path) {
+        raw_ = raw_clock(path);
+        if (raw_) out_.raw_clock = true;
         LineSource src(path, report_);
         file_ = uint32_t(out_.files.size());
         out_.files.push_back(path);
@@ -161,9 +186,14 @@ public:
             }
             Located ev;
             std::string_view bad_time;
-            if (!locate(line, ev, bad_time)) {
+            if (!locate(line, ev, bad_time, raw_)) {
                 if (bad_time.empty())
                     ++report_.skipped;
+                else if (raw_)
+                    report_.error(out_.files[file_], line_,
+                                  "expected a raw clock count (digits, as every event of this "
+                                  "file has) before the event, got " +
+                                      detail::quoted(bad_time));
                 else
                     report_.error(out_.files[file_], line_,
                                   "expected a timestamp SECONDS.FRACTION (at most " +
@@ -176,6 +206,23 @@ public:
     }
 
 private:
+    // trace_clock=x86-tsc and counter print counts with no unit: a file is read so when no
+    // event line has a SECONDS.FRACTION timestamp but some have a count.
+    static bool raw_clock(const std::string& path) {
+        ImportReport scratch;
+        LineSource src(path, scratch);
+        std::string text;
+        bool counts = false;
+        while (src.next(text)) {
+            if (!text.empty() && text[0] == '#') continue;
+            Located ev;
+            std::string_view bad;
+            if (locate(text, ev, bad, false)) return false;
+            if (!counts && locate(text, ev, bad, true)) counts = true;
+        }
+        return counts;
+    }
+
     // "# entries-in-buffer/entries-written: 283/283": fewer in the buffer means it wrapped.
     void header(std::string_view line) {
         const size_t p = line.find("entries-in-buffer/entries-written:");
@@ -285,6 +332,7 @@ private:
                 out_.ops.push_back(o);
                 return true;
             }
+            case Ev::QiSubmit: return qi_submit(ev);
             case Ev::DmaMap:
             case Ev::DmaUnmap: return dma(ev, classify(ev.name) == Ev::DmaMap);
             case Ev::DmaMapSg:
@@ -299,6 +347,31 @@ private:
         pending_.push_back(out_.ops.size());
         if (pending_.size() > kAttributeWindow) pending_.erase(pending_.begin());
         out_.ops.push_back(o);
+    }
+
+    // "iotlb_inv dmar0: 0x.. 0x.. 0x.. 0x..": the four descriptor words after the unit's name.
+    bool qi_submit(const Located& ev) {
+        std::string_view p = ev.payload;
+        const size_t colon = p.find(':');
+        std::vector<uint64_t> w;
+        if (colon != std::string_view::npos) {
+            p = trim(p.substr(colon + 1));
+            while (!p.empty() && w.size() < 4) {
+                size_t used = 0;
+                const auto v = import::number(p, &used);
+                if (!v || p.substr(0, 2) != "0x") break;
+                w.push_back(*v);
+                p = trim(p.substr(used));
+            }
+        }
+        if (w.size() != 4) return error(ev, "TYPE dmarN: 0x.. 0x.. 0x.. 0x..");
+        QiSubmit q;
+        q.guest_ns = ev.ns;
+        q.qw0 = w[0], q.qw1 = w[1];
+        q.file = file_;
+        q.line = line_;
+        out_.qi.push_back(q);
+        return true;
     }
 
     // The device name is the first word: "0000:00:02.0 dir=... dma_addr=...".
@@ -385,6 +458,7 @@ private:
     ImportReport& report_;
     uint32_t file_ = 0;
     uint64_t line_ = 0;
+    bool raw_ = false;             // this file's timestamps are raw counts
     std::vector<size_t> pending_;  // recent iommu:* ops no dma:* event has claimed yet
     uint64_t unmapped_nothing_ = 0;
     std::string first_unmapped_nothing_;
@@ -410,6 +484,8 @@ GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& repo
     parser.notes();
     std::stable_sort(t.ops.begin(), t.ops.end(),
                      [](const GuestOp& a, const GuestOp& b) { return a.guest_ns < b.guest_ns; });
+    std::stable_sort(t.qi.begin(), t.qi.end(),
+                     [](const QiSubmit& a, const QiSubmit& b) { return a.guest_ns < b.guest_ns; });
     return t;
 }
 
@@ -440,6 +516,10 @@ ImportReport import_ftrace(const std::vector<std::string>& paths, const RecordSi
         if (!op.rid && op.type != GuestOp::Type::Fault) ++report.ops_unattributed;
         emit(r, sink, report);
     }
+    if (t.raw_clock)
+        report.notes.push_back(
+            "the timestamps are raw clock counts (trace_clock=x86-tsc or counter): written "
+            "unscaled, one count per ns");
     if (report.ops_unattributed)
         report.notes.push_back(
             std::to_string(report.ops_unattributed) +

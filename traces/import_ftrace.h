@@ -34,8 +34,21 @@ struct GuestOp {
     uint64_t line = 0;
 };
 
+// One intel_iommu:qi_submit: a descriptor the guest queued for the IOMMU (words 0 and 1; QEMU
+// logs the same two in its vtd_inv_desc). A clock anchor for the QEMU importer.
+struct QiSubmit {
+    uint64_t guest_ns = 0;
+    uint64_t qw0 = 0, qw1 = 0;
+    uint32_t file = 0;
+    uint64_t line = 0;
+};
+
 struct GuestTrace {
     std::vector<GuestOp> ops;  // in guest time order (stable across files)
+    std::vector<QiSubmit> qi;  // in guest time order
+    // The timestamps are raw counts without a unit (trace_clock=x86-tsc or counter): guest_ns
+    // then holds the count. Decided per file: raw when no event line has SECONDS.FRACTION.
+    bool raw_clock = false;
     std::vector<std::string> files;
     std::string where(const GuestOp& op) const {
         return files[op.file] + ":" + std::to_string(op.line);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "traces/import_align.h"
+#include "traces/import_align_fit.h"
 #include "traces/import_ftrace.h"
 #include "traces/import_qemu_log.h"
 
@@ -49,6 +50,40 @@ std::vector<align::Point> timeline(const Log& log) {
     return tl;
 }
 
+// The guest's clock against QEMU's from the qi_submit <-> vtd_inv_desc anchors: guest times
+// of `ops` moved onto QEMU's clock when fitted, and the causal slot window of each op.
+align::Windows clock_anchors(const Log& log, const GuestTrace& guest, std::vector<GuestOp>& ops,
+                             size_t timeline_size, ImportReport& report) {
+    // Items -> timeline slots (NVMe items are not on the timeline).
+    std::vector<size_t> slot(log.items.size() + 1, 0);
+    for (size_t i = 0; i < log.items.size(); ++i)
+        slot[i + 1] = slot[i] + (log.items[i].type == Item::Type::Nvme ? 0 : 1);
+    std::vector<align::HostDesc> host;
+    host.reserve(log.descs.size());
+    for (const qemu::Desc& d : log.descs)
+        host.push_back({d.ns, d.lo, d.hi, slot[d.before], slot[d.after]});
+    std::vector<align::GuestDesc> gd;
+    gd.reserve(guest.qi.size());
+    for (const QiSubmit& q : guest.qi) gd.push_back({q.guest_ns, q.qw0, q.qw1});
+    const auto pairs = align::match(gd, host);
+    std::vector<std::pair<uint64_t, uint64_t>> hg;
+    hg.reserve(pairs.size());
+    for (const auto& [g, h] : pairs) hg.push_back({host[h].ns, gd[g].t});
+    align::ClockFit f = align::fit(hg);
+    for (const align::GuestDesc& d : gd) f.pasid += (d.qw0 & 0xf) == 6 || (d.qw0 & 0xf) == 7;
+    f.unmatched = gd.size() - pairs.size() - f.pasid;
+    if (!gd.empty() || guest.raw_clock || !ops.empty())
+        report.notes.push_back(f.describe(guest.raw_clock));
+    std::vector<uint64_t> times;
+    times.reserve(ops.size());
+    for (const GuestOp& o : ops) times.push_back(o.guest_ns);
+    align::Windows w = align::causal_windows(times, gd, host, pairs, timeline_size);
+    if (f.fitted)
+        for (GuestOp& o : ops) o.guest_ns = f.host(o.guest_ns);
+    if (pairs.empty()) w.clear();
+    return w;
+}
+
 std::string hex(uint64_t v) {
     char b[24];
     std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
@@ -74,7 +109,13 @@ ImportReport import_qemu_vtd(const std::string& qemu_log, const std::string& gue
         else
             ops.push_back(o);
     const std::vector<align::Point> tl = timeline(log);
-    const align::Result placed = align::align(ops, tl, log.first_ns);
+    const align::Windows causal =
+        guest_ftrace.empty() ? align::Windows{} : clock_anchors(log, guest, ops, tl.size(), report);
+    const align::Result placed = align::align(ops, tl, log.first_ns, causal);
+    if (placed.causal_conflicts)
+        report.notes.push_back(std::to_string(placed.causal_conflicts) +
+                               " guest map/unmap events lie outside the window their qi_submit "
+                               "anchors allow (the translations' window was used)");
 
     // Translations no mapping explains contradict the inputs: name them.
     std::vector<size_t> line_of;  // timeline index -> log line

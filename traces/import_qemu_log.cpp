@@ -170,6 +170,7 @@ private:
     bool inv_desc() {
         const auto hi = field(args_, "high"), lo = field(args_, "low");
         if (!hi || !lo) return error("invalidate desc type NAME high 0x.. low 0x..");
+        log_.descs.push_back({ns_, *lo, *hi, log_.items.size(), log_.items.size()});
         const uint64_t qw[4] = {*lo, *hi, 0, 0};
         const auto scope = vtd::scope_of(vtd::decode(qw, false));
         if (!scope) {
@@ -182,6 +183,7 @@ private:
         r.scope = *scope;
         r.domain = scope->domain;
         add_record(r);
+        log_.descs.back().after = log_.items.size();
         return true;
     }
 

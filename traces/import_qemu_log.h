@@ -62,8 +62,16 @@ struct Item {
     uint32_t index;  // into translations, records or nvme
 };
 
+// One vtd_inv_desc line, every type (wait included): the clock anchors of import_align_fit.h.
+struct Desc {
+    uint64_t ns = 0;
+    uint64_t lo = 0, hi = 0;
+    size_t before = 0, after = 0;  // items before it; items up to and including its record
+};
+
 struct Log {
     std::string path;
+    std::vector<Desc> descs;  // log order
     std::vector<Item> items;  // log order
     std::vector<Translation> translations;
     std::vector<Record> records;  // inval and fault records; time_ns is QEMU's wall clock

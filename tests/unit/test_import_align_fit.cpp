@@ -1,0 +1,91 @@
+// The clock fit of the QEMU importer (traces/import_align_fit.h) on synthetic anchors.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <random>
+
+#include "traces/import_align_fit.h"
+
+using namespace iommusim::trace::align;
+
+namespace {
+
+// Anchors of guest = a*host + b with host times jittered by up to `jitter` ns.
+std::vector<std::pair<uint64_t, uint64_t>> anchors(double a, double b, size_t n, double jitter,
+                                                   uint32_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> j(-jitter, jitter);
+    std::vector<std::pair<uint64_t, uint64_t>> v;
+    uint64_t host = 1796544099000000000ull;  // epoch ns, as QEMU's log prints
+    for (size_t i = 0; i < n; ++i) {
+        host += 1000 + rng() % 5000000;
+        const double guest = a * (double(host) + j(rng)) + b;
+        v.push_back({host, uint64_t(std::llround(guest))});
+    }
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("clock fit: a known rate and offset are recovered within the reported bound",
+          "[import][align]") {
+    struct Case {
+        double a, b, jitter;
+    };
+    // ns guest clock slightly fast, and a 2.4 GHz TSC (counts per ns) with a boot offset.
+    for (const Case& c : {Case{1.0003, -1796544000e9 * 1.0003 + 15e9, 3000},
+                          Case{2.4, -1796544000e9 * 2.4 + 7e12, 5000}}) {
+        const auto v = anchors(c.a, c.b, 400, c.jitter, 12);
+        const ClockFit f = fit(v);
+        REQUIRE(f.fitted);
+        CHECK(f.anchors == 400);
+        CHECK(std::fabs(f.a - c.a) / c.a < 1e-6);
+        // Every anchor maps back within the bound, and the bound is about the jitter.
+        for (const auto& [h, g] : v)
+            CHECK(std::fabs(double(f.host(g)) - double(h)) <= f.bound_ns + 1);
+        CHECK(f.bound_ns <= 2 * c.jitter);
+        CHECK(f.bound_ns >= c.jitter / 4);
+        // A guest time between anchors lands where the true map puts it, within the bound.
+        const uint64_t host = v[200].first + 777;
+        const double guest = c.a * double(host) + c.b;
+        CHECK(std::fabs(double(f.host(uint64_t(std::llround(guest)))) - double(host)) <=
+              f.bound_ns + 1);
+    }
+}
+
+TEST_CASE("clock fit: without anchors nothing is fitted and the fallback is reported",
+          "[import][align]") {
+    const ClockFit none = fit({});
+    CHECK(!none.fitted);
+    CHECK(none.host(12345) == 12345);
+    CHECK(none.describe(false).find("clock: no fit (0 qi_submit/vtd_inv_desc anchors") !=
+          std::string::npos);
+    CHECK(none.describe(true).find("no known rate") != std::string::npos);
+    CHECK(!fit({{5, 7}}).fitted);
+    CHECK(!fit({{5, 7}, {5, 9}}).fitted);  // one host time: no rate
+}
+
+TEST_CASE("clock anchors: descriptors pair by their words in order, PASID types skipped",
+          "[import][align]") {
+    // QEMU logs waits the guest's qi_submit does not show, and no PASID descriptors.
+    const std::vector<HostDesc> host = {{100, 0x12, 0x1000, 0, 1},
+                                        {101, 0x25, 0x1bdd0c04, 1, 1},
+                                        {200, 0x12, 0x2000, 3, 4},
+                                        {300, 0x12, 0x1000, 6, 7}};
+    const std::vector<GuestDesc> guest = {{10, 0x12, 0x1000},
+                                          {15, 0x16, 0x1000},
+                                          {20, 0x12, 0x2000},
+                                          {25, 0x17, 0},
+                                          {30, 0x12, 0x1000}};
+    const auto p = match(guest, host);
+    REQUIRE(p.size() == 3);
+    CHECK(p[0] == std::pair<size_t, size_t>{0, 0});
+    CHECK(p[1] == std::pair<size_t, size_t>{2, 2});
+    CHECK(p[2] == std::pair<size_t, size_t>{4, 3});
+    // An event between the second and third anchor lies between their timeline slots; one at
+    // the same time as an anchor is not ordered against it.
+    const auto w = causal_windows({5, 20, 22, 40}, guest, host, p, 9);
+    CHECK(w[0] == std::pair<size_t, size_t>{0, 0});
+    CHECK(w[1] == std::pair<size_t, size_t>{1, 6});
+    CHECK(w[2] == std::pair<size_t, size_t>{4, 6});
+    CHECK(w[3] == std::pair<size_t, size_t>{7, 9});
+}
