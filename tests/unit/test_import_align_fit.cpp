@@ -1,9 +1,12 @@
 // The clock fit of the QEMU importer (traces/import_align_fit.h) on synthetic anchors.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <fstream>
 #include <random>
 
+#include "support/test_files.h"
 #include "traces/import_align_fit.h"
+#include "traces/import_ftrace.h"
 
 using namespace iommusim::trace::align;
 
@@ -88,4 +91,52 @@ TEST_CASE("clock anchors: descriptors pair by their words in order, PASID types 
     CHECK(w[1] == std::pair<size_t, size_t>{1, 6});
     CHECK(w[2] == std::pair<size_t, size_t>{4, 6});
     CHECK(w[3] == std::pair<size_t, size_t>{7, 9});
+}
+
+TEST_CASE("guest ftrace: raw-count clocks, qi_submit anchors, unknown events skipped",
+          "[import][align]") {
+    using iommusim::test::TempPath;
+    using iommusim::trace::ImportReport;
+    using iommusim::trace::read_ftrace;
+    // trace_clock=x86-tsc: no event has SECONDS.FRACTION, so the counts are read as such.
+    TempPath p(".log");
+    std::ofstream(p.path)
+        << "# tracer: nop\n"
+           "  kworker/u2:1-25 [000] ..... 47111222333: map: IOMMU: iova=0x1000 - 0x2000 "
+           "paddr=0x9000 size=4096\n"
+           "  kworker/u2:1-25 [000] d..1. 47111222400: qi_submit: iotlb_inv dmar0: 0x10012 "
+           "0x1000 0x0 0x0\n"
+           "  kworker/u2:1-25 [000] ..... 47111222500: block_rq_issue: 259,0 R 4096 () 8 + "
+           "8 [dd]\n"
+           "  kworker/u2:1-25 [000] ..... 47111222600: qi_submit: iotlb_inv dmar0: 0x12\n"
+           "  kworker/u2:1-25 [000] ..... -5: unmap: IOMMU: iova=0x1000 - 0x2000 "
+           "size=4096 unmapped_size=4096\n";
+    ImportReport rep;
+    const auto t = read_ftrace({p.path}, rep);
+    CHECK(t.raw_clock);
+    REQUIRE(t.ops.size() == 1);
+    CHECK(t.ops[0].guest_ns == 47111222333ull);
+    REQUIRE(t.qi.size() == 1);
+    CHECK(t.qi[0].guest_ns == 47111222400ull);
+    CHECK(t.qi[0].qw0 == 0x10012);
+    CHECK(t.qi[0].qw1 == 0x1000);
+    CHECK(rep.skipped == 2);  // the header and block_rq_issue: unknown, skipped, counted
+    // A qi_submit without its four words, and a time that is not a count, are errors.
+    REQUIRE(rep.errors.size() == 2);
+    CHECK(rep.errors[0].line == 5);
+    CHECK(rep.errors[0].what.find("qi_submit: expected") == 0);
+    CHECK(rep.errors[1].line == 6);
+    CHECK(rep.errors[1].what.find("expected a raw clock count") == 0);
+
+    // With seconds, a bare number stays an error and the file is not raw.
+    TempPath q(".log");
+    std::ofstream(q.path) << " k-1 [000] ..... 12: map: IOMMU: iova=0x1000 - 0x2000 paddr=0x9000 "
+                             "size=4096\n"
+                             " k-1 [000] ..... 1.5: map: IOMMU: iova=0x3000 - 0x4000 "
+                             "paddr=0x9000 size=4096\n";
+    ImportReport rq;
+    const auto u = read_ftrace({q.path}, rq);
+    CHECK(!u.raw_clock);
+    CHECK(u.ops.size() == 1);
+    CHECK(rq.errors.size() == 1);
 }
