@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <unordered_set>
 
 namespace iommusim {
@@ -60,8 +61,11 @@ TraceSummary scan_trace(const std::string& path, bool timed) {
         }
         prev = r.time_ns;
         ++s.records;
-        if (r.kind != trace::Kind::Invalidate && seen.insert(r.req.rid).second)
+        if (r.time_ns >= first && r.time_ns - first > s.span_ns) s.span_ns = r.time_ns - first;
+        if (r.kind != trace::Kind::Invalidate && seen.insert(r.req.rid).second) {
             s.rids.push_back(r.req.rid);
+            s.rid_lines.push_back(reader.line());
+        }
     }
     if (unlisted)
         limits.push_back({path, limits.back().line,
@@ -75,13 +79,16 @@ TraceSummary scan_trace(const std::string& path, bool timed) {
 
 ReplayHost::ReplayHost(sc_core::sc_module_name name, std::string path, const ReplayParams& p,
                        std::unordered_map<uint16_t, ReplayTarget> targets, uint64_t total_records,
-                       ReplayCheck& check, StatGroup& g)
+                       ReplayCheck& check, StatGroup& g, uint16_t rid_offset,
+                       const ReplayTenantParams& tenant)
     : sc_module(name),
       path_(std::move(path)),
       p_(p),
       targets_(std::move(targets)),
       total_(total_records),
       check_(check),
+      rid_offset_(rid_offset),
+      tenant_(tenant),
       records_(g.counter("records", "trace records replayed")),
       maps_(g.counter("maps", "map records applied through the driver model")),
       unmaps_(g.counter("unmaps", "unmap records applied through the driver model")),
@@ -92,17 +99,18 @@ ReplayHost::ReplayHost(sc_core::sc_module_name name, std::string path, const Rep
           g.counter("barrier_waits", "unmaps and remaps that waited for the requester's DMAs")),
       pasid_stripped_(
           g.counter("pasid_stripped", "PASID-tagged records replayed without the PASID (legacy)")) {
-    for (auto& [rid, t] : targets_)
-        t.unit->on_translate(
-            [this](const Requester& q, Addr iova, Tick arrival, const TranslateOutcome& o) {
-                auto it = targets_.find(q.rid);
-                if (it != targets_.end()) it->second.device->observe(iova, arrival, o);
-            });
     SC_HAS_PROCESS(ReplayHost);
     SC_THREAD(run);
 }
 
 ReplayHost::~ReplayHost() = default;
+
+Tick ReplayHost::when(uint64_t since_first_ns) const {
+    if (tenant_.rate == 1.0) return (tenant_.shift_ns + since_first_ns) * kTicksPerNs;
+    // The platform checked that shift_ns + span / rate fits (ReplayLimits::kMaxSpanNs).
+    return tenant_.shift_ns * kTicksPerNs +
+           Tick(std::llround(double(since_first_ns) * double(kTicksPerNs) / tenant_.rate));
+}
 
 Tick ReplayHost::now() const {
     return to_ticks(qk_.get_current_time());
@@ -275,8 +283,23 @@ void ReplayHost::run() {
             }
             prev_ns = r.time_ns;
             ++records_;
-            if (p_.timed && r.time_ns > first_ns_)
-                advance_to((r.time_ns - first_ns_) * kTicksPerNs);
+            if (p_.timed && r.time_ns >= first_ns_) advance_to(when(r.time_ns - first_ns_));
+            // A tenant's requesters are remapped (the platform checked that theirs fit); an
+            // invalidation naming a requester names the remapped one.
+            using K = InvalidationScope::Kind;
+            if (r.kind != trace::Kind::Invalidate) {
+                r.req.rid = uint16_t(r.req.rid + rid_offset_);
+            } else if (rid_offset_ &&
+                       (r.scope.kind == K::ContextDevice || r.scope.kind == K::DeviceTlb)) {
+                if (uint32_t(r.scope.rid) + rid_offset_ > 0xFFFF) {
+                    errors_.push_back(fmt::format(
+                        "{}:{}: the invalidation's requester {} would be past bus 255 in this "
+                        "tenant; not executed",
+                        path_, reader.line(), to_string(Requester{r.scope.rid})));
+                    continue;
+                }
+                r.scope.rid = uint16_t(r.scope.rid + rid_offset_);
+            }
             apply(r, reader.line());
         }
         for (const auto& e : reader.errors()) errors_.push_back(e.str());

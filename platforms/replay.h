@@ -70,10 +70,28 @@ struct ReplayLimits {
 std::string replay_limit_error(const trace::Record& r, uint64_t first_ns, uint64_t prev_ns,
                                bool timed);
 
+// One tenant of a multi-tenant replay (several traces, docs/traces.md): when its records
+// happen. With `timed`, a record recorded `d` ns after the trace's first happens at
+// shift_ns + d / rate; closed loop ignores both.
+struct ReplayTenantParams {
+    uint64_t shift_ns = 0;
+    double rate = 1.0;
+
+    template <typename V>
+    void visit(V&& v) {
+        v("shift_ns", shift_ns, "ns", "the tenant's first record happens this late (timed only)", 0,
+          ReplayLimits::kMaxSpanNs);
+        v("rate", rate, "",
+          "the tenant's records go this many times as fast as recorded (timed only)", 1e-3, 1e3);
+    }
+};
+
 // What a first pass over a trace tells: its requesters, its length and its problems.
 struct TraceSummary {
     std::vector<uint16_t> rids;             // in order of first appearance
+    std::vector<uint64_t> rid_lines;        // the line of each one's first appearance
     uint64_t records = 0;                   // records a replay would apply (bad ones not counted)
+    uint64_t span_ns = 0;                   // latest record time after the first (good ones)
     std::vector<trace::ParseError> errors;  // bad lines and records past the limits
 };
 // Reads `path` once (streamed, every bad line listed, as trace::Reader's Skip mode does).
@@ -93,11 +111,23 @@ struct ReplayTarget {
 
 class ReplayHost : public sc_core::sc_module {
 public:
-    // `targets` maps each RID of the trace; statistics go to `stats` (system.replay).
+    // `targets` maps each RID of the trace, as the platform sees it: the recorded RID plus
+    // `rid_offset` (a tenant's remapping); statistics go to `stats` (system.replay, or the
+    // tenant's group). `tenant` paces a tenant's records (timed only).
     ReplayHost(sc_core::sc_module_name name, std::string path, const ReplayParams& p,
                std::unordered_map<uint16_t, ReplayTarget> targets, uint64_t total_records,
-               ReplayCheck& check, StatGroup& stats);
+               ReplayCheck& check, StatGroup& stats, uint16_t rid_offset = 0,
+               const ReplayTenantParams& tenant = {});
     ~ReplayHost() override;
+
+    // The replay device of a (platform) RID, or null if not this host's. The platform
+    // routes its units' translate hooks through it (one hook per unit, shared by tenants).
+    ReplayDevice* device(uint16_t rid) const {
+        auto it = targets_.find(rid);
+        return it == targets_.end() ? nullptr : it->second.device;
+    }
+    const std::unordered_map<uint16_t, ReplayTarget>& targets() const { return targets_; }
+    const std::string& path() const { return path_; }
 
     bool finished() const { return finished_; }
     const sc_core::sc_event& finished_event() const { return finished_ev_; }
@@ -114,6 +144,8 @@ private:
     void apply(const trace::Record& r, uint64_t line);
     // Host time (the process's local time) and its advance; syncs when the quantum is used.
     Tick now() const;
+    // When a record `since_first_ns` after the trace's first happens (timed).
+    Tick when(uint64_t since_first_ns) const;
     void advance_to(Tick t);
     // Until `d` holds at most `limit` submitted transfers not yet issued in full (the host's
     // time is kept).
@@ -131,6 +163,8 @@ private:
     std::unordered_map<uint32_t, std::vector<uint16_t>> recorded_domains_;  // -> RIDs
     uint64_t total_;
     ReplayCheck& check_;
+    uint16_t rid_offset_;
+    ReplayTenantParams tenant_;
     tlm_utils::tlm_quantumkeeper qk_;
     uint64_t first_ns_ = 0;
     bool seen_first_ = false;

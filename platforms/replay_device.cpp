@@ -22,9 +22,42 @@ ReplayCheck::ReplayCheck(StatGroup& g)
       faults(g.counter("faults", "translations of replayed DMAs that faulted")),
       latency(g.histogram("translation_latency", "ns", "IOMMU latency per translation")) {}
 
+ReplayCheck::ReplayCheck(StatGroup& g, ReplayCheck& total) : ReplayCheck(g) {
+    tenant.emplace(Tenant{
+        total, g.counter("iotlb_hits", "translations of the tenant's DMAs that hit the IOTLB"),
+        g.counter("iotlb_misses", "translations of the tenant's DMAs that missed it"),
+        g.histogram("miss_latency", "ns", "IOMMU latency per translation that missed (walks)"),
+        g.histogram("dma_latency", "ns",
+                    "per DMA of the tenant, ready until its last completion")});
+}
+
 void ReplayCheck::mismatch(const Mismatch& m) {
     ++mismatches;
     if (first.size() < kFirst) first.push_back(m);
+    if (tenant) tenant->total.mismatch(m);
+}
+
+void ReplayCheck::translated(Tick arrival, const TranslateOutcome& o) {
+    ++translations;
+    latency.add((o.done - arrival) / kTicksPerNs);
+    if (!o.result.ok()) ++faults;
+    if (!tenant) return;
+    if (o.iotlb_hit) {
+        ++tenant->iotlb_hits;
+    } else {
+        ++tenant->iotlb_misses;
+        tenant->miss_latency.add((o.done - arrival) / kTicksPerNs);
+    }
+    tenant->total.translated(arrival, o);
+}
+
+void ReplayCheck::checked_one() {
+    ++checked;
+    if (tenant) tenant->total.checked_one();
+}
+
+void ReplayCheck::dma_done(uint64_t latency_ns) {
+    if (tenant) tenant->dma_latency.add(latency_ns);
 }
 
 ReplayDevice::ReplayDevice(sc_core::sc_module_name name, const DmaEngineParams& ep,
@@ -57,9 +90,7 @@ unsigned ReplayDevice::pending_through(Addr lo, uint64_t len) const {
 }
 
 void ReplayDevice::observe(Addr iova, Tick arrival, const TranslateOutcome& o) {
-    ++check_.translations;
-    check_.latency.add((o.done - arrival) / kTicksPerNs);
-    if (!o.result.ok()) ++check_.faults;
+    check_.translated(arrival, o);
     if (inflight_.empty()) return;  // not a replayed DMA (cannot happen: one device per RID)
     Inflight& f = inflight_.front();
     // The recorded address is the translation of the recorded page only: the other pages of
@@ -80,10 +111,11 @@ void ReplayDevice::completed(const DmaTransfer&, const DmaResult& r) {
     inflight_.pop_front();
     ++dmas_;
     latency_.add(r.latency() / kTicksPerNs);
+    check_.dma_done(r.latency() / kTicksPerNs);
     if (r.done > last_done_) last_done_ = r.done;
     if (f.e.has_pa) {
         ++checked_;
-        ++check_.checked;
+        check_.checked_one();
         if (f.bad || !f.seen) {
             ++mismatches_;
             Mismatch m;

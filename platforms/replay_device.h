@@ -4,6 +4,7 @@
 // translation of this requester back here, where it is compared with the recorded address.
 #pragma once
 #include <deque>
+#include <optional>
 #include <string>
 #include <systemc>
 #include <tlm>
@@ -25,15 +26,29 @@ struct Mismatch {
     std::string str() const;  // "line 41 00:02.0 iova 0x..: expected 0x.., got 0x.."
 };
 
-// The verdicts of every replay device, in one place (system.replay.*).
+// The verdicts of every replay device, in one place (system.replay.*). A tenant's check
+// (multi-tenant replay: system.replay.tenantN.*) also counts its IOTLB hits and misses, miss
+// latency and DMA latency, and passes every verdict on to `total`.
 struct ReplayCheck {
     explicit ReplayCheck(StatGroup& g);
+    ReplayCheck(StatGroup& g, ReplayCheck& total);
     void mismatch(const Mismatch& m);
+    // A translation of a replayed DMA that arrived at the unit at `arrival`.
+    void translated(Tick arrival, const TranslateOutcome& o);
+    void checked_one();
+    void dma_done(uint64_t latency_ns);
 
     Counter &translations, &checked, &mismatches, &faults;
     Histogram& latency;
     std::vector<Mismatch> first;  // the first kFirst, in order
     static constexpr size_t kFirst = 10;
+
+    struct Tenant {
+        ReplayCheck& total;
+        Counter &iotlb_hits, &iotlb_misses;
+        Histogram &miss_latency, &dma_latency;
+    };
+    std::optional<Tenant> tenant;  // a tenant's check only
 };
 
 class ReplayDevice : public sc_core::sc_module {

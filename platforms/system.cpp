@@ -124,6 +124,7 @@ struct System::Device {
     std::string name, type, iommu, rc, sw;
     uint16_t rid = 0;     // replay: the recorded requester it stands for
     bool placed = false;  // replay: created for a requester the platform does not declare
+    size_t tenant = 0;    // replay: whose trace it replays
     std::vector<std::string> regions;  // its DMA address space; empty: all of it translated
     DmaBenchParams bench;
     NicParams nic;
@@ -326,6 +327,58 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         registry_.bind(root + ".replay.engine", replay_engine_);
         registry_.bind(root + ".replay.link", replay_link_);
         const std::string key = root + ".replay";
+        const size_t tenants = replay->tenants.size();
+        // Several traces: tenant t's requesters move t * stride buses up. The stride is read
+        // here, before the registry applies it (a bad value is reported there; 1 meanwhile).
+        if (tenants != 1) {  // none: `iommusim params` lists them
+            registry_.bind(key, replay_tenancy_);
+            for (size_t t = 0; t < std::max<size_t>(tenants, 1); ++t) {
+                replay_tenant_params_.push_back(std::make_unique<ReplayTenantParams>());
+                registry_.bind(fmt::format("{}.tenant{}", key, t), *replay_tenant_params_.back());
+            }
+        }
+        uint64_t stride = 1;
+        if (const ConfigValue* v = config.find(key + ".tenant_bus_stride"))
+            if (!config_detail::parse_unsigned(v->value, false, 1, 255, &stride).empty())
+                stride = 1;
+        std::vector<uint16_t> rids;  // every tenant's, as the platform sees them
+        struct Owner {
+            size_t tenant;
+            uint16_t recorded;
+            uint64_t line;
+        };
+        std::unordered_map<uint16_t, Owner> owner;
+        for (size_t t = 0; t < tenants; ++t) {
+            const ReplayTenant& tn = replay->tenants[t];
+            const uint64_t bus_offset = t * stride;
+            replay_rid_offset_.push_back(uint16_t(bus_offset << 8));
+            for (size_t i = 0; i < tn.summary.rids.size(); ++i) {
+                const uint16_t rec = tn.summary.rids[i];
+                const uint64_t line = i < tn.summary.rid_lines.size() ? tn.summary.rid_lines[i] : 0;
+                const std::string what = fmt::format("{}:{}: requester {} of tenant {}", tn.trace,
+                                                     line, to_string(Requester{rec}), t);
+                if ((rec >> 8) + bus_offset > 0xFF) {
+                    errors.push_back(fmt::format(
+                        "{} would be on bus {} with {}.tenant_bus_stride = {} (buses end at 255)",
+                        what, (rec >> 8) + bus_offset, key, stride));
+                    continue;
+                }
+                const uint16_t rid = uint16_t(rec + (bus_offset << 8));
+                auto [it, fresh] = owner.emplace(rid, Owner{t, rec, line});
+                if (!fresh) {
+                    const Owner& o = it->second;
+                    errors.push_back(fmt::format(
+                        "{} becomes {}, which is already tenant {}'s requester {} ({}:{}); "
+                        "tenants need distinct requesters (expected a larger "
+                        "{}.tenant_bus_stride)",
+                        what, to_string(Requester{rid}), o.tenant, to_string(Requester{o.recorded}),
+                        replay->tenants[o.tenant].trace, o.line, key));
+                    continue;
+                }
+                replay_tenant_of_[rid] = t;
+                rids.push_back(rid);
+            }
+        }
         const std::string unit =
             config.get_string(key + ".iommu").value_or(iommus_.empty() ? "" : iommus_[0]->name);
         const std::string rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
@@ -339,7 +392,7 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         if (!known_sw)
             errors.push_back(fmt::format("{}: no switch {} in {}.switches",
                                          config.where(key + ".switch"), quote(sw), root));
-        for (uint16_t rid : replay->summary.rids) {
+        for (uint16_t rid : rids) {
             bool declared = false;
             for (auto& d : devices_) declared |= d->rid == rid;
             if (declared) continue;
@@ -485,6 +538,24 @@ void System::check_params() {
             "ID (set requester.bus/device/function)",
             rid_where(*d), to_string(req), d->name, it->second->name, rid_where(*it->second)));
     }
+    // A tenant's shifted and rescaled times must stay within a replay's span, as recorded
+    // times must (ReplayLimits); never clamped.
+    for (size_t t = 0; replay_spec_ && replay_params_.timed && t < replay_tenant_params_.size() &&
+                       t < replay_spec_->tenants.size();
+         ++t) {
+        const ReplayTenantParams& tp = *replay_tenant_params_[t];
+        const uint64_t span = replay_spec_->tenants[t].summary.span_ns;
+        const double end = double(tp.shift_ns) + double(span) / tp.rate;
+        if (end > double(ReplayLimits::kMaxSpanNs)) {
+            const std::string key = fmt::format("{}.replay.tenant{}", root, t);
+            errors.push_back(fmt::format(
+                "{}: tenant {} ({}) would end {:.0f} ns after the start with shift_ns = {} and "
+                "rate = {}: a replay at recorded times spans at most {} ns (2^63 ps)",
+                config_.where(config_.has(key + ".rate") ? key + ".rate" : key + ".shift_ns"), t,
+                replay_spec_->tenants[t].trace, end, tp.shift_ns,
+                config_detail::format_double(tp.rate), ReplayLimits::kMaxSpanNs));
+        }
+    }
     if (!errors.empty()) throw ConfigError(std::move(errors));
 }
 
@@ -570,8 +641,18 @@ void System::build() {
         m.unit_module().walk.bind(f.walk_mux->inputs);
     }
 
-    std::unordered_map<uint16_t, ReplayTarget> targets;
+    // Replay: each tenant's targets and check (with one trace, the check is the total one).
+    const size_t tenants = replay_spec_ ? replay_spec_->tenants.size() : 0;
+    std::vector<std::unordered_map<uint16_t, ReplayTarget>> targets(tenants);
     if (replay_spec_) replay_check_ = std::make_unique<ReplayCheck>(stats_.child("replay"));
+    for (size_t t = 0; tenants > 1 && t < tenants; ++t)
+        replay_tenant_checks_.push_back(std::make_unique<ReplayCheck>(
+            stats_.child("replay").child(fmt::format("tenant{}", t)), *replay_check_));
+    // The tenant of a replay device: a declared one for no traced requester goes to the first.
+    auto tenant_of = [this](uint16_t rid) -> size_t {
+        auto it = replay_tenant_of_.find(rid);
+        return it == replay_tenant_of_.end() ? 0 : it->second;
+    };
     for (size_t i = 0; i < devices_.size(); ++i) {
         Device& d = *devices_[i];
         if (d.placed) d.engine = replay_engine_, d.link = replay_link_;
@@ -670,10 +751,13 @@ void System::build() {
                         "{}: a replay device needs a VT-d unit (`iommu = ...`)", d.name));
                     continue;
                 }
-                auto r =
-                    std::make_unique<ReplayDevice>(d.name.c_str(), d.engine, g, *replay_check_);
+                const size_t t = tenant_of(req.rid);
+                auto r = std::make_unique<ReplayDevice>(
+                    d.name.c_str(), d.engine, g,
+                    tenants > 1 ? *replay_tenant_checks_[t] : *replay_check_);
                 ReplayDevice* rp = r.get();
-                targets[req.rid] = {
+                d.tenant = t;
+                targets[t][req.rid] = {
                     rp, m->vtd_drv.get(), m->feeder.get(), &m->vtd->unit(), did, &m->driver, {}};
                 d.summary = [rp] { return rp->summary(); };
                 d.pl =
@@ -767,12 +851,47 @@ void System::build() {
     }
     if (!errors.empty()) throw ConfigError(errors);
     if (replay_spec_) {
-        replay_host_ = std::make_unique<ReplayHost>(
-            "replay", replay_spec_->trace, replay_params_, std::move(targets),
-            replay_spec_->summary.records, *replay_check_, stats_.child("replay"));
-        // Replay devices are done when the host has replayed the trace and they have drained.
+        StatGroup& rg = stats_.child("replay");
+        for (size_t t = 0; t < tenants; ++t) {
+            const ReplayTenant& tn = replay_spec_->tenants[t];
+            if (tenants == 1) {
+                replay_hosts_.push_back(std::make_unique<ReplayHost>(
+                    "replay", tn.trace, replay_params_, std::move(targets[t]), tn.summary.records,
+                    *replay_check_, rg));
+                continue;
+            }
+            const std::string name = fmt::format("tenant{}", t);
+            replay_hosts_.push_back(std::make_unique<ReplayHost>(
+                ("replay_" + name).c_str(), tn.trace, replay_params_, std::move(targets[t]),
+                tn.summary.records, *replay_tenant_checks_[t], rg.child(name),
+                replay_rid_offset_[t], *replay_tenant_params_[t]));
+        }
+        // The hosts' counters summed over the tenants (finish_stats).
+        if (tenants > 1)
+            for (const auto& e : rg.child("tenant0").entries())
+                if (e.counter && e.name != "translations" && e.name != "translations_checked" &&
+                    e.name != "mismatches" && e.name != "faults" && e.name != "iotlb_hits" &&
+                    e.name != "iotlb_misses")
+                    replay_totals_.push_back({e.name, &rg.counter(e.name, e.doc)});
+        // One translate hook per unit, shared by the tenants: each translation goes to the
+        // replay device of its requester.
+        std::vector<IommuUnit*> hooked;
+        for (const auto& h : replay_hosts_)
+            for (const auto& [rid, tg] : h->targets())
+                if (std::find(hooked.begin(), hooked.end(), tg.unit) == hooked.end()) {
+                    hooked.push_back(tg.unit);
+                    tg.unit->on_translate([this](const Requester& q, Addr iova, Tick arrival,
+                                                 const TranslateOutcome& o) {
+                        for (const auto& host : replay_hosts_)
+                            if (ReplayDevice* dev = host->device(q.rid)) {
+                                dev->observe(iova, arrival, o);
+                                return;
+                            }
+                    });
+                }
+        // Replay devices are done when their host has replayed its trace and they have drained.
         for (auto& d : devices_) {
-            ReplayHost* h = replay_host_.get();
+            ReplayHost* h = replay_hosts_[d->tenant].get();
             d->finished = [h] { return h->finished(); };
             d->finished_ev = &h->finished_event();
             d->progress = [h] { return h->progress(); };
@@ -818,14 +937,23 @@ void System::start_of_simulation() {
 }
 
 bool System::devices_done() const {
-    if (replay_host_ && !replay_host_->finished()) return false;
+    for (const auto& h : replay_hosts_)
+        if (!h->finished()) return false;
     for (const auto& d : devices_)
         if (!d->ended) return false;
     return true;
 }
 
 double System::progress() const {
-    if (replay_host_) return replay_host_->progress();
+    if (replay_hosts_.size() == 1) return replay_hosts_[0]->progress();
+    if (!replay_hosts_.empty()) {  // the tenants' records done, weighted by their length
+        double done = 0, all = 0;
+        for (size_t t = 0; t < replay_hosts_.size(); ++t) {
+            const double n = double(replay_spec_->tenants[t].summary.records);
+            done += n * replay_hosts_[t]->progress(), all += n;
+        }
+        return all > 0 ? done / all : 1.0;
+    }
     double sum = 0;
     for (const auto& d : devices_) sum += d->finished() ? 1.0 : d->progress();
     return devices_.empty() ? 1.0 : sum / double(devices_.size());
@@ -838,6 +966,12 @@ std::vector<std::string> System::device_summaries() const {
 }
 
 void System::finish_stats() {
+    for (auto& [name, total] : replay_totals_) {
+        total->reset();
+        for (size_t t = 0; t < replay_hosts_.size(); ++t)
+            for (const auto& e : stats_.child("replay").child(fmt::format("tenant{}", t)).entries())
+                if (e.name == name && e.counter) *total += e.counter->value();
+    }
     for (auto& m : iommus_) {
         if (!m->hit_rate) continue;
         const StatGroup& g = stats_.child(m->name).child("iotlb");

@@ -43,10 +43,26 @@ struct SystemParams {
     }
 };
 
-// `iommusim replay`: the trace, and what a first pass found in it (scan_trace).
-struct ReplaySpec {
+// `iommusim replay`: the traces (one per tenant), and what a first pass found in each
+// (scan_trace). Several traces replay together as tenants of one platform.
+struct ReplayTenant {
     std::string trace;
     TraceSummary summary;
+};
+struct ReplaySpec {
+    std::vector<ReplayTenant> tenants;
+};
+
+// Multi-tenant replay: how far apart the tenants' buses are (tenant t's requesters are on
+// their recorded bus + t * stride).
+struct ReplayTenancyParams {
+    uint32_t tenant_bus_stride = 1;
+
+    template <typename V>
+    void visit(V&& v) {
+        v("tenant_bus_stride", tenant_bus_stride, "buses",
+          "tenant t's requesters are on their recorded bus + t * this (several traces)", 1, 255);
+    }
 };
 
 class System : public sc_core::sc_module {
@@ -75,9 +91,17 @@ public:
     std::vector<std::string> iommu_names() const;
     // Derived statistics (each unit's iotlb.hit_rate_ppm): call once the simulation stopped.
     void finish_stats();
-    // Replay mode: the host process and the translation checks (null otherwise).
-    const ReplayHost* replay() const { return replay_host_.get(); }
+    // Replay mode: the host process (the first tenant's) and the translation checks (null
+    // otherwise); every tenant's host, and its check (the total one with a single trace).
+    const ReplayHost* replay() const {
+        return replay_hosts_.empty() ? nullptr : replay_hosts_[0].get();
+    }
     const ReplayCheck* replay_check() const { return replay_check_.get(); }
+    size_t replay_tenants() const { return replay_hosts_.size(); }
+    const ReplayHost& replay_host(size_t t) const { return *replay_hosts_[t]; }
+    const ReplayCheck& replay_tenant_check(size_t t) const {
+        return replay_tenant_checks_.empty() ? *replay_check_ : *replay_tenant_checks_[t];
+    }
     // A simulated-time period for the processes that poll (Ctrl-C, the time limit, progress):
     // a fixed one made a recording with hour-long idle gaps take minutes of wall time, so it
     // doubles while wakes come faster than 20 per wall-clock second and halves below 5.
@@ -118,7 +142,15 @@ private:
     DmaEngineParams replay_engine_;
     PcieLinkParams replay_link_;
     std::unique_ptr<ReplayCheck> replay_check_;
-    std::unique_ptr<ReplayHost> replay_host_;
+    std::vector<std::unique_ptr<ReplayHost>> replay_hosts_;  // one per tenant
+    // Several traces: the tenancy parameters, each tenant's pacing and check, the RID offset
+    // of each tenant, the tenant of each platform RID, and the totals of the hosts' counters.
+    ReplayTenancyParams replay_tenancy_;
+    std::vector<std::unique_ptr<ReplayTenantParams>> replay_tenant_params_;
+    std::vector<std::unique_ptr<ReplayCheck>> replay_tenant_checks_;
+    std::vector<uint16_t> replay_rid_offset_;
+    std::unordered_map<uint16_t, size_t> replay_tenant_of_;
+    std::vector<std::pair<std::string, Counter*>> replay_totals_;
     struct Fabric;
     std::unique_ptr<Fabric> fabric_;
     sc_core::sc_event done_;
