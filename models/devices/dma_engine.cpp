@@ -1,8 +1,12 @@
 #include "dma_engine.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+
+#include "core/timeline.h"
 
 namespace iommusim {
 
@@ -158,6 +162,15 @@ void DmaEngine::issue(DmaTransfer& t) {
     pieces_ += r.pieces;
     if (r.faults) ++faulted_transfers_;
     transfer_latency_.add(r.latency() / kTicksPerNs);
+    if (Timeline* tl = timeline(); tl && tl->near(r.first_issue, r.done)) {
+        tl->span(tl->track(name(), "transfers"), t.write ? "DMA write" : "DMA read", r.first_issue,
+                 r.done,
+                 {{"iova", fmt::format("\"{:#x}\"", t.iova)},
+                  {"bytes", std::to_string(t.length)},
+                  {"pieces", std::to_string(r.pieces)},
+                  {"faults", std::to_string(r.faults)}});
+        tl->counter(name(), "queued transfers", now(), double(queue_.size()));
+    }
     if (complete_) complete_(t, r);
 }
 

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "core/timeline.h"
+
 namespace iommusim {
 
 // Translation-structure accesses as TLM transactions on the walk socket; the timed ones
@@ -53,6 +55,7 @@ IommuUnit::IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& 
         SC_REPORT_FATAL(basename(), "iommusim needs a time resolution of 1 ps");
     port_ = std::make_unique<WalkPort>(walk);
     engine_ = std::make_unique<TranslationUnit>(p, walker, *port_, stats);
+    if (Timeline* t = timeline()) t->name_key(&walker, this->name());
     split_ = &stats.counter("page_splits", "DMAs split because they cross a translated page");
     untranslated_missing_ =
         &stats.counter("missing_attributes", "DMAs without PCIe attributes (rejected)");

@@ -2,8 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
+
+#include "core/timeline.h"
 
 namespace iommusim {
 
@@ -238,6 +241,14 @@ struct TranslationUnit::Impl {
         std::array<Tick, 6> level_time{};
         Tick context_time = 0, pasid_time = 0;
         std::vector<std::pair<int, WalkKey>> fills;  // walk-cache entries to insert
+        // The steps' times, for the timeline only.
+        struct Step {
+            WalkStage stage;
+            uint8_t level;
+            Tick start, end;
+        };
+        bool record = false;
+        std::vector<Step> steps;
     };
     Tick drive(Tick cur, bool until_context, WalkTrace& tr) {
         for (;;) {
@@ -292,6 +303,7 @@ struct TranslationUnit::Impl {
                     break;
                 }
             }
+            if (tr.record) tr.steps.push_back({s.stage, s.level, before, cur});
         }
     }
 
@@ -307,7 +319,68 @@ struct TranslationUnit::Impl {
 
     TranslateOutcome translate(const Requester& req, Addr iova, Access acc, Tick t0);
     Tick invalidate(const InvalidationScope& s, Tick at);
+
+    size_t iotlb_entries() const {
+        size_t n = 0;
+        for (const auto& c : iotlbs) n += c.size();
+        return n;
+    }
+    // What the timeline shows of one translation: its span, its walk (with the walk's steps)
+    // on the walker that served it, a fault, the IOTLB occupancy.
+    struct WalkSpan {
+        bool walked = false;
+        unsigned server = 0;
+        Tick start = 0, end = 0, prefetch_end = 0;
+        uint64_t reads0 = 0;
+    };
+    void record(Timeline& tl, const Requester& req, Addr iova, Tick t0, const TranslateOutcome& out,
+                const WalkTrace& tr, const WalkSpan& w);
 };
+
+void TranslationUnit::Impl::record(Timeline& tl, const Requester& req, Addr iova, Tick t0,
+                                   const TranslateOutcome& out, const WalkTrace& tr,
+                                   const WalkSpan& w) {
+    static const char* const kLevel[] = {"level 0", "level 1", "level 2",
+                                         "level 3", "level 4", "level 5"};
+    if (!tl.near(t0, std::max({out.done, w.end, w.prefetch_end}))) return;
+    const std::string& proc = tl.process_of(&walker);
+    const std::string iova_s = fmt::format("\"{:#x}\"", iova);
+    const std::string req_s = fmt::format("\"{}\"", to_string(req));
+    const int tr_track = tl.track(proc, "translations");
+    const char* what = !out.result.ok() ? "fault"
+                       : out.iotlb_hit  ? "hit"
+                       : out.merged     ? "merged miss"
+                                        : "miss";
+    Timeline::Args args{{"iova", iova_s}, {"requester", req_s}};
+    if (w.walked) args.push_back({"walker", std::to_string(w.server)});
+    tl.span(tr_track, what, t0, out.done, args);
+    if (!out.result.ok())
+        tl.instant(tr_track, "fault", out.done,
+                   {{"iova", iova_s},
+                    {"requester", req_s},
+                    {"kind", fmt::format("\"{}\"", to_string(out.result.fault.kind))}});
+    if (!w.walked) return;
+    unsigned levels = 0;
+    for (const WalkTrace::Step& st : tr.steps)
+        levels += st.stage == WalkStage::FirstLevel || st.stage == WalkStage::SecondLevel ||
+                  st.stage == WalkStage::Tce;
+    const int walker_track = tl.track(proc, fmt::format("walker {}", w.server));
+    const int lane = tl.span(walker_track, "walk", w.start, w.end,
+                             {{"iova", iova_s},
+                              {"requester", req_s},
+                              {"levels", std::to_string(levels)},
+                              {"memory_reads", std::to_string(mem_reads->value() - w.reads0)}});
+    for (const WalkTrace::Step& st : tr.steps) {
+        const bool table = st.stage == WalkStage::FirstLevel ||
+                           st.stage == WalkStage::SecondLevel || st.stage == WalkStage::Tce;
+        tl.child(lane, table && st.level <= 5 ? kLevel[st.level] : to_string(st.stage), st.start,
+                 st.end, {{"stage", fmt::format("\"{}\"", to_string(st.stage))}});
+    }
+    if (w.prefetch_end) tl.span(walker_track, "prefetch", w.end, w.prefetch_end);
+    tl.counter(proc, "busy walkers", w.start, double(walkers.busy_at(w.start)));
+    tl.counter(proc, "busy walkers", w.end, double(walkers.busy_at(w.end)));
+    if (!out.iotlb_hit) tl.counter(proc, "iotlb entries", out.done, double(iotlb_entries()));
+}
 
 TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iova, Access acc,
                                                   Tick t0) {
@@ -348,6 +421,9 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     }
     ServerPool::Slot slot{0, 0};
     bool walking = false;
+    Timeline* const tl = timeline();
+    WalkSpan ws;
+    if (tl && tl->near(t0, kNever)) tr.record = true, ws.reads0 = mem_reads->value();
     if (!have_ctx) {
         slot = walkers.earliest(t, last_walk);
         lat_queue->add(ns(slot.start - t));
@@ -357,6 +433,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
         t = drive(slot.start, true, tr);
         if (!walker.context_ready()) {  // faulted in the context structures
             walkers.occupy(slot.server, slot.start, t);
+            ws.end = t;
             out.result = walker.result();
             goto done;
         }
@@ -373,7 +450,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
         unsigned shift = 0;
         IotlbEntry* e = iotlb_probe(ctx, iova, &shift);
         if (e && permits(e->perm, perm_needed(acc, false))) {
-            if (walking) walkers.occupy(slot.server, slot.start, t);
+            if (walking) walkers.occupy(slot.server, slot.start, t), ws.end = t;
             ++*iotlb_hits;
             ++*pr.hits;
             out.iotlb_hit = true;
@@ -388,6 +465,8 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
             out.done = t;
             lat_all->add(ns(t - t0));
             lat_hit->add(ns(t - t0));
+            if (tr.record) ws.walked = walking, ws.server = slot.server, ws.start = slot.start;
+            if (tr.record) record(*tl, req, iova, t0, out, tr, ws);
             return out;
         }
         ++*iotlb_misses;
@@ -422,6 +501,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
         }
         t = drive(t, false, tr);
         walkers.occupy(slot.server, slot.start, t);
+        ws.end = t;
         last_walk = t - slot.start;
         out.result = walker.result();
         for (auto& [l, k] : tr.fills) walk_caches[l]->insert(k, 1);
@@ -446,6 +526,7 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
                 walker.resume(ctx, req, next, Access::Read);
                 Tick pend = drive(t, false, pt);
                 walkers.occupy(slot.server, t, pend);
+                ws.prefetch_end = pend;
                 ++*prefetches;
                 for (auto& [l, k] : pt.fills) walk_caches[l]->insert(k, 1);
                 const WalkResult& pr2 = walker.result();
@@ -466,6 +547,8 @@ done:
     out.done = t;
     lat_all->add(ns(t - t0));
     lat_miss->add(ns(t - t0));
+    if (tr.record) ws.walked = walking, ws.server = slot.server, ws.start = slot.start;
+    if (tr.record) record(*tl, req, iova, t0, out, tr, ws);
     return out;
 }
 
@@ -534,6 +617,12 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
         case K::Wait: break;
     }
     *invalidated_entries += n;
+    if (Timeline* tl = timeline(); tl && tl->near(at, at)) {
+        const std::string& proc = tl->process_of(&walker);
+        tl->span(tl->track(proc, "invalidations"), to_string(s.kind), at,
+                 at + clk.cycles(p.invalidate_cycles), {{"entries", std::to_string(n)}});
+        tl->counter(proc, "iotlb entries", at, double(iotlb_entries()));
+    }
     return at + clk.cycles(p.invalidate_cycles);
 }
 

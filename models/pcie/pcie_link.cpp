@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "core/timeline.h"
+
 namespace iommusim {
 
 namespace {
@@ -72,6 +74,13 @@ PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead, unsig
     *d.payload_bytes += payload;
     *d.wire_bytes += bytes;
     *d.busy_ps += s.end - s.start;
+    if (Timeline* tl = timeline(); tl && tl->near(s.start, s.end)) {
+        // The kind from direction and payload: AtomicOp and MsgD show as MWr, Msg as MRd.
+        const bool up = &d == &up_;
+        tl->span(tl->track(name(), up ? "upstream" : "downstream"),
+                 up ? (payload ? "MWr" : "MRd") : (payload ? "CplD" : "Cpl"), s.start, s.end,
+                 {{"payload", std::to_string(payload)}, {"wire_bytes", std::to_string(bytes)}});
+    }
     return s;
 }
 

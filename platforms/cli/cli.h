@@ -28,6 +28,8 @@ struct RunOptions {
     std::vector<std::string> configs, sets;
     std::string out = "results", quantum, seed;
     bool quiet = false;
+    std::string timeline, timeline_window;  // --timeline FILE.json, START:END
+    uint64_t timeline_max_events = 1'000'000;
 };
 boost::program_options::options_description run_options(RunOptions& o, const char* usage);
 // false: --help was asked (and printed). Throws std::invalid_argument on bad options.
@@ -36,6 +38,10 @@ bool parse(const std::vector<std::string>& args, boost::program_options::options
 // The configuration files with --set, --quantum and --seed applied.
 Config load(const RunOptions& o);
 int report(const ConfigError& e);  // prints the errors; 2
+// With --timeline: checks the timeline options and turns the timeline on, before the system
+// is built (models name their tracks then); simulate() writes it. Throws
+// std::invalid_argument on a bad option.
+void open_timeline(const RunOptions& o);
 }  // namespace iommusim::cli
 
 namespace iommusim {

@@ -32,6 +32,7 @@ int replay(const std::vector<std::string>& args) {
     pos.add("trace", -1);
     if (!parse(args, d, pos)) return 0;
     if (traces.empty()) throw std::invalid_argument("a TRACE file is needed (see --help)");
+    open_timeline(o);
     const auto t0 = std::chrono::steady_clock::now();
     std::optional<Config> config;
     try {

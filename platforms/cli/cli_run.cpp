@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "core/quote.h"
 #include "core/stats_output.h"
+#include "core/timeline.h"
 #include "platforms/system.h"
 
 namespace po = boost::program_options;
@@ -21,6 +22,7 @@ namespace iommusim::cli {
 
 namespace {
 std::atomic<bool> g_interrupted{false};
+std::unique_ptr<Timeline> g_timeline_owner;  // what set_timeline() points to
 extern "C" void on_sigint(int) {
     g_interrupted = true;
 }
@@ -35,7 +37,14 @@ po::options_description run_options(RunOptions& o, const char* usage) {
         "out", po::value(&o.out)->default_value(o.out), "directory for stats.json and stats.csv")(
         "quantum", po::value(&o.quantum), "global quantum, e.g. 1us, 100ns, 0 (system.quantum_ns)")(
         "seed", po::value(&o.seed), "seed of the run (system.seed)")(
-        "quiet,q", po::bool_switch(&o.quiet), "no progress display");
+        "quiet,q", po::bool_switch(&o.quiet), "no progress display")(
+        "timeline", po::value(&o.timeline),
+        "write a Chrome/Perfetto trace-event timeline to FILE.json (docs/timeline.md)")(
+        "timeline-window", po::value(&o.timeline_window),
+        "simulated time the timeline covers, START:END with units, e.g. 0:50us, 1ms: (default "
+        "all)")("timeline-max-events", po::value(&o.timeline_max_events),
+                "events the timeline keeps at most; later ones are dropped and the file says so "
+                "(default 1000000)");
     return d;
 }
 
@@ -89,6 +98,69 @@ uint64_t parse_quantum(const std::string& t) {
 }
 }  // namespace
 
+namespace {
+// "50us", "1.5ms", "0" -> ps, a whole number; `what` names the option in the error.
+Tick parse_time_ps(const std::string& t, const std::string& what) {
+    const std::string expected =
+        "expected START:END, each a time with unit ps, ns, us, ms or s (0 needs none), END "
+        "after START or empty for the end of the run, e.g. 0:50us, 10us:20us, 1ms:";
+    size_t pos = 0;
+    double v = 0;
+    try {
+        if (t.empty() || !(std::isdigit(static_cast<unsigned char>(t[0])) || t[0] == '.'))
+            throw std::invalid_argument(t);
+        v = std::stod(t, &pos);
+    } catch (const std::exception&) {
+        throw std::invalid_argument(
+            fmt::format("{}: {} is not a time ({})", what, quote(t), expected));
+    }
+    const std::string unit = t.substr(pos);
+    const double scale = unit == "ps"             ? 1
+                         : unit == "ns"           ? 1e3
+                         : unit == "us"           ? 1e6
+                         : unit == "ms"           ? 1e9
+                         : unit == "s"            ? 1e12
+                         : unit.empty() && v == 0 ? 1
+                                                  : -1;
+    if (scale < 0)
+        throw std::invalid_argument(
+            fmt::format("{}: {} has no known unit ({})", what, quote(t), expected));
+    const double ps = std::round(v * scale);
+    if (!std::isfinite(ps) || ps >= 1.8e19)
+        throw std::invalid_argument(
+            fmt::format("{}: {} is out of range ({})", what, quote(t), expected));
+    return Tick(ps);
+}
+}  // namespace
+
+void open_timeline(const RunOptions& o) {
+    if (o.timeline.empty()) {
+        if (!o.timeline_window.empty())
+            throw std::invalid_argument("--timeline-window needs --timeline FILE.json");
+        return;
+    }
+    Timeline::Options t;
+    t.file = o.timeline;
+    t.max_events = o.timeline_max_events;
+    if (t.max_events == 0)
+        throw std::invalid_argument("--timeline-max-events: expected at least 1");
+    if (!o.timeline_window.empty()) {
+        const std::string& w = o.timeline_window;
+        const size_t colon = w.find(':');
+        if (colon == std::string::npos)
+            throw std::invalid_argument(fmt::format(
+                "--timeline-window: {} has no ':' (expected START:END, e.g. 0:50us, 1ms:)",
+                quote(w)));
+        t.start = parse_time_ps(w.substr(0, colon), "--timeline-window");
+        if (colon + 1 < w.size()) t.end = parse_time_ps(w.substr(colon + 1), "--timeline-window");
+        if (t.end <= t.start)
+            throw std::invalid_argument(
+                fmt::format("--timeline-window: {} is empty (expected END after START)", quote(w)));
+    }
+    g_timeline_owner = std::make_unique<Timeline>(t);
+    set_timeline(g_timeline_owner.get());
+}
+
 Config load(const RunOptions& o) {
     Config config = Config::load(o.configs, o.sets);
     // After every --set, as before: the dedicated options win, and name themselves in errors.
@@ -118,6 +190,7 @@ int run(const std::vector<std::string>& args) {
     if (!parse(args, d, {})) return 0;
     if (o.configs.empty())
         throw std::invalid_argument("at least one -c FILE is needed (a platform and a workload)");
+    open_timeline(o);
     std::unique_ptr<System> sys;
     try {
         Config config = load(o);
@@ -201,6 +274,17 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
         return 2;
     }
     fmt::print("wrote {0}/stats.json and {0}/stats.csv\n", o.out);
+    if (Timeline* tl = timeline()) {
+        try {
+            tl->write();
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "iommusim {}: timeline: {}\n", verb, e.what());
+            return 2;
+        }
+        fmt::print("wrote {} ({} events{})\n", tl->options().file, tl->events(),
+                   tl->dropped() ? fmt::format(", {} more dropped at the limit", tl->dropped())
+                                 : std::string());
+    }
     return interrupted ? 130 : 0;
 }
 
