@@ -90,21 +90,44 @@ bool least_squares(const std::vector<std::pair<uint64_t, uint64_t>>& v, double& 
 ClockFit fit(const std::vector<std::pair<uint64_t, uint64_t>>& host_guest) {
     ClockFit f;
     f.anchors = host_guest.size();
-    std::vector<std::pair<uint64_t, uint64_t>> kept = host_guest;
-    if (!least_squares(kept, f.a, f.b)) return f;
+    if (!least_squares(host_guest, f.a, f.b)) return f;
     f.fitted = true;
+    std::vector<std::pair<uint64_t, uint64_t>> kept;  // refitted in the first round
+    // Start from a robust line (Theil-Sen over anchors half the run apart): the guest clock
+    // may run at another rate during boot, and least squares would follow it.
+    const size_t n = host_guest.size(), half = n / 2;
+    std::vector<long double> slopes;
+    for (size_t i = 0; i + half < n; ++i) {
+        const auto& [h1, g1] = host_guest[i];
+        const auto& [h2, g2] = host_guest[i + half];
+        if (h2 > h1) slopes.push_back((static_cast<long double>(g2) - g1) / (h2 - h1));
+    }
+    if (!slopes.empty()) {
+        std::nth_element(slopes.begin(), slopes.begin() + slopes.size() / 2, slopes.end());
+        const long double a = slopes[slopes.size() / 2];
+        if (a > 0) {
+            const long double h0 = host_guest.front().first;
+            std::vector<long double> off;
+            for (const auto& [h, g] : host_guest) off.push_back(g - a * (h - h0));
+            std::nth_element(off.begin(), off.begin() + off.size() / 2, off.end());
+            f.a = double(a);
+            f.b = double(off[off.size() / 2] - a * h0);
+        }
+    }
     auto residual = [&f](const std::pair<uint64_t, uint64_t>& p) {
-        return std::fabs(double(static_cast<long double>(f.host(p.second)) - p.first));
+        return std::fabs(double(int64_t(f.host(p.second) - p.first)));  // exact: epoch ns
     };
+    // The median over all anchors, each round against the current line: trimming only what
+    // was kept would shrink the median and the kept set round after round.
     for (int round = 0; round < 8; ++round) {
         std::vector<double> r;
-        for (const auto& p : kept) r.push_back(residual(p));
+        for (const auto& p : host_guest) r.push_back(residual(p));
         std::nth_element(r.begin(), r.begin() + r.size() / 2, r.end());
         const double limit = std::max(4 * r[r.size() / 2], 1000.0);
         std::vector<std::pair<uint64_t, uint64_t>> next;
-        for (const auto& p : kept)
+        for (const auto& p : host_guest)
             if (residual(p) <= limit) next.push_back(p);
-        if (next.size() == kept.size()) break;
+        if (next == kept) break;
         double a = 0, b = 0;
         if (!least_squares(next, a, b)) break;
         kept = std::move(next);
@@ -131,6 +154,51 @@ std::vector<std::pair<size_t, size_t>> causal_windows(
         if (q < pairs.size()) w[k].second = host[pairs[q].second].before;
     }
     return w;
+}
+
+BlockCheck check_block(const ClockFit& f, const std::vector<GuestBlock>& guest,
+                       const std::vector<HostBlock>& host) {
+    BlockCheck c;
+    if (!f.fitted) return c;
+    std::vector<bool> used(host.size(), false);
+    for (const GuestBlock& g : guest) {
+        if (g.complete < g.issue) continue;  // never completed in the trace
+        ++c.requests;
+        const double lo = double(f.host(g.issue)), hi = double(f.host(g.complete));
+        const double mid = (lo + hi) / 2;
+        std::optional<size_t> best;
+        for (size_t j = 0; j < host.size(); ++j) {
+            const HostBlock& h = host[j];
+            if (used[j] || h.sector != g.sector || h.sectors != g.sectors || h.write != g.write)
+                continue;
+            if (!best || std::fabs(double(h.ns) - mid) < std::fabs(double(host[*best].ns) - mid))
+                best = j;
+        }
+        if (!best) continue;
+        used[*best] = true;
+        ++c.matched;
+        const double t = double(host[*best].ns);
+        const double slack = std::max({lo - t, t - hi, 0.0});
+        if (slack > f.bound_ns) ++c.outside;
+        c.slack_ns = std::max(c.slack_ns, slack);
+    }
+    return c;
+}
+
+std::string BlockCheck::describe(const ClockFit& f) const {
+    char buf[256];
+    if (!outside)
+        std::snprintf(buf, sizeof buf,
+                      "clock check: %zu of %zu guest block requests found in QEMU's log, every "
+                      "device command between the request's fitted issue and completion",
+                      matched, requests);
+    else
+        std::snprintf(buf, sizeof buf,
+                      "clock check: %zu of %zu guest block requests found in QEMU's log; %zu "
+                      "device commands outside the request's fitted window by more than the "
+                      "bound: error bound raised from %.1f to %.1f us",
+                      matched, requests, outside, f.bound_ns / 1e3, slack_ns / 1e3);
+    return buf;
 }
 
 }  // namespace iommusim::trace::align

@@ -45,9 +45,10 @@ struct ClockFit {
 std::vector<std::pair<size_t, size_t>> match(const std::vector<GuestDesc>& guest,
                                              const std::vector<HostDesc>& host);
 
-// Least squares over (host, guest) pairs, refitted without the anchors whose residual exceeds
-// 4 times the median one (at least 1 us): a guest clock that steps during boot (calibration)
-// must not tilt the line through the rest. Fewer than two distinct host times: not fitted.
+// Least squares over (host, guest) pairs, refitted on the anchors whose residual is within 4
+// times the median one of all anchors (at least 1 us): a guest clock that steps during boot
+// (calibration) must not tilt the line through the rest. Fewer than two distinct host times: not
+// fitted.
 ClockFit fit(const std::vector<std::pair<uint64_t, uint64_t>>& host_guest);
 
 // Per guest event time (sorted), the timeline slots it must lie in: after the QEMU line of the
@@ -57,5 +58,29 @@ std::vector<std::pair<size_t, size_t>> causal_windows(
     const std::vector<uint64_t>& guest_times, const std::vector<GuestDesc>& guest,
     const std::vector<HostDesc>& host, const std::vector<std::pair<size_t, size_t>>& pairs,
     size_t timeline_size);
+
+// A guest block request (block_rq_issue .. block_rq_complete, guest clock) and a device
+// command of QEMU's (pci_nvme_read/write, virtio_blk_handle_*), both in 512-byte sectors.
+struct GuestBlock {
+    uint64_t issue = 0, complete = 0;
+    uint64_t sector = 0, sectors = 0;
+    bool write = false;
+};
+struct HostBlock {
+    uint64_t ns = 0;
+    uint64_t sector = 0, sectors = 0;
+    bool write = false;
+};
+
+// The inequality anchors issue <= device command <= complete against a fit: each request is
+// paired with the unused device command of the same sectors and direction nearest to its
+// fitted midpoint; `slack_ns` is how far the worst lies outside its fitted window.
+struct BlockCheck {
+    size_t requests = 0, matched = 0, outside = 0;  // outside: beyond the fit's bound
+    double slack_ns = 0;
+    std::string describe(const ClockFit& f) const;
+};
+BlockCheck check_block(const ClockFit& f, const std::vector<GuestBlock>& guest,
+                       const std::vector<HostBlock>& host);
 
 }  // namespace iommusim::trace::align

@@ -26,6 +26,8 @@ enum class Ev {
     Unmap,
     Fault,
     QiSubmit,
+    BlockIssue,
+    BlockComplete,
     DmaMap,
     DmaUnmap,
     DmaMapSg,
@@ -38,6 +40,8 @@ Ev classify(std::string_view name) {
     if (name == "unmap") return Ev::Unmap;
     if (name == "io_page_fault") return Ev::Fault;
     if (name == "qi_submit") return Ev::QiSubmit;
+    if (name == "block_rq_issue") return Ev::BlockIssue;
+    if (name == "block_rq_complete") return Ev::BlockComplete;
     if (name == "dma_map_page" || name == "dma_map_resource" || name.substr(0, 9) == "dma_alloc")
         return Ev::DmaMap;
     if (name == "dma_unmap_page" || name == "dma_unmap_resource" || name.substr(0, 8) == "dma_free")
@@ -333,6 +337,8 @@ private:
                 return true;
             }
             case Ev::QiSubmit: return qi_submit(ev);
+            case Ev::BlockIssue:
+            case Ev::BlockComplete: return block(ev, classify(ev.name) == Ev::BlockComplete);
             case Ev::DmaMap:
             case Ev::DmaUnmap: return dma(ev, classify(ev.name) == Ev::DmaMap);
             case Ev::DmaMapSg:
@@ -371,6 +377,36 @@ private:
         q.file = file_;
         q.line = line_;
         out_.qi.push_back(q);
+        return true;
+    }
+
+    // "259,0 RS 4096 () 128 + 8 [dd]" (issue: with bytes) / "259,0 R () 128 + 8 [0]"
+    // (complete): device, flags, sector + count. Requests without data (flush: "N") and lines
+    // of other layouts are only counted as skipped: these events are a clock check.
+    bool block(const Located& ev, bool complete) {
+        const std::string_view p = ev.payload;
+        const size_t comma = p.find(','), sp = p.find(' '), plus = p.find(" + ");
+        if (comma == std::string_view::npos || sp == std::string_view::npos || comma > sp ||
+            plus == std::string_view::npos)
+            return false;
+        size_t used = 0;
+        const auto major = import::number(p.substr(0, comma), &used);
+        const auto minor = import::number(p.substr(comma + 1, sp - comma - 1));
+        const std::string_view flags = p.substr(sp + 1, p.find(' ', sp + 1) - sp - 1);
+        size_t b = plus;
+        while (b > 0 && p[b - 1] != ' ') --b;
+        const auto sector = import::number(p.substr(b, plus - b));
+        const auto count = import::number(p.substr(plus + 3));
+        if (!major || !minor || !sector || !count || !*count || flags.empty() ||
+            (flags[0] != 'R' && flags[0] != 'W'))
+            return false;
+        BlockRq r;
+        r.guest_ns = ev.ns;
+        r.dev = uint32_t(*major << 20 | (*minor & 0xfffff));
+        r.sector = *sector, r.sectors = *count;
+        r.write = flags[0] == 'W';
+        r.complete = complete;
+        out_.block.push_back(r);
         return true;
     }
 
@@ -486,6 +522,8 @@ GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& repo
                      [](const GuestOp& a, const GuestOp& b) { return a.guest_ns < b.guest_ns; });
     std::stable_sort(t.qi.begin(), t.qi.end(),
                      [](const QiSubmit& a, const QiSubmit& b) { return a.guest_ns < b.guest_ns; });
+    std::stable_sort(t.block.begin(), t.block.end(),
+                     [](const BlockRq& a, const BlockRq& b) { return a.guest_ns < b.guest_ns; });
     return t;
 }
 

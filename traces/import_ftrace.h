@@ -43,9 +43,18 @@ struct QiSubmit {
     uint64_t line = 0;
 };
 
+// One block:block_rq_issue or block_rq_complete with sectors (flushes and the like: not kept).
+struct BlockRq {
+    uint64_t guest_ns = 0;
+    uint32_t dev = 0;  // major << 20 | minor
+    uint64_t sector = 0, sectors = 0;
+    bool write = false, complete = false;
+};
+
 struct GuestTrace {
-    std::vector<GuestOp> ops;  // in guest time order (stable across files)
-    std::vector<QiSubmit> qi;  // in guest time order
+    std::vector<GuestOp> ops;    // in guest time order (stable across files)
+    std::vector<QiSubmit> qi;    // in guest time order
+    std::vector<BlockRq> block;  // in guest time order
     // The timestamps are raw counts without a unit (trace_clock=x86-tsc or counter): guest_ns
     // then holds the count. Decided per file: raw when no event line has SECONDS.FRACTION.
     bool raw_clock = false;

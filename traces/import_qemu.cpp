@@ -3,6 +3,8 @@
 #include "traces/import_qemu.h"
 
 #include <cstdio>
+#include <map>
+#include <tuple>
 
 #include "traces/import_align.h"
 #include "traces/import_align_fit.h"
@@ -74,6 +76,26 @@ align::Windows clock_anchors(const Log& log, const GuestTrace& guest, std::vecto
     f.unmatched = gd.size() - pairs.size() - f.pasid;
     if (!gd.empty() || guest.raw_clock || !ops.empty())
         report.notes.push_back(f.describe(guest.raw_clock));
+    if (f.fitted && !guest.block.empty()) {
+        // Requests pair issue -> complete per device, sectors and direction, in order.
+        std::map<std::tuple<uint32_t, uint64_t, uint64_t, bool>, std::vector<size_t>> open;
+        std::vector<align::GuestBlock> gb;
+        for (const BlockRq& r : guest.block) {
+            auto& q = open[{r.dev, r.sector, r.sectors, r.write}];
+            if (!r.complete) {
+                q.push_back(gb.size());
+                gb.push_back({r.guest_ns, 0, r.sector, r.sectors, r.write});  // complete: below
+            } else if (!q.empty()) {
+                gb[q.front()].complete = r.guest_ns;
+                q.erase(q.begin());
+            }
+        }
+        std::vector<align::HostBlock> hb;
+        for (const qemu::DevCmd& d : log.dev_cmds)
+            hb.push_back({d.ns, d.sector, d.sectors, d.write});
+        const align::BlockCheck c = align::check_block(f, gb, hb);
+        report.notes.push_back(c.describe(f));
+    }
     std::vector<uint64_t> times;
     times.reserve(ops.size());
     for (const GuestOp& o : ops) times.push_back(o.guest_ns);

@@ -114,6 +114,9 @@ private:
         if (event_ == "vtd_dmar_translate") return translate();
         if (event_ == "vtd_inv_desc") return inv_desc();
         if (event_ == "vtd_dmar_fault") return fault();
+        if (event_ == "pci_nvme_read" || event_ == "pci_nvme_write" ||
+            event_ == "virtio_blk_handle_read" || event_ == "virtio_blk_handle_write")
+            dev_cmd();
         if (event_.substr(0, 9) == "pci_nvme_") return nvme();
         return false;
     }
@@ -206,6 +209,26 @@ private:
         log_.items.push_back({Item::Type::Record, uint32_t(log_.records.size())});
         log_.records.push_back(r);
         log_.record_lines.push_back(line_);
+    }
+
+    // Only a clock check (import_align_fit.h): a line without these fields is left to the
+    // NVMe classifier, or unused.
+    void dev_cmd() {
+        DevCmd c;
+        c.ns = ns_;
+        c.write = event_.back() == 'e';  // ..._write
+        if (event_[0] == 'v') {
+            const auto sector = field(args_, "sector"), n = field(args_, "nsectors");
+            if (!sector || !n) return;
+            c.sector = *sector, c.sectors = *n;
+        } else {
+            const auto lba = field(args_, "lba"), nlb = field(args_, "nlb"),
+                       count = field(args_, "count");
+            if (!lba || !nlb || !count || !*nlb || *count % (*nlb * 512)) return;
+            const uint64_t per = *count / *nlb / 512;  // sectors per LBA
+            c.sector = *lba * per, c.sectors = *nlb * per;
+        }
+        log_.dev_cmds.push_back(c);
     }
 
     bool nvme() {

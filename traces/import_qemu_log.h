@@ -69,10 +69,18 @@ struct Desc {
     size_t before = 0, after = 0;  // items before it; items up to and including its record
 };
 
+// A block command the device model started: pci_nvme_read/write, virtio_blk_handle_read/write.
+struct DevCmd {
+    uint64_t ns = 0;
+    uint64_t sector = 0, sectors = 0;  // 512-byte units
+    bool write = false;
+};
+
 struct Log {
     std::string path;
-    std::vector<Desc> descs;  // log order
-    std::vector<Item> items;  // log order
+    std::vector<Desc> descs;       // log order
+    std::vector<DevCmd> dev_cmds;  // log order
+    std::vector<Item> items;       // log order
     std::vector<Translation> translations;
     std::vector<Record> records;  // inval and fault records; time_ns is QEMU's wall clock
     std::vector<uint64_t> record_lines;
