@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <tuple>
 
 namespace iommusim::trace::align {
 
@@ -161,24 +163,31 @@ BlockCheck check_block(const ClockFit& f, const std::vector<GuestBlock>& guest,
     BlockCheck c;
     if (!f.fitted) return c;
     std::vector<bool> used(host.size(), false);
+    // Device commands by (sector, sectors, direction): heavy captures have thousands.
+    std::map<std::tuple<uint64_t, uint64_t, bool>, std::vector<size_t>> by_key;
+    for (size_t j = 0; j < host.size(); ++j)
+        by_key[{host[j].sector, host[j].sectors, host[j].write}].push_back(j);
     for (const GuestBlock& g : guest) {
         if (g.complete < g.issue) continue;  // never completed in the trace
         ++c.requests;
-        const double lo = double(f.host(g.issue)), hi = double(f.host(g.complete));
-        const double mid = (lo + hi) / 2;
+        // In exact integer ns: doubles of epoch nanoseconds are 256 ns apart.
+        const uint64_t lo = f.host(g.issue), hi = f.host(g.complete);
+        auto twice_off_mid = [&](size_t j) {  // 2 * |command - fitted midpoint|
+            const int64_t d = int64_t(host[j].ns - lo) + int64_t(host[j].ns - hi);
+            return d < 0 ? -d : d;
+        };
+        const auto it = by_key.find({g.sector, g.sectors, g.write});
+        if (it == by_key.end()) continue;
         std::optional<size_t> best;
-        for (size_t j = 0; j < host.size(); ++j) {
-            const HostBlock& h = host[j];
-            if (used[j] || h.sector != g.sector || h.sectors != g.sectors || h.write != g.write)
-                continue;
-            if (!best || std::fabs(double(h.ns) - mid) < std::fabs(double(host[*best].ns) - mid))
-                best = j;
+        for (size_t j : it->second) {
+            if (used[j]) continue;
+            if (!best || twice_off_mid(j) < twice_off_mid(*best)) best = j;
         }
         if (!best) continue;
         used[*best] = true;
         ++c.matched;
-        const double t = double(host[*best].ns);
-        const double slack = std::max({lo - t, t - hi, 0.0});
+        const uint64_t t = host[*best].ns;
+        const double slack = double(std::max({int64_t(lo - t), int64_t(t - hi), int64_t(0)}));
         if (slack > f.bound_ns) ++c.outside;
         c.slack_ns = std::max(c.slack_ns, slack);
     }

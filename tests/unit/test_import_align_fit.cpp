@@ -146,3 +146,23 @@ TEST_CASE("guest ftrace: raw-count clocks, qi_submit anchors, unknown events ski
     CHECK(u.ops.size() == 1);
     CHECK(rq.errors.size() == 1);
 }
+
+TEST_CASE("clock check: block requests against the fitted window", "[import][align]") {
+    // guest = host + 1000 (ns), fitted from two exact anchors: bound 0.
+    const ClockFit f = fit({{1000000, 1001000}, {2000000, 2001000}});
+    REQUIRE(f.fitted);
+    CHECK(f.bound_ns == 0);
+    // Two requests on the same sectors (two disks, same workload): each takes the command
+    // nearest its window; the second's command lies 5 us after its completion.
+    const std::vector<GuestBlock> guest = {{1101000, 1201000, 128, 8, false},
+                                           {1501000, 1601000, 128, 8, false},
+                                           {1701000, 0, 64, 8, true}};  // never completed
+    const std::vector<HostBlock> host = {
+        {1150000, 128, 8, false}, {1605000, 128, 8, false}, {1150000, 128, 8, true}};
+    const BlockCheck c = check_block(f, guest, host);
+    CHECK(c.requests == 2);
+    CHECK(c.matched == 2);
+    CHECK(c.outside == 1);
+    CHECK(c.slack_ns == 5000);
+    CHECK(c.describe(f).find("error bound raised from 0.0 to 5.0 us") != std::string::npos);
+}
