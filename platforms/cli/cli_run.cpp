@@ -62,48 +62,11 @@ bool parse(const std::vector<std::string>& args, po::options_description& d,
 }
 
 namespace {
-// "1us", "250ns", "0", "1000" (ns) -> ns, a whole number in the range of system.quantum_ns.
-uint64_t parse_quantum(const std::string& t) {
-    const std::string expected = fmt::format(
-        "expected a whole number of ns from 0 to {} with unit ps, ns, us or ms, e.g. 1us, 100ns, 0",
-        SystemParams::kMaxQuantumNs);
-    size_t pos = 0;
-    double v = 0;
-    try {
-        if (t.empty() || !(std::isdigit(static_cast<unsigned char>(t[0])) || t[0] == '.'))
-            throw std::invalid_argument(t);
-        v = std::stod(t, &pos);
-    } catch (const std::exception&) {
-        throw std::invalid_argument(
-            fmt::format("--quantum: {} is not a time ({})", quote(t), expected));
-    }
-    const std::string unit = t.substr(pos);
-    const double scale = unit.empty() || unit == "ns" ? 1
-                         : unit == "us"               ? 1e3
-                         : unit == "ms"               ? 1e6
-                         : unit == "ps"               ? 1e-3
-                                                      : -1;
-    if (scale < 0)
-        throw std::invalid_argument(fmt::format("--quantum: {} has an unknown unit {} ({})",
-                                                quote(t), quote(unit), expected));
-    const double ns = v * scale;
-    if (!std::isfinite(ns) || ns > double(SystemParams::kMaxQuantumNs))
-        throw std::invalid_argument(
-            fmt::format("--quantum: {} is out of range ({})", quote(t), expected));
-    // A fraction of a ns would be rounded (0.3ps to 0: synchronise on every transaction).
-    if (ns != std::floor(ns))
-        throw std::invalid_argument(
-            fmt::format("--quantum: {} is not a whole number of ns ({})", quote(t), expected));
-    return uint64_t(ns);
-}
-}  // namespace
-
-namespace {
-// "50us", "1.5ms", "0" -> ps, a whole number; `what` names the option in the error.
-Tick parse_time_ps(const std::string& t, const std::string& what) {
-    const std::string expected =
-        "expected START:END, each a time with unit ps, ns, us, ms or s (0 needs none), END "
-        "after START or empty for the end of the run, e.g. 0:50us, 10us:20us, 1ms:";
+// "1.5us" -> 1.5e6: a number and a unit (ps, ns, us, ms, s) as ps. A bare number is in
+// `bare_ps` units, or only 0 when bare_ps is 0. `what` names the option and `expected` says
+// what it takes, in the errors.
+double parse_time_ps(const std::string& t, const std::string& what, const std::string& expected,
+                     double bare_ps) {
     size_t pos = 0;
     double v = 0;
     try {
@@ -115,21 +78,49 @@ Tick parse_time_ps(const std::string& t, const std::string& what) {
             fmt::format("{}: {} is not a time ({})", what, quote(t), expected));
     }
     const std::string unit = t.substr(pos);
-    const double scale = unit == "ps"             ? 1
-                         : unit == "ns"           ? 1e3
-                         : unit == "us"           ? 1e6
-                         : unit == "ms"           ? 1e9
-                         : unit == "s"            ? 1e12
-                         : unit.empty() && v == 0 ? 1
-                                                  : -1;
+    const double scale = unit == "ps"   ? 1
+                         : unit == "ns" ? 1e3
+                         : unit == "us" ? 1e6
+                         : unit == "ms" ? 1e9
+                         : unit == "s"  ? 1e12
+                         : unit.empty() ? (bare_ps > 0 ? bare_ps
+                                           : v == 0    ? 1
+                                                       : -1)
+                                        : -1;
     if (scale < 0)
         throw std::invalid_argument(
-            fmt::format("{}: {} has no known unit ({})", what, quote(t), expected));
-    const double ps = std::round(v * scale);
+            unit.empty() ? fmt::format("{}: {} has no unit ({})", what, quote(t), expected)
+                         : fmt::format("{}: {} has an unknown unit {} ({})", what, quote(t),
+                                       quote(unit), expected));
+    const double ps = v * scale;
     if (!std::isfinite(ps) || ps >= 1.8e19)
         throw std::invalid_argument(
             fmt::format("{}: {} is out of range ({})", what, quote(t), expected));
-    return Tick(ps);
+    return ps;
+}
+
+// "1us", "250ns", "0", "1000" (ns) -> ns, a whole number in the range of system.quantum_ns.
+uint64_t parse_quantum(const std::string& t) {
+    const std::string expected = fmt::format(
+        "expected a whole number of ns from 0 to {} with unit ps, ns, us or ms, e.g. 1us, 100ns, 0",
+        SystemParams::kMaxQuantumNs);
+    const double ns = parse_time_ps(t, "--quantum", expected, 1e3) / 1e3;
+    if (ns > double(SystemParams::kMaxQuantumNs))
+        throw std::invalid_argument(
+            fmt::format("--quantum: {} is out of range ({})", quote(t), expected));
+    // A fraction of a ns would be rounded (0.3ps to 0: synchronise on every transaction).
+    if (ns != std::floor(ns))
+        throw std::invalid_argument(
+            fmt::format("--quantum: {} is not a whole number of ns ({})", quote(t), expected));
+    return uint64_t(ns);
+}
+
+// One end of --timeline-window -> ps.
+Tick parse_window_end(const std::string& t) {
+    const std::string expected =
+        "expected START:END, each a time with unit ps, ns, us, ms or s (0 needs none), END "
+        "after START or empty for the end of the run, e.g. 0:50us, 10us:20us, 1ms:";
+    return Tick(std::round(parse_time_ps(t, "--timeline-window", expected, 0)));
 }
 }  // namespace
 
@@ -151,8 +142,8 @@ void open_timeline(const RunOptions& o) {
             throw std::invalid_argument(fmt::format(
                 "--timeline-window: {} has no ':' (expected START:END, e.g. 0:50us, 1ms:)",
                 quote(w)));
-        t.start = parse_time_ps(w.substr(0, colon), "--timeline-window");
-        if (colon + 1 < w.size()) t.end = parse_time_ps(w.substr(colon + 1), "--timeline-window");
+        t.start = parse_window_end(w.substr(0, colon));
+        if (colon + 1 < w.size()) t.end = parse_window_end(w.substr(colon + 1));
         if (t.end <= t.start)
             throw std::invalid_argument(
                 fmt::format("--timeline-window: {} is empty (expected END after START)", quote(w)));

@@ -157,7 +157,7 @@ if os.path.exists(rp_file):
 # 6. Bad options: a clear message, exit 2, nothing written.
 for extra, expect in [
     (["--timeline", os.path.join(tmpdir(), "x.json"), "--timeline-window", "50us"], "has no ':'"),
-    (["--timeline", os.path.join(tmpdir(), "x.json"), "--timeline-window", "5:10us"], "no known unit"),
+    (["--timeline", os.path.join(tmpdir(), "x.json"), "--timeline-window", "5:10us"], "has no unit"),
     (["--timeline", os.path.join(tmpdir(), "x.json"), "--timeline-window", "10us:5us"], "is empty"),
     (["--timeline", os.path.join(tmpdir(), "x.json"), "--timeline-max-events", "0"], "at least 1"),
     (["--timeline-window", "0:1us"], "needs --timeline"),
