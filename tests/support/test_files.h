@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,15 @@ struct TempPath {
     TempPath(const TempPath&) = delete;
     TempPath& operator=(const TempPath&) = delete;
 };
+
+// Write `bytes` to `path` as they are; read a whole file back.
+inline void put(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes;
+}
+inline std::string get(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
 
 // The errors of a ConfigError the call throws; fails the test if it does not throw one.
 template <typename F>

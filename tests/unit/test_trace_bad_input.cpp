@@ -22,10 +22,6 @@ using namespace iommusim::trace;
 
 namespace {
 
-void put(const std::string& path, const std::string& bytes) {
-    std::ofstream(path, std::ios::binary) << bytes;
-}
-
 // One gzip member holding `text`.
 std::string gzip(const std::string& text) {
     z_stream zs{};

@@ -21,15 +21,6 @@ using namespace iommusim::trace;
 
 namespace {
 
-void put(const std::string& path, const std::string& bytes) {
-    std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string get(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 const std::string kHead = "#iommusim-trace 1 time=ns\n";
 const std::string kGood = "10 dma 00:02.0 iova=0x1000 size=64 dir=r\n";
 
