@@ -18,7 +18,7 @@
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
 #include "replay_device.h"
-#include "traces/import_common.h"
+#include "traces/import_bdf.h"
 
 namespace iommusim {
 

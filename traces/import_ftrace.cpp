@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <map>
 
+#include "traces/import_bdf.h"
+#include "traces/import_fields.h"
+#include "traces/import_lines.h"
 #include "traces/trace_line.h"
 
 namespace iommusim::trace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "traces/import_common.h"
+#include "traces/import_report.h"
 
 namespace iommusim::trace {
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <string>
 
-#include "traces/import_common.h"
+#include "traces/import_report.h"
 
 namespace iommusim::trace {
 

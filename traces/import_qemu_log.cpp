@@ -5,6 +5,9 @@
 #include <unordered_map>
 
 #include "arch/vtd/vtd_invdesc.h"
+#include "traces/import_bdf.h"
+#include "traces/import_fields.h"
+#include "traces/import_lines.h"
 #include "traces/trace_line.h"
 
 namespace iommusim::trace::qemu {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <list>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "traces/import_qemu_log.h"

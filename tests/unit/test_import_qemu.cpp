@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "traces/import_ftrace.h"
+#include "traces/import_lines.h"
 #include "traces/import_qemu.h"
 
 #include "skip.h"
