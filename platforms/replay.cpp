@@ -146,17 +146,18 @@ ReplayTarget* ReplayHost::target(Requester& r, uint64_t line) {
     }
     ReplayTarget& t = it->second;
     if (r.pasid == Requester::kNoPasid) return &t;
-    if (!t.driver->hw().scalable) {
+    if (!t.driver->takes_pasids()) {
         ++pasid_stripped_;
         r.pasid = Requester::kNoPasid;
         return &t;
     }
     if (t.pasids.insert(r.pasid).second) {
         std::string why;
-        if (!t.driver->attach_pasid(r.rid, r.pasid, t.did, false, &why))
+        Tick done = now();
+        if (!t.driver->attach_pasid(r.pasid, now(), &done, &why))
             errors_.push_back(fmt::format("{}: attaching PASID {:#x} of {}: {}", path_, r.pasid,
                                           to_string(r), why));
-        advance_to(t.feeder->submit(now()));
+        advance_to(done);
     }
     return &t;
 }
@@ -190,18 +191,16 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
                 advance_to(t.device->last_done());
             }
             // A recorded map replaces whatever was there; DMAs before it used the old mapping.
-            const AddressSpace* as = t.driver->space(t.did);
-            if (as && as->intent().overlaps(lo, len)) {
+            if (t.driver->mapped(lo, len)) {
                 drain(*t.device);
-                advance_to(vtd_unmap(*t.driver, *t.feeder, t.did, lo, len, *t.costs, now(), false));
+                advance_to(t.driver->unmap(lo, len, now()));
             }
             std::string why;
-            if (!t.driver->map(t.did, lo, r.pa & ~Addr(0xFFF), len, r.perm ? r.perm : kPermRW,
-                               &why))
+            Tick done = now();
+            if (!t.driver->map(lo, r.pa & ~Addr(0xFFF), len, r.perm ? r.perm : kPermRW, now(),
+                               &done, &why))
                 errors_.push_back(fmt::format("{}:{}: map not applied: {}", path_, line, why));
-            const Tick t1 = now() + ticks_from_ns(t.costs->map_ns);
-            const Tick done = t.feeder->submit(t1);
-            advance_to(t.costs->strict ? done : t1);
+            advance_to(done);
             break;
         }
         case trace::Kind::Unmap: {
@@ -209,7 +208,7 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
             ReplayTarget& t = *tp;
             drain(*t.device);
             const auto [lo, len] = pages(r.iova, r.size);
-            advance_to(vtd_unmap(*t.driver, *t.feeder, t.did, lo, len, *t.costs, now(), false));
+            advance_to(t.driver->unmap(lo, len, now()));
             break;
         }
         case trace::Kind::Invalidate: {
@@ -226,17 +225,13 @@ void ReplayHost::apply(const trace::Record& rec, uint64_t line) {
             if (per_domain) {
                 auto it = recorded_domains_.find(r.scope.domain);
                 if (it == recorded_domains_.end()) break;  // nothing of it was mapped here
-                for (uint16_t rid : it->second) {
-                    const ReplayTarget& t = targets_.at(rid);
-                    s.domain = t.did;
-                    t.unit->engine().invalidate(s, now());
-                }
+                for (uint16_t rid : it->second) targets_.at(rid).driver->invalidate(s, now());
             } else {
-                std::vector<IommuUnit*> done;
+                std::vector<const void*> done;
                 for (auto& [rid, t] : targets_)
-                    if (std::find(done.begin(), done.end(), t.unit) == done.end()) {
-                        done.push_back(t.unit);
-                        t.unit->engine().invalidate(s, now());
+                    if (std::find(done.begin(), done.end(), t.driver->unit_id()) == done.end()) {
+                        done.push_back(t.driver->unit_id());
+                        t.driver->invalidate_unit(s, now());
                     }
             }
             break;

@@ -1,7 +1,7 @@
 // Replay of a recorded trace through a platform. One ReplayDevice per recorded requester
 // issues its DMAs on its own PCIe link (replay_device.h); the host process below reads the
-// trace, streamed, and plays the driver: maps and unmaps go to the VT-d driver model (real
-// tables, its invalidations written to the unit's queue), recorded invalidations to the unit.
+// trace, streamed, and plays the driver: maps and unmaps go to the unit's driver model (real
+// tables, its invalidations through the unit's queue), recorded invalidations to the unit.
 //
 // Time: with `timed`, every record happens no earlier than its recorded time (relative to
 // the first record); otherwise (closed loop) the host goes as fast as the model allows and
@@ -21,9 +21,10 @@
 #include "core/config.h"
 #include "core/stats.h"
 #include "devices/dma_timing.h"
-#include "host_dma.h"
+#include "core/dma_mapper.h"
+#include "iommu/iommu_unit.h"
 #include "pcie/link_model.h"
-#include "replay_device.h"
+#include "devices/replay_device.h"
 #include "traces/trace.h"
 
 namespace iommusim {
@@ -98,14 +99,12 @@ struct TraceSummary {
 // Throws std::runtime_error as trace::Reader.
 TraceSummary scan_trace(const std::string& path, bool timed);
 
-// Where one recorded requester's records go.
+// Where one recorded requester's records go: its device, its domain's driver, and the unit
+// whose translations it checks.
 struct ReplayTarget {
     ReplayDevice* device = nullptr;
-    vtd::Driver* driver = nullptr;
-    VtdQueueFeeder* feeder = nullptr;
+    std::unique_ptr<RecordedDomain> driver;
     IommuUnit* unit = nullptr;
-    uint16_t did = 0;
-    const HostDriverParams* costs = nullptr;
     std::unordered_set<uint32_t> pasids;  // attached so far (scalable mode)
 };
 

@@ -8,16 +8,16 @@
 #include <functional>
 #include <optional>
 
-#include "arch/spapr/spapr_walker.h"
+#include "bundles/bundle.h"
 #include "core/quote.h"
 #include "devices/dma_bench.h"
 #include "devices/nic.h"
 #include "devices/nvme.h"
-#include "host_dma.h"
+#include "host/dma_api.h"
 #include "iommu/region_router.h"
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
-#include "replay_device.h"
+#include "devices/replay_device.h"
 #include "traces/import_bdf.h"
 
 namespace iommusim {
@@ -43,7 +43,6 @@ constexpr Addr kDeviceSpan = Addr(64) << 30;
 constexpr Addr kStructBase = Addr(1) << 46;
 constexpr Addr kStructSpan = Addr(2) << 30;
 constexpr size_t kMaxDevices = (kStructBase - kDataBase) / kDeviceSpan;
-constexpr Addr kVtdIovaBase = Addr(1) << 32;  // where dma-bench windows are mapped (VT-d)
 // "name:kind:base:size[:phys]" (kind translate, bypass or reserved; numbers as in
 // configuration values: 0x..., 4K, 1G, 1Ti) -> a region; `unit` is the device's translation
 // unit. A region must be non-empty and end below 2^64 (base and phys alike).
@@ -104,20 +103,11 @@ struct MapParams {
     }
 };
 
+// An IOMMU: its architecture's bundle (bundles/bundle.h) does the rest.
 struct System::Iommu {
-    std::string name, arch, mode;
-    UnitParams unit;
-    HostDriverParams driver;
-    std::unique_ptr<vtd::Driver> vtd_drv;
-    std::unique_ptr<vtd::InvQueueWriter> queue;
-    std::unique_ptr<VtdIommu> vtd;
-    std::unique_ptr<VtdQueueFeeder> feeder;
-    std::unique_ptr<spapr::Driver> phb_drv;
-    std::unique_ptr<spapr::SpaprWalker> phb_walker;
-    std::unique_ptr<IommuUnit> phb;
-    size_t tce_kills = 0;
+    std::string name, arch;
+    std::unique_ptr<IommuBundle> bundle;
     Counter* hit_rate = nullptr;  // iotlb.hit_rate_ppm, derived at the end (finish_stats)
-    IommuUnit& unit_module() { return vtd ? vtd->unit() : *phb; }
 };
 
 struct System::Device {
@@ -133,6 +123,7 @@ struct System::Device {
     PcieLinkParams link;
     MapParams map;
     std::unique_ptr<sc_core::sc_module> dev;
+    std::unique_ptr<DeviceDomain> domain;  // its address space on its IOMMU
     std::unique_ptr<DmaMapper> mapper;
     std::unique_ptr<PcieLink> pl;
     // The same view of every kind of device.
@@ -254,16 +245,14 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         auto m = std::make_unique<Iommu>();
         m->name = n;
         const std::string key = root + "." + n;
-        m->arch = config.get_string(key + ".arch").value_or("vtd");
-        m->mode = config.get_string(key + ".mode").value_or("legacy");
-        if (m->arch != "vtd" && m->arch != "spapr")
-            errors.push_back(fmt::format("{}: arch {} (expected vtd or spapr)",
-                                         config.where(key + ".arch"), quote(m->arch)));
-        if (m->mode != "legacy" && m->mode != "scalable")
-            errors.push_back(fmt::format("{}: mode {} (expected legacy or scalable)",
-                                         config.where(key + ".mode"), quote(m->mode)));
-        registry_.bind(key, m->unit);
-        registry_.bind(key + ".driver", m->driver);
+        m->arch = config.get_string(key + ".arch").value_or(ArchRegistry::default_name());
+        m->bundle = ArchRegistry::create(m->arch);
+        if (!m->bundle) {
+            errors.push_back(fmt::format("{}: arch {} (expected {})", config.where(key + ".arch"),
+                                         quote(m->arch), ArchRegistry::names()));
+            continue;
+        }
+        m->bundle->bind(registry_, key);
         iommus_.push_back(std::move(m));
     }
     for (const std::string& n : config.get_list(root + ".devices")) {
@@ -384,7 +373,7 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
         const std::string rc = config.get_string(key + ".rc").value_or(rcs_[0]->name);
         const std::string sw = config.get_string(key + ".switch").value_or("");
         bool known_unit = false, known_sw = sw.empty();
-        for (auto& m : iommus_) known_unit |= m->name == unit && m->arch == "vtd";
+        for (auto& m : iommus_) known_unit |= m->name == unit;
         for (auto& w : switches_) known_sw |= w->name == sw;
         if (!known_rc(rc))
             errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
@@ -397,10 +386,8 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
             for (auto& d : devices_) declared |= d->rid == rid;
             if (declared) continue;
             if (!known_unit) {  // said once: the first requester to place
-                errors.push_back(fmt::format(
-                    "{}: replay needs a VT-d unit (the recorded IOVAs are VT-d's): none named "
-                    "{} in {}.iommus",
-                    config.where(key + ".iommu"), quote(unit), root));
+                errors.push_back(fmt::format("{}: replay needs a unit: none named {} in {}.iommus",
+                                             config.where(key + ".iommu"), quote(unit), root));
                 break;
             }
             auto d = std::make_unique<Device>();
@@ -481,7 +468,7 @@ void System::check_params() {
     // A number of ways that does not divide the entries would silently lose entries.
     for (auto& m : iommus_) {
         const std::string key = root + "." + m->name;
-        const UnitParams& u = m->unit;
+        const UnitParams& u = m->bundle->unit_params();
         auto ways = [&](const char* entries_key, uint32_t entries, const char* ways_key,
                         uint32_t w) {
             if (w == 0 || w >= entries || entries % w == 0) return;
@@ -567,7 +554,7 @@ void System::build() {
         sc_core::sc_time(double(params_.quantum_ns), sc_core::SC_NS));
 
     // --seed reaches the units' random cache replacement too (see derived_seed).
-    for (auto& m : iommus_) m->unit.seed = derived_seed(params_.seed, m->name);
+    for (auto& m : iommus_) m->bundle->unit_params().seed = derived_seed(params_.seed, m->name);
     fabric_ = std::make_unique<Fabric>();
     Fabric& f = *fabric_;
     f.router = std::make_unique<RegionRouter>("router", stats_.child("router"));
@@ -612,33 +599,14 @@ void System::build() {
     for (size_t i = 0; i < iommus_.size(); ++i) {
         Iommu& m = *iommus_[i];
         StatGroup& g = stats_.child(m.name);
-        if (m.arch == "vtd") {
-            vtd::DriverConfig dc;
-            dc.hw.scalable = m.mode == "scalable";
-            dc.strict = m.driver.strict;
-            // Replay: the guest's ranges as it mapped them, unless large pages are asked for.
-            if (replay_spec_) dc.large_pages = replay_params_.large_pages;
-            dc.lazy.entries = m.driver.fq_entries;
-            dc.lazy.timeout_ns = m.driver.fq_timeout_us * 1000;
-            dc.table_base = kStructBase + Addr(i) * kStructSpan;
-            m.vtd_drv = std::make_unique<vtd::Driver>(f.store, dc);
-            m.vtd = std::make_unique<VtdIommu>(m.name.c_str(), vtd::RegFileConfig::scalable_unit(),
-                                               m.vtd_drv->hw(), m.unit, g);
-            m.queue = std::make_unique<vtd::InvQueueWriter>(
-                f.store, dc.table_base + (Addr(1) << 30), 0, dc.hw.scalable);
-            m.feeder = std::make_unique<VtdQueueFeeder>(*m.vtd_drv, *m.vtd, *m.queue);
-        } else {
-            spapr::DriverConfig sc;
-            sc.table_base = kStructBase + Addr(i) * kStructSpan;
-            m.phb_drv = std::make_unique<spapr::Driver>(f.store, sc);
-            m.phb_walker = std::make_unique<spapr::SpaprWalker>(m.phb_drv->phb());
-            m.phb = std::make_unique<IommuUnit>(m.name.c_str(), m.unit, *m.phb_walker, g);
-        }
+        m.bundle->build(m.name, {f.store, kStructBase + Addr(i) * kStructSpan, kStructSpan,
+                                 replay_spec_ != nullptr, replay_params_.large_pages, g});
         m.hit_rate = &g.child("iotlb").counter(
             "hit_rate_ppm", "IOTLB hits per million lookups (derived at the end of the run)");
-        f.router->units.bind(m.unit_module().upstream);
-        m.unit_module().downstream.bind(f.data_mux->inputs);
-        m.unit_module().walk.bind(f.walk_mux->inputs);
+        IommuUnit& unit = m.bundle->unit();
+        f.router->units.bind(unit.upstream);
+        unit.downstream.bind(f.data_mux->inputs);
+        unit.walk.bind(f.walk_mux->inputs);
     }
 
     // Replay: each tenant's targets and check (with one trace, the check is the total one).
@@ -683,7 +651,6 @@ void System::build() {
         for (auto& u : iommus_)
             if (u->name == d.iommu) m = u.get();
         std::vector<DmaRegion> regions;
-        uint16_t did = 0, pe = 0;
         std::string why;
         unsigned unit_index = 0;
         while (m && iommus_[unit_index].get() != m) ++unit_index;
@@ -705,38 +672,19 @@ void System::build() {
             if (!explicit_regions)
                 regions.push_back(
                     {m->name, 0, ~Addr(0), DmaRegion::Kind::Translate, unit_index, 0});
-            if (m->vtd_drv) {
-                auto dd = m->vtd_drv->create_domain({}, &why);
-                if (!dd || !m->vtd_drv->attach(req.rid, *dd, &why)) {
-                    errors.push_back(fmt::format("{}: attaching to {}: {}", d.name, m->name, why));
-                    continue;
-                }
-                did = *dd;
-                d.mapper = std::make_unique<VtdDmaApi>(*m->vtd_drv, *m->feeder, did, m->driver);
-            } else {
-                unsigned shift = 0;
-                while ((Addr(1) << shift) < page) ++shift;
-                auto p = m->phb_drv->create_pe(&why);
-                if (!p || !m->phb_drv->create_ddw(*p, Addr(64) << 30, shift, 2, &why)) {
-                    errors.push_back(fmt::format("{}: PE and DDW on {}: {}", d.name, m->name, why));
-                    continue;
-                }
-                pe = *p;
-                m->phb_drv->assign(req.rid, pe);
-                d.mapper = std::make_unique<SpaprDmaApi>(*m->phb_drv, *m->phb, pe, m->driver,
-                                                         m->tce_kills);
+            d.domain = m->bundle->attach(req, page, &why);
+            if (!d.domain) {
+                errors.push_back(fmt::format("{}: attaching to {}: {}", d.name, m->name, why));
+                continue;
             }
+            d.mapper = d.domain->dma_api();
         }
         // A long-lived (coherent or pooled) mapping of `len` bytes: its bus address.
         auto map_long = [&](Addr len) -> Addr {
             const Addr pa = alloc_pa(len);
             const Addr full = (len + page - 1) & ~(page - 1);
             if (!m) return pa;
-            std::optional<Addr> iova;
-            if (m->vtd_drv)
-                iova = m->vtd_drv->map_alloc(did, pa, full, kPermRW, ~Addr(0), &why);
-            else
-                iova = m->phb_drv->map_alloc(pe, 1, pa, full, kPermRW, ~Addr(0), &why);
+            const std::optional<Addr> iova = d.domain->map_long(pa, full, &why);
             if (!iova)
                 errors.push_back(fmt::format("{}: mapping {:#x} bytes: {}", d.name, len, why));
             return iova.value_or(0);
@@ -746,9 +694,12 @@ void System::build() {
         StatGroup& g = stats_.child(d.name);
         try {
             if (d.type == "replay") {
-                if (!m || !m->vtd_drv) {
+                std::unique_ptr<RecordedDomain> rec = m ? d.domain->recorded() : nullptr;
+                if (!rec) {
                     errors.push_back(fmt::format(
-                        "{}: a replay device needs a VT-d unit (`iommu = ...`)", d.name));
+                        "{}: a replay device needs a unit whose architecture takes recorded "
+                        "maps (`iommu = ...`{})",
+                        d.name, m ? fmt::format("; {} is {}", m->name, m->arch) : ""));
                     continue;
                 }
                 const size_t t = tenant_of(req.rid);
@@ -757,8 +708,7 @@ void System::build() {
                     tenants > 1 ? *replay_tenant_checks_[t] : *replay_check_);
                 ReplayDevice* rp = r.get();
                 d.tenant = t;
-                targets[t][req.rid] = {
-                    rp, m->vtd_drv.get(), m->feeder.get(), &m->vtd->unit(), did, &m->driver, {}};
+                targets[t][req.rid] = {rp, std::move(rec), &m->bundle->unit(), {}};
                 d.summary = [rp] { return rp->summary(); };
                 d.pl =
                     std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
@@ -770,14 +720,10 @@ void System::build() {
                 const Addr pa = alloc_pa(len);
                 if (!m) {
                     iova = pa;
-                } else if (m->vtd_drv) {  // explicit IOVA: aligned to the page size asked for
-                    iova = kVtdIovaBase + Addr(i) * kDeviceSpan;
-                    if (!m->vtd_drv->map(did, iova, pa, len, kPermRW, &why))
-                        errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
+                } else if (auto a = d.domain->map_buffer(pa, len, i, &why)) {
+                    iova = *a;
                 } else {
-                    iova = spapr::kDdwBusOffset;
-                    if (!m->phb_drv->map(pe, iova, pa, len, kPermRW, &why))
-                        errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
+                    errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
                 }
                 auto b = std::make_unique<DmaBench>(d.name.c_str(), d.bench, d.engine, iova, g);
                 DmaBench* bp = b.get();
@@ -908,28 +854,10 @@ void System::build() {
     sc_core::sc_spawn([this] { supervise(); }, "supervisor");
 }
 
-// The host brings the VT-d units up (root table, queued invalidation, translation) and
-// submits the invalidations of its attaches, as its driver would at boot. At time 0 of the
-// simulation, before any device runs: sockets are only usable once elaboration is complete.
+// The host brings its units up as its driver would at boot (bundles/bundle.h). At time 0 of
+// the simulation, before any device runs: sockets are only usable once elaboration is complete.
 void System::bring_up() {
-    for (auto& m : iommus_) {
-        if (!m->vtd) continue;
-        namespace reg = vtd::reg;
-        VtdIommu& r = *m->vtd;
-        const uint64_t ttm = m->mode == "scalable" ? uint64_t(vtd::Ttm::Scalable) << 10 : 0;
-        r.mmio_write(reg::RTADDR, 8, m->vtd_drv->hw().rtaddr | ttm, 0);
-        r.mmio_write(reg::GCMD, 4, vtd::gcmd::SRTP, 0);
-        r.mmio_write(reg::IQA, 8, m->queue->iqa(), 0);
-        r.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, 0);
-        r.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, 0);
-        m->feeder->submit(0);
-        m->vtd->unit().engine().set_oracle(
-            [d = m->vtd_drv.get()](const Requester& q, Addr a) { return d->expect(q, a); });
-    }
-    for (auto& m : iommus_)
-        if (m->phb)
-            m->phb->engine().set_oracle(
-                [d = m->phb_drv.get()](const Requester& q, Addr a) { return d->expect(q, a); });
+    for (auto& m : iommus_) m->bundle->bring_up();
 }
 
 void System::start_of_simulation() {

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "time.h"
 #include "types.h"
 
 namespace iommusim {
@@ -46,6 +47,15 @@ struct WalkResult {
     uint32_t writes = 0;  // accessed/dirty updates written back
 
     constexpr bool ok() const { return fault.kind == FaultKind::None; }
+};
+
+// What a timed unit answered for one request (TranslationUnit::translate).
+struct TranslateOutcome {
+    WalkResult result;  // the translation, or the fault
+    Tick done = 0;      // when it is known
+    bool iotlb_hit = false;
+    bool merged = false;  // waited for another request's walk of the same page
+    bool stale = false;   // hit a cached translation the driver no longer intends
 };
 
 }  // namespace iommusim

@@ -19,7 +19,7 @@
 
 #include "core/stats.h"
 #include "dma_engine.h"
-#include "dma_mapper.h"
+#include "core/dma_mapper.h"
 #include "nic_params.h"
 
 namespace iommusim {

@@ -18,7 +18,7 @@
 
 #include "core/stats.h"
 #include "dma_engine.h"
-#include "dma_mapper.h"
+#include "core/dma_mapper.h"
 #include "nvme_params.h"
 
 namespace iommusim {

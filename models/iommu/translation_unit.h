@@ -22,14 +22,6 @@
 
 namespace iommusim {
 
-struct TranslateOutcome {
-    WalkResult result;  // the translation, or the fault
-    Tick done = 0;      // when it is known
-    bool iotlb_hit = false;
-    bool merged = false;  // waited for another request's walk of the same page
-    bool stale = false;   // hit a cached translation the driver no longer intends
-};
-
 // A hit on a cached translation that disagrees with the driver's intent (checking mode).
 struct StaleHit {
     Tick when;

@@ -170,7 +170,7 @@ bad = os.path.join(tmp, "bad.ini")
 with open(bad, "w") as f:
     f.write("[system]\niommus = iommu0\n[system.replay]\niommu = nope\n")
 r, _, _ = replay(tr, "-c", bad, ok=False)
-check(r.returncode == 2 and "bad.ini:4" in r.stderr and "VT-d" in r.stderr,
+check(r.returncode == 2 and "bad.ini:4" in r.stderr and "replay needs a unit" in r.stderr,
       f"an unknown replay unit is named with file:line ({r.stderr.strip()[:200]})")
 r = subprocess.run([iommusim, "run", "-q", "-c", plat, "--out", tempfile.mkdtemp(dir=tmp)], capture_output=True, text=True)
 check(r.returncode == 2 and "plat.ini:" in r.stderr and "replay" in r.stderr,

@@ -43,8 +43,8 @@
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
 #include "pcie/root_complex.h"
-#include "platforms/host_dma.h"
-#include "platforms/vtd_iommu.h"
+#include "host/dma_api.h"
+#include "bundles/vtd/vtd_iommu.h"
 #include "sc_harness.h"
 #include "support/property.h"
 

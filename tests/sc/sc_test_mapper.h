@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/pcie_ext.h"
-#include "devices/dma_mapper.h"
+#include "core/dma_mapper.h"
 
 namespace iommusim::test {
 

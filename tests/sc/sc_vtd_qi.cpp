@@ -15,7 +15,7 @@
 #include "host/vtd_driver.h"
 #include "host/vtd_inv_queue.h"
 #include "memory/fixed_memory.h"
-#include "platforms/vtd_iommu.h"
+#include "bundles/vtd/vtd_iommu.h"
 #include "sc_harness.h"
 
 using namespace iommusim;

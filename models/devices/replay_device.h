@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "core/stats.h"
-#include "devices/dma_engine.h"
-#include "iommu/translation_unit.h"
+#include "dma_engine.h"
+#include "core/translation.h"
 
 namespace iommusim {
 

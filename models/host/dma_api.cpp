@@ -1,4 +1,6 @@
-#include "host_dma.h"
+#include "dma_api.h"
+
+#include "arch/vtd/vtd_regs.h"
 
 namespace iommusim {
 
@@ -57,7 +59,7 @@ Tick SpaprDmaApi::unmap(Addr iova, uint64_t len, Tick at) {
     if (AddressSpace* as = drv_.space(pe_, 1))
         as->iova().free(iova & ~Addr((Addr(1) << as->min_page_shift()) - 1));
     const auto& kills = drv_.invalidations();
-    for (; killed_ < kills.size(); ++killed_) t = phb_.engine().invalidate(kills[killed_], t);
+    for (; killed_ < kills.size(); ++killed_) t = phb_.invalidate(kills[killed_], t);
     drv_.forget_issued();
     killed_ = 0;
     return t;

@@ -1,4 +1,4 @@
-// The host's DMA API for devices that map per I/O (devices/dma_mapper.h), over the driver
+// The host's DMA API for devices that map per I/O (core/dma_mapper.h), over the driver
 // models: VT-d (IOVA allocation, page tables, invalidations written to the unit's queue and
 // waited for in strict mode, deferred with Linux's flush queue in lazy mode) and sPAPR (TCE
 // windows, a TCE kill per unmap). Software costs of the calls are parameters.
@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <optional>
 
-#include "devices/dma_mapper.h"
-#include "host/spapr_driver.h"
-#include "host/vtd_driver.h"
-#include "host/vtd_inv_queue.h"
-#include "vtd_iommu.h"
+#include "core/dma_mapper.h"
+#include "core/unit_access.h"
+#include "spapr_driver.h"
+#include "vtd_driver.h"
+#include "vtd_inv_queue.h"
 
 namespace iommusim {
 
@@ -41,14 +41,14 @@ struct HostDriverParams {
 // model issued since the last submission is written to the queue and IQT bumped.
 class VtdQueueFeeder {
 public:
-    VtdQueueFeeder(vtd::Driver& drv, VtdIommu& iommu, vtd::InvQueueWriter& queue)
+    VtdQueueFeeder(vtd::Driver& drv, RegisterAccess& iommu, vtd::InvQueueWriter& queue)
         : drv_(drv), iommu_(iommu), queue_(queue) {}
     // Returns when the unit has executed everything up to the last wait descriptor.
     Tick submit(Tick at);
 
 private:
     vtd::Driver& drv_;
-    VtdIommu& iommu_;
+    RegisterAccess& iommu_;
     vtd::InvQueueWriter& queue_;
     size_t submitted_ = 0;
 };
@@ -76,7 +76,7 @@ private:
 class SpaprDmaApi final : public DmaMapper {
 public:
     // `killed` counts the driver's TCE kills already sent to the PHB (shared by its PEs).
-    SpaprDmaApi(spapr::Driver& drv, IommuUnit& phb, uint16_t pe, const HostDriverParams& p,
+    SpaprDmaApi(spapr::Driver& drv, InvalidationPort& phb, uint16_t pe, const HostDriverParams& p,
                 size_t& killed)
         : drv_(drv), phb_(phb), pe_(pe), p_(p), killed_(killed) {}
     std::optional<Mapped> map(Addr pa, uint64_t len, bool write, Tick at) override;
@@ -84,7 +84,7 @@ public:
 
 private:
     spapr::Driver& drv_;
-    IommuUnit& phb_;
+    InvalidationPort& phb_;
     uint16_t pe_;
     HostDriverParams p_;
     size_t& killed_;

@@ -3,11 +3,12 @@
 namespace iommusim {
 
 VtdIommu::VtdIommu(sc_core::sc_module_name name, const vtd::RegFileConfig& regs,
-                   const vtd::WalkerConfig& hw, const UnitParams& p, StatGroup& stats)
+                   const vtd::WalkerConfig& hw, const UnitParams& p, StatGroup& stats,
+                   const vtd::RegFileParams& rp)
     : sc_module(name), mmio("mmio"), hw_(hw), walker_(hw) {
     unit_ = std::make_unique<IommuUnit>("unit", p, walker_, stats);
     vtd::RegFileHooks& hooks = *this;
-    regs_ = std::make_unique<vtd::RegisterFile>(regs, unit_->walk_port(), hooks);
+    regs_ = std::make_unique<vtd::RegisterFile>(regs, unit_->walk_port(), hooks, rp);
     unit_->on_fault([this](const Fault& f, const Requester& r, Addr iova, Access a, Tick at) {
         regs_->record_fault(f, r, iova, a, at);
     });

@@ -10,25 +10,29 @@
 
 #include "arch/vtd/vtd_regfile.h"
 #include "arch/vtd/vtd_walker.h"
+#include "core/unit_access.h"
 #include "iommu/iommu_unit.h"
 
 namespace iommusim {
 
-class VtdIommu : public sc_core::sc_module, private vtd::RegFileHooks {
+class VtdIommu : public sc_core::sc_module, public RegisterAccess, private vtd::RegFileHooks {
 public:
     tlm_utils::simple_target_socket_optional<VtdIommu> mmio;  // unbound: registers set directly
 
     // `hw` gives the capabilities the walker obeys; RTADDR and the mode come from SRTP.
     VtdIommu(sc_core::sc_module_name name, const vtd::RegFileConfig& regs,
-             const vtd::WalkerConfig& hw, const UnitParams& p, StatGroup& stats);
+             const vtd::WalkerConfig& hw, const UnitParams& p, StatGroup& stats,
+             const vtd::RegFileParams& rp = {});
     ~VtdIommu() override;
 
     IommuUnit& unit() { return *unit_; }
     const vtd::RegisterFile& regs() const { return *regs_; }
     // Register access for software models that program the unit directly (same effects as
     // through `mmio`): returns when the write's work is done.
-    uint64_t mmio_read(uint32_t offset, unsigned size) { return regs_->read(offset, size); }
-    Tick mmio_write(uint32_t offset, unsigned size, uint64_t value, Tick at);
+    uint64_t mmio_read(uint32_t offset, unsigned size) override {
+        return regs_->read(offset, size);
+    }
+    Tick mmio_write(uint32_t offset, unsigned size, uint64_t value, Tick at) override;
 
 private:
     Tick invalidate(const InvalidationScope& s, Tick at) override;

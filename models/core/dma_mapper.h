@@ -5,10 +5,12 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <string>
 
-#include "core/stats.h"
-#include "core/time.h"
-#include "core/types.h"
+#include "invalidation.h"
+#include "stats.h"
+#include "time.h"
+#include "types.h"
 
 namespace iommusim {
 
@@ -26,6 +28,32 @@ public:
     // Unmap what map() returned; returns when the call (and, in strict mode, its
     // invalidation) is complete.
     virtual Tick unmap(Addr iova, uint64_t len, Tick at) = 0;
+};
+
+// The host driver of one device's domain as a trace replay drives it: maps and unmaps at the
+// addresses a recording gives (the guest's IOVAs, not an allocator's), and the recording's own
+// invalidations. Each call returns when the caller may go on (in strict mode, once the unit
+// has executed the invalidation it queued).
+class RecordedDomain {
+public:
+    virtual ~RecordedDomain() = default;
+    // The unit takes PASID-tagged requests (else a replay strips the PASID).
+    virtual bool takes_pasids() const = 0;
+    // Attach `pasid` of the device to this domain; false (and `why`) when refused.
+    virtual bool attach_pasid(uint32_t pasid, Tick at, Tick* done, std::string* why) = 0;
+    // Part of [iova, iova + len) is mapped.
+    virtual bool mapped(Addr iova, uint64_t len) const = 0;
+    // Map [iova, iova + len) to `pa`; false (and `why`) when the driver refuses. `*done`: when
+    // the caller may go on.
+    virtual bool map(Addr iova, Addr pa, uint64_t len, Perm perm, Tick at, Tick* done,
+                     std::string* why) = 0;
+    virtual Tick unmap(Addr iova, uint64_t len, Tick at) = 0;
+    // A recorded invalidation of this domain (its domain field is replaced by this domain's).
+    virtual Tick invalidate(InvalidationScope scope, Tick at) = 0;
+    // A recorded invalidation that names no domain, executed by the unit (once per unit: units
+    // are told apart by `unit_id`).
+    virtual Tick invalidate_unit(const InvalidationScope& scope, Tick at) = 0;
+    virtual const void* unit_id() const = 0;
 };
 
 // How a device's driver used the DMA API, counted alike by every device that maps per I/O
