@@ -44,8 +44,8 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, Sta
       rate_stall_ns_{stats.counter("rate_stall_ns", "time requests waited for the issue rate")},
       transfer_latency_(
           stats.histogram("transfer_latency", "ns", "ready until the last request's completion")),
-      piece_latency_(
-          stats.histogram("piece_latency", "ns", "issue until completion of a request")) {
+      piece_latency_(stats.histogram("piece_latency", "ns", "issue until completion of a request")),
+      log_(stats.path()) {
     slots_.reserve(p_.tags);
     for (unsigned i = 0; i < p_.tags; ++i) slots_.push_back(std::make_unique<Slot>());
     SC_HAS_PROCESS(DmaEngine);
@@ -162,6 +162,16 @@ void DmaEngine::issue(DmaTransfer& t) {
     pieces_ += r.pieces;
     if (r.faults) ++faulted_transfers_;
     transfer_latency_.add(r.latency() / kTicksPerNs);
+    IOMMUSIM_LOG_IF(log_, Trace, log::wants(t.req), r.first_issue,
+                    "{} DMA {} iova {:#x}+{}: {} TLPs, ready at {} ns, done at {} ns ({} ns)",
+                    to_string(t.req), t.write ? "write" : "read", t.iova, t.length, r.pieces,
+                    t.ready / kTicksPerNs, r.done / kTicksPerNs, r.latency() / kTicksPerNs);
+    IOMMUSIM_LOG_IF(log_, Debug, r.faults && log::wants(t.req), r.done,
+                    "{} DMA {} iova {:#x}+{}: {} of {} requests failed, the first at {:#x} ({})",
+                    to_string(t.req), t.write ? "write" : "read", t.iova, t.length, r.faults,
+                    r.pieces, r.fault_iova,
+                    r.status == tlm::TLM_ADDRESS_ERROR_RESPONSE ? "address error: translation fault"
+                                                                : "error response");
     if (Timeline* tl = timeline(); tl && tl->near(r.first_issue, r.done)) {
         tl->span(tl->track(name(), "transfers"), t.write ? "DMA write" : "DMA read", r.first_issue,
                  r.done,

@@ -15,6 +15,7 @@
 #include <tlm>
 #include <vector>
 
+#include "core/log.h"
 #include "core/pcie_ext.h"
 #include "core/stats.h"
 #include "dma_timing.h"
@@ -108,6 +109,7 @@ private:
         &tag_stalls_, &rate_stalls_;
     NsSum tag_stall_ns_, rate_stall_ns_;
     Histogram &transfer_latency_, &piece_latency_;
+    log::Channel log_;  // each transfer at trace level, faulted ones at debug
 };
 
 }  // namespace iommusim

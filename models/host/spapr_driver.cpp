@@ -32,6 +32,9 @@ bool Driver::install(uint16_t pe, unsigned num, TceWindow w, std::string* why) {
     }
     slot.hw = w;
     phb_.set_window(pe, num, w);
+    IOMMUSIM_LOG(log_, Info, log::now(), "PE {} window {}: {} at {:#x}+{:#x}, LIOBN {:#x}", pe, num,
+                 w.mode == TceWindow::Mode::Translate ? "translated" : "bypass", w.bus_offset,
+                 w.size, w.liobn);
     return true;
 }
 
@@ -89,6 +92,8 @@ AddressSpace* Driver::space(uint16_t pe, unsigned num) {
 
 bool Driver::map(uint16_t pe, Addr iova, Addr pa, Addr size, Perm perm, std::string* why) {
     Window* w = window_for(pe, iova, why);
+    IOMMUSIM_LOG_IF(log_, Debug, w && log::wants_domain(w->hw.liobn), log::now(),
+                    "PE {}: map {:#x}+{:#x} -> {:#x} {}", pe, iova, size, pa, perm_string(perm));
     return w && w->as->map(iova, pa, size, perm, why);
 }
 
@@ -100,6 +105,9 @@ Addr Driver::unmap(uint16_t pe, Addr iova, Addr size) {
         // TCE kill of the IO pages touched (in 4 KiB units, naturally aligned).
         inv_.push_back(
             InvalidationScope::covering(InvalidationScope::Kind::Page, w->hw.liobn, iova, size));
+        IOMMUSIM_LOG_IF(log_, Debug, log::wants(inv_.back()), log::now(),
+                        "PE {}: unmap {:#x}+{:#x}, TCE kill submitted: {}", pe, iova, size,
+                        to_string(inv_.back()));
     }
     return bytes;
 }
@@ -123,6 +131,8 @@ std::optional<Addr> Driver::map_alloc(uint16_t pe, unsigned num, Addr pa, Addr s
         as->iova().free(*iova);
         return std::nullopt;
     }
+    IOMMUSIM_LOG(log_, Debug, log::now(), "PE {} window {}: map {:#x}+{:#x} -> {:#x} {}", pe, num,
+                 *iova, len, base, perm_string(perm));
     return *iova + (pa - base);
 }
 

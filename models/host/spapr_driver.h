@@ -16,6 +16,7 @@
 #include "arch/spapr/tce_format.h"
 #include "core/expectation.h"
 #include "core/invalidation.h"
+#include "core/log.h"
 
 namespace iommusim::spapr {
 
@@ -58,6 +59,8 @@ public:
     const std::vector<InvalidationScope>& invalidations() const { return inv_; }
     // Drop the TCE kills issued so far (the consumer has executed them): flat memory.
     void forget_issued() { inv_.clear(); }
+    // The log channel (core/log.h) of this driver, e.g. system.phb0.driver.
+    void set_log_name(const std::string& name) { log_ = log::Channel(name); }
 
 private:
     struct Window {
@@ -82,6 +85,7 @@ private:
     std::map<uint16_t, std::array<Window, kWindowsPerPe>> pes_;
     uint16_t next_pe_ = 0;
     std::vector<InvalidationScope> inv_;
+    log::Channel log_;  // windows, maps, unmaps, TCE kills
 };
 
 }  // namespace iommusim::spapr

@@ -43,6 +43,8 @@ Driver::Driver(SparseMemory& mem, const DriverConfig& cfg)
 void Driver::emit(const InvalidationScope& s) {
     using K = InvalidationScope::Kind;
     inv_.push_back(s);
+    IOMMUSIM_LOG_IF(log_, Debug, log::wants(s), log::now(), "invalidation submitted: {}",
+                    to_string(s));
     const uint16_t did = uint16_t(s.domain);
     InvDesc d;
     switch (s.kind) {
@@ -234,6 +236,10 @@ bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
     } else {
         write_pasid_entry(rid, 0, *d, false);  // RID_PASID 0 serves requests without PASID
     }
+    log::note_domain(Requester{rid}, did);
+    IOMMUSIM_LOG_IF(log_, Info, log::wants(Requester{rid}), log::now(),
+                    "{} attached to domain {}{}", to_string(Requester{rid}), did,
+                    d->identity ? " (pass-through)" : "");
     emit({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
     emit({InvalidationScope::Kind::Wait});
     rid_domain_[rid] = did;
@@ -248,6 +254,9 @@ bool Driver::attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool super
     if (pasid == 0 || pasid >= (1u << cfg_.pasid_bits))
         return fail(why, fmt::format("PASID {:#x} outside 1..2^{}-1", pasid, cfg_.pasid_bits));
     write_pasid_entry(rid, pasid, *d, supervisor);
+    log::note_domain(Requester{rid}.with_pasid(pasid), did);
+    IOMMUSIM_LOG_IF(log_, Info, log::wants(Requester{rid}.with_pasid(pasid)), log::now(),
+                    "{} attached to domain {}", to_string(Requester{rid}.with_pasid(pasid)), did);
     emit({InvalidationScope::Kind::Wait});
     pasid_domain_[{rid, pasid}] = did;
     return true;
@@ -298,6 +307,9 @@ bool Driver::map(uint16_t did, Addr iova, Addr pa, Addr size, Perm perm, std::st
     if (!d) return fail(why, fmt::format("no domain {}", did));
     if (!d->as) return fail(why, fmt::format("domain {} is pass-through: nothing to map", did));
     if (!check_output(pa, size, hw_.haw, why)) return false;
+    IOMMUSIM_LOG_IF(log_, Debug, log::wants_domain(did), log::now(),
+                    "domain {}: map {:#x}+{:#x} -> {:#x} {}", did, iova, size, pa,
+                    perm_string(perm));
     return d->as->map(iova, pa, size, perm, why);
 }
 
@@ -320,6 +332,9 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
         d->as->iova().free(*iova);
         return std::nullopt;
     }
+    IOMMUSIM_LOG_IF(log_, Debug, log::wants_domain(did), log::now(),
+                    "domain {}: map {:#x}+{:#x} -> {:#x} {}", did, *iova, len, pa & ~(page - 1),
+                    perm_string(perm));
     return *iova + (pa & (page - 1));
 }
 
@@ -353,6 +368,9 @@ Addr Driver::unmap(uint16_t did, Addr iova, Addr size, uint64_t now_ns) {
     if (!d || !d->as || size == 0) return 0;
     Addr bytes = d->as->unmap(iova, size);
     if (!bytes) return 0;
+    IOMMUSIM_LOG_IF(log_, Debug, log::wants_domain(did), log::now(),
+                    "domain {}: unmap {:#x}+{:#x}{}", did, iova, size,
+                    cfg_.strict ? "" : ", invalidation deferred to the flush queue");
     if (cfg_.strict) {
         invalidate_range(*d, iova, size);
     } else if (fq_.push({did, iova, size, now_ns, false})) {
@@ -368,6 +386,9 @@ Addr Driver::unmap_free(uint16_t did, Addr iova, Addr size, uint64_t now_ns) {
     Addr base = iova & ~(page - 1);
     Addr len = (size + (iova - base) + page - 1) & ~(page - 1);
     Addr bytes = d->as->unmap(base, len);
+    IOMMUSIM_LOG_IF(log_, Debug, log::wants_domain(did), log::now(),
+                    "domain {}: unmap {:#x}+{:#x}{}", did, base, len,
+                    cfg_.strict ? "" : ", invalidation deferred to the flush queue");
     if (cfg_.strict) {
         invalidate_range(*d, base, len);
         d->as->iova().free(base);
@@ -389,6 +410,8 @@ void Driver::drain(uint64_t) {
     using K = InvalidationScope::Kind;
     auto pending = fq_.drain();
     if (pending.empty()) return;
+    IOMMUSIM_LOG(log_, Debug, log::now(), "flush queue: {} deferred unmaps invalidated",
+                 pending.size());
     // One flush per domain for the whole queue, as Linux's flush queue does.
     std::set<uint32_t> dids;
     for (const auto& u : pending) dids.insert(u.space);

@@ -15,6 +15,7 @@
 #include "arch/vtd/vtd_walker.h"
 #include "core/expectation.h"
 #include "core/invalidation.h"
+#include "core/log.h"
 #include "flush_queue.h"
 
 namespace iommusim::vtd {
@@ -99,6 +100,8 @@ public:
     size_t pending_deferred() const { return fq_.pending(); }
     // Lazy mode: `iova` of domain `did` was unmapped but its invalidation is still deferred.
     bool in_flush_window(uint16_t did, Addr iova) const { return fq_.deferred(did, iova); }
+    // The log channel (core/log.h) of this driver, e.g. system.iommu0.driver.
+    void set_log_name(const std::string& name) { log_ = log::Channel(name); }
 
 private:
     struct Domain;
@@ -130,6 +133,7 @@ private:
     Addr wait_status_ = 0;
     uint64_t wait_seq_ = 0;
     FlushQueue fq_;
+    log::Channel log_;  // attaches, maps, unmaps, invalidations submitted
 };
 
 }  // namespace iommusim::vtd

@@ -7,7 +7,7 @@
 namespace iommusim {
 
 RegionRouter::RegionRouter(sc_core::sc_module_name name, StatGroup& stats)
-    : sc_module(name), upstream("upstream"), units("units"), bypass("bypass") {
+    : sc_module(name), upstream("upstream"), units("units"), bypass("bypass"), log_(stats.path()) {
     translated_ = &stats.counter("translated", "DMAs sent to a translation unit");
     bypassed_ = &stats.counter("bypassed", "DMAs in a direct-mapped window");
     reserved_ = &stats.counter("reserved", "DMAs into a reserved hole (error completion)");
@@ -56,8 +56,30 @@ const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
     return it->holds(a, len) ? &*it : nullptr;
 }
 
+namespace {
+// One line per DMA: where its region sends it.
+void log_route(const log::Channel& ch, const tlm::tlm_generic_payload& p, const DmaRegion* r,
+               Tick at) {
+    const PcieAttr* attr = p.get_extension<PcieAttr>();
+    if (attr && !log::wants(attr->req)) return;
+    std::string to = "outside every region: error completion";
+    if (r && r->kind == DmaRegion::Kind::Translate)
+        to = fmt::format("translated region {} -> unit {}", r->name, r->unit);
+    else if (r && r->kind == DmaRegion::Kind::Bypass)
+        to = fmt::format("bypass region {} -> {:#x}", r->name,
+                         p.get_address() - r->base + r->phys_base);
+    else if (r)
+        to = fmt::format("reserved region {}: error completion", r->name);
+    IOMMUSIM_LOG(ch, Trace, at, "{} {} {:#x}+{}: {}",
+                 attr ? to_string(attr->req) : std::string("no requester"),
+                 p.is_write() ? "write" : "read", p.get_address(), p.get_data_length(), to);
+}
+}  // namespace
+
 void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
     const DmaRegion* r = find(p);
+    if (IOMMUSIM_LOG_ON(log_, Trace))
+        log_route(log_, p, r, to_ticks(sc_core::sc_time_stamp() + delay));
     if (!r || r->kind == DmaRegion::Kind::Reserved ||
         (r->kind == DmaRegion::Kind::Translate && r->unit >= units.size())) {
         ++*(r ? reserved_ : outside_);

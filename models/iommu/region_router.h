@@ -12,6 +12,7 @@
 #include <tlm>
 #include <vector>
 
+#include "core/log.h"
 #include "core/pcie_ext.h"
 #include "core/stats.h"
 
@@ -53,6 +54,7 @@ private:
     std::map<uint16_t, std::vector<DmaRegion>> by_rid_;
     std::vector<DmaRegion> default_;
     Counter *translated_, *bypassed_, *reserved_, *outside_;
+    log::Channel log_;  // each DMA's region, at trace level
 };
 
 }  // namespace iommusim

@@ -30,6 +30,8 @@ struct RunOptions {
     bool quiet = false;
     std::string timeline, timeline_window;  // --timeline FILE.json, START:END
     uint64_t timeline_max_events = 1'000'000;
+    std::vector<std::string> logs;        // --log MODULE[=LEVEL], repeatable
+    std::string log_file, log_requester;  // --log-file PATH, --log-requester BB:DD.F[/PASID]
 };
 boost::program_options::options_description run_options(RunOptions& o, const char* usage);
 // false: --help was asked (and printed). Throws std::invalid_argument on bad options.
@@ -42,6 +44,12 @@ int report(const ConfigError& e);  // prints the errors; 2
 // is built (models name their tracks then); simulate() writes it. Throws
 // std::invalid_argument on a bad option.
 void open_timeline(const RunOptions& o);
+// Logging (docs/user-guide.md, "Debugging with logs"): the `[log]` keys of `config` (marked
+// used, so the platform does not call them unknown), then --log, --log-file and
+// --log-requester, before the system is built. Throws ConfigError naming every bad rule.
+void open_log(const RunOptions& o, Config& config);
+// After the system is built: throws ConfigError for rules that name no module that logs.
+void check_log();
 }  // namespace iommusim::cli
 
 namespace iommusim {

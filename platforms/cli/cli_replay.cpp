@@ -38,6 +38,7 @@ int replay(const std::vector<std::string>& args) {
     try {
         config = load(o);
         if (o.configs.empty()) config->load_string(kDefaultPlatform, "built-in replay platform");
+        open_log(o, *config);
     } catch (const ConfigError& e) {
         return report(e);
     }
@@ -88,6 +89,7 @@ int replay(const std::vector<std::string>& args) {
     try {
         sys = std::make_unique<System>("system", *config, &spec);
         sys->build();
+        check_log();
     } catch (const ConfigError& e) {
         return report(e);
     }

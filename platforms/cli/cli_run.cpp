@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "core/log.h"
 #include "core/quote.h"
 #include "core/stats_output.h"
 #include "core/timeline.h"
@@ -45,6 +46,12 @@ po::options_description run_options(RunOptions& o, const char* usage) {
         "all)")("timeline-max-events", po::value(&o.timeline_max_events),
                 "events the timeline keeps at most; later ones are dropped and the file says so "
                 "(default 1000000)");
+    d.add_options()("log", po::value(&o.logs)->composing(),
+                    "log a module and those below it: MODULE=LEVEL (error, warn, info, debug, "
+                    "trace, off) or MODULE for debug, e.g. system.iommu0=debug (repeatable)")(
+        "log-file", po::value(&o.log_file), "write log lines to PATH instead of stderr")(
+        "log-requester", po::value(&o.log_requester),
+        "log only what concerns one requester, BB:DD.F or BB:DD.F/PASID");
     return d;
 }
 
@@ -169,6 +176,69 @@ Config load(const RunOptions& o) {
     return config;
 }
 
+void open_log(const RunOptions& o, Config& config) {
+    std::vector<std::string> errors;
+    std::vector<log::Rule> rules;
+    std::string file = o.log_file, requester = o.log_requester;
+    std::string file_origin = "--log-file", requester_origin = "--log-requester";
+    // The [log] section: `module = level` lines, and `file` and `requester` (the options win).
+    for (const std::string& key : config.keys_under("log")) {
+        const ConfigValue& v = *config.find(key);
+        config.mark_used(key);
+        const std::string name = key.substr(4);
+        if (name == "file" || name == "requester") {
+            if (name == "file" && o.log_file.empty()) file = v.value, file_origin = v.origin.str();
+            if (name == "requester" && o.log_requester.empty())
+                requester = v.value, requester_origin = v.origin.str();
+            continue;
+        }
+        log::Rule r;
+        const std::string e = log::parse_rule(name + "=" + v.value, &r);
+        if (!e.empty()) {
+            errors.push_back(fmt::format("{}: log.{}", v.origin.str(), e));
+            continue;
+        }
+        r.origin = v.origin.str();
+        rules.push_back(std::move(r));
+    }
+    for (const std::string& text : o.logs) {
+        log::Rule r;
+        const std::string e = log::parse_rule(text, &r);
+        if (!e.empty()) {
+            errors.push_back("--log: " + e);
+            continue;
+        }
+        r.origin = "--log " + text;
+        rules.push_back(std::move(r));
+    }
+    std::optional<log::RequesterFilter> filter;
+    if (!requester.empty()) {
+        log::RequesterFilter f;
+        const std::string e = log::parse_requester(requester, &f);
+        if (e.empty())
+            filter = f;
+        else
+            errors.push_back(fmt::format("{}: {}", requester_origin, e));
+    }
+    if (!errors.empty()) throw ConfigError(std::move(errors));
+    if (!file.empty()) {
+        try {
+            log::open_file(file);
+        } catch (const std::runtime_error& e) {
+            throw ConfigError({fmt::format("{}: {}", file_origin, e.what())});
+        }
+    }
+    log::set_requester_filter(filter);
+    // Lines of code without a Tick at hand (the host driver model) take SystemC's time.
+    log::set_clock([]() -> Tick { return sc_core::sc_time_stamp().value(); });
+    log::set_rules(std::move(rules));
+}
+
+void check_log() {
+    std::vector<std::string> errors = log::unmatched_rules();
+    if (!errors.empty()) throw ConfigError(std::move(errors));
+}
+
 int report(const ConfigError& e) {
     for (const std::string& m : e.errors()) fmt::print(stderr, "iommusim: {}\n", m);
     return 2;
@@ -185,8 +255,10 @@ int run(const std::vector<std::string>& args) {
     std::unique_ptr<System> sys;
     try {
         Config config = load(o);
+        open_log(o, config);
         sys = std::make_unique<System>("system", config);
         sys->build();
+        check_log();
     } catch (const ConfigError& e) {
         return report(e);
     }
@@ -264,6 +336,7 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
         fmt::print(stderr, "iommusim {}: {}\n", verb, e.what());
         return 2;
     }
+    log::flush();
     fmt::print("wrote {0}/stats.json and {0}/stats.csv\n", o.out);
     if (Timeline* tl = timeline()) {
         try {

@@ -309,6 +309,10 @@ Tick RegisterFile::global_command(uint32_t cmd, Tick at) {
     if (cmd & gcmd::SRTP) {
         root_ = Rtaddr::decode(rtaddr_);
         gsts_ |= gsts::RTPS;
+        IOMMUSIM_LOG(log_, Info, t, "root table at {:#x}, {} mode", root_.rta,
+                     root_.ttm == Ttm::Scalable ? "scalable"
+                     : root_.ttm == Ttm::Legacy ? "legacy"
+                                                : "reserved");
     }
     // WBF completes at once: GSTS.WBFS is never seen Set.
     if ((cmd & gcmd::SIRTP) && cfg_.ecap.ir) gsts_ |= gsts::IRTPS;
@@ -317,6 +321,7 @@ Tick RegisterFile::global_command(uint32_t cmd, Tick at) {
     auto changed = [&](uint32_t c, uint32_t s) { return bool(cmd & c) != bool(gsts_ & s); };
     if (changed(gcmd::TE, gsts::TES)) {
         gsts_ ^= gsts::TES;
+        IOMMUSIM_LOG(log_, Info, t, "translation {}", gsts_ & gsts::TES ? "enabled" : "disabled");
         if (!(gsts_ & gsts::TES) && cfg_.ecap.smts) {
             // Translation Disable invalidates every DMA remapping cache on SMTS hardware.
             InvalidationScope s;
@@ -333,6 +338,8 @@ Tick RegisterFile::global_command(uint32_t cmd, Tick at) {
     if (cfg_.ecap.ir && changed(gcmd::CFI, gsts::CFIS)) gsts_ ^= gsts::CFIS;
     if (cfg_.ecap.qi && changed(gcmd::QIE, gsts::QIES)) {
         gsts_ ^= gsts::QIES;
+        IOMMUSIM_LOG(log_, Info, t, "queued invalidation {}",
+                     gsts_ & gsts::QIES ? "enabled" : "disabled");
         iqh_ = 0;  // IQH resets whenever queued invalidation is disabled (11.4.9.1)
         // Descriptors already between head and tail are fetched at once (6.5.2).
         if (gsts_ & gsts::QIES) done = std::max(done, process_queue(t));
@@ -353,8 +360,13 @@ Tick RegisterFile::context_command(Tick at) {
     const bool allowed =
         ver_major(cfg_.ver) < 6 && root_.ttm == Ttm::Legacy && !(gsts_ & gsts::QIES);
     if (auto c = allowed ? decode_ccmd(ccmd_) : std::nullopt) {
-        done = hooks_.invalidate(scope_of(*c), t);
+        const InvalidationScope s = scope_of(*c);
+        IOMMUSIM_LOG_IF(log_, Debug, log::wants(s), t, "register invalidation (CCMD): {}",
+                        to_string(s));
+        done = hooks_.invalidate(s, t);
         caig = uint64_t(c->g);
+    } else {
+        IOMMUSIM_LOG(log_, Debug, t, "register invalidation (CCMD) refused: CAIG 0");
     }
     ++(caig ? n_.register_invalidations : n_.register_invalidation_errors);
     ccmd::ICC.put(&ccmd_, 0);
@@ -376,8 +388,13 @@ Tick RegisterFile::iotlb_command(Tick at) {
             r.reset();  // unsupported address mask: error
     }
     if (r) {
-        done = hooks_.invalidate(scope_of(*r), t);
+        const InvalidationScope s = scope_of(*r);
+        IOMMUSIM_LOG_IF(log_, Debug, log::wants(s), t, "register invalidation (IOTLB_REG): {}",
+                        to_string(s));
+        done = hooks_.invalidate(s, t);
         iaig = uint64_t(r->g);
+    } else {
+        IOMMUSIM_LOG(log_, Debug, t, "register invalidation (IOTLB_REG) refused: IAIG 0");
     }
     ++(iaig ? n_.register_invalidations : n_.register_invalidation_errors);
     iotlb_reg::IVT.put(&iotlb_, 0);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/invalidation.h"
+#include "core/log.h"
 #include "core/memory_port.h"
 #include "core/time.h"
 #include "core/translation.h"
@@ -170,6 +171,8 @@ public:
         uint64_t descriptors_total() const;
     };
     const Counters& counters() const { return n_; }
+    // The log channel (core/log.h) of this register file, e.g. system.iommu0.regs.
+    void set_log_name(const std::string& name) { log_ = log::Channel(name); }
 
 private:
     enum class Slot : uint8_t { None, Reg, Frcd };
@@ -227,6 +230,7 @@ private:
     Tick iq_free_ = 0, prq_done_ = 0;
 
     Counters n_;
+    log::Channel log_;  // descriptors, register invalidations, commands, faults
 };
 
 }  // namespace iommusim::vtd

@@ -1,7 +1,10 @@
 // Fault status and events (7.3), primary fault logging (7.2.1) and the page request queue
 // (7.4.1, 7.5) of the VT-d register file.
+#include <fmt/format.h>
+
 #include <algorithm>
 
+#include "vtd_fault.h"
 #include "vtd_regfile.h"
 
 namespace iommusim::vtd {
@@ -81,6 +84,10 @@ void RegisterFile::fault_event(uint32_t pre, Tick at) {
 
 FaultReport RegisterFile::record_fault(const Fault& f, const Requester& req, Addr iova, Access a,
                                        Tick at, AddrType at_field) {
+    IOMMUSIM_LOG_IF(log_, Debug, log::wants(req), at, "{} {} {:#x}: {} fault, reason {:#x} ({}){}",
+                    to_string(req), to_string(a), iova, to_string(f.kind), f.reason,
+                    fault_reason_text(f.reason),
+                    f.suppressed ? ", fault processing disabled: not recorded" : "");
     if (f.suppressed) {
         ++n_.faults_suppressed;
         return {FaultLog::Suppressed, 0, at};
@@ -107,12 +114,15 @@ FaultReport RegisterFile::record(FaultRecord rec, Tick at) {
     const Tick t = at + clk_.cycles(p_.fault_record_cycles);
     if (fsts_ & fsts::PFO) {
         ++n_.faults_dropped;
+        IOMMUSIM_LOG(log_, Debug, t, "fault of SID {:#06x} dropped: PFO is set", rec.sid);
         return {FaultLog::Overflow, 0, t};
     }
     if (p_.collapse_faults) {
         for (const auto& r : frcd_) {
             if (frcd::F.get(r.data()) && frcd::SID.get(r.data()) == rec.sid) {
                 ++n_.faults_collapsed;
+                IOMMUSIM_LOG(log_, Debug, t, "fault of SID {:#06x} collapsed onto a pending record",
+                             rec.sid);
                 return {FaultLog::Collapsed, 0, t};
             }
         }
@@ -121,6 +131,8 @@ FaultReport RegisterFile::record(FaultRecord rec, Tick at) {
     if (frcd::F.get(frcd_[i].data())) {
         fsts_ |= fsts::PFO;
         ++n_.faults_dropped;
+        IOMMUSIM_LOG(log_, Debug, t, "fault of SID {:#06x} dropped: FRCD{} still held, PFO set",
+                     rec.sid, i);
         return {FaultLog::Overflow, 0, t};
     }
     const uint32_t pre = fsts();
@@ -128,6 +140,8 @@ FaultReport RegisterFile::record(FaultRecord rec, Tick at) {
     frcd_[i] = rec.encode();
     next_fault_ = (i + 1) % unsigned(frcd_.size());
     ++n_.faults_recorded;
+    IOMMUSIM_LOG(log_, Debug, t, "fault recorded in FRCD{}: SID {:#06x} FI {:#x} FR {:#x}", i,
+                 rec.sid, rec.fi, rec.fr);
     if (!(pre & fsts::PPF)) {
         fsts_ = fsts::with_fri(fsts_, i);  // FRI names the first pending record
         fault_event(pre, t);

@@ -3,6 +3,8 @@
 // starts once the descriptors it must follow have completed (6.5.2.12) and is handed to the
 // hooks. A wait completes after everything ahead of it; with FN the fetches behind it wait
 // too. An invalid descriptor stops the queue with IQE and IQH left at it (6.5.2.11).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <variant>
 
@@ -14,6 +16,18 @@ namespace {
 
 DescError queue_fault(Iqei e, const char* what) {
     return DescError{e, 0, 0, 0, what};
+}
+
+// A valid descriptor for the log: its type and what it names.
+std::string describe(const DecodedInvDesc& d, unsigned type) {
+    std::string s = to_string(InvDescType(type));
+    if (auto w = std::get_if<InvWait>(&d))
+        return s +
+               (w->sw ? fmt::format(" SW {:#x} to {:#x}", w->status_data, w->status_addr)
+                      : std::string()) +
+               (w->iflag ? " IF" : "") + (w->fn ? " FN" : "") + (w->pd ? " PD" : "");
+    if (std::optional<InvalidationScope> sc = scope_of(d)) s += ": " + to_string(*sc);
+    return s;
 }
 
 }  // namespace
@@ -67,6 +81,13 @@ Tick RegisterFile::process_queue(Tick at) {
         head = (head + 1) % n;
         iqh_ = iq_reg(head, q.dw);
         ++n_.descriptors[desc_type(qw[0]) & 15];
+        if (IOMMUSIM_LOG_ON(log_, Debug)) {
+            const std::optional<InvalidationScope> sc = scope_of(d);
+            IOMMUSIM_LOG_IF(log_, Debug, !sc || log::wants(*sc), f.at,
+                            "invalidation queue: descriptor {} fetched from {:#x}: {}",
+                            (head + n - 1) % n, q.iqa + Addr((head + n - 1) % n) * bytes,
+                            describe(d, desc_type(qw[0])));
+        }
         t = execute(d, f.at + clk_.cycles(p_.desc_cycles), end);
         end = std::max(end, t);
         if (fsts_ & fsts::ITE) break;
@@ -134,6 +155,10 @@ Tick RegisterFile::execute(const DecodedInvDesc& d, Tick start, Tick& end) {
         if (!(fsts_ & fsts::ITE)) iqercd_ = set_bits(iqercd_, 47, 32, s.rid);
         fsts_ |= fsts::ITE;
         ++n_.devtlb_timeouts;
+        IOMMUSIM_LOG(log_, Warn, when,
+                     "device-TLB invalidation of {:02x}:{:02x}.{:x} not completed: ITE, the queue "
+                     "stops",
+                     s.rid >> 8, (s.rid >> 3) & 0x1f, s.rid & 7);
         fault_event(pre, when);
         end = std::max(end, when);
         return b;
@@ -157,6 +182,9 @@ Tick RegisterFile::run_wait(const InvWait& w, Tick start, Tick& end) {
         ++n_.status_writes;
     }
     if (w.iflag) completion_event(t);
+    IOMMUSIM_LOG(log_, Debug, t, "invalidation wait completes{}",
+                 w.sw ? fmt::format(": status {:#x} written to {:#x}", w.status_data, w.status_addr)
+                      : std::string());
     done_all_ = std::max(done_all_, t);
     end = std::max(end, t);
     // FN: the descriptors behind it are processed only after it completes.
@@ -175,6 +203,8 @@ void RegisterFile::queue_error(const DescError& e, Tick at) {
     iqercd_ = set_bits(iqercd_, 3, 0, uint64_t(e.iqei));
     last_error_ = e;
     ++n_.queue_errors;
+    IOMMUSIM_LOG(log_, Warn, at, "invalidation queue error: {} (IQE set, the queue stops)",
+                 to_string(e));
     fault_event(pre, at);
 }
 
