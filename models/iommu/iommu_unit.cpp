@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "core/payload_extent.h"
 #include "core/timeline.h"
 
 namespace iommusim {
@@ -91,44 +92,32 @@ void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
         downstream->b_transport(p, delay);
         return;
     }
-    const Addr iova = p.get_address();
-    uint8_t* const data = p.get_data_ptr();
-    const unsigned len = p.get_data_length();
+    const PayloadExtent x(p);
     const Access acc = attr->access();
+    engine_->forget_before(to_ticks(sc_core::sc_time_stamp()));
     // A DMA crossing a translated page is translated (and forwarded) page by page.
     unsigned done_bytes = 0;
-    while (done_bytes < len) {
-        const Addr a = iova + done_bytes;
+    while (done_bytes < x.len) {
+        const Addr a = x.addr + done_bytes;
         const Tick arrival = to_ticks(sc_core::sc_time_stamp() + delay);
         const TranslateOutcome o = engine_->translate(attr->req, a, acc, arrival);
         delay += to_sc_time(o.done - arrival);
         if (translate_hook_) translate_hook_(attr->req, a, arrival, o);
         if (!o.result.ok()) {
             if (fault_hook_) fault_hook_(o.result.fault, attr->req, a, acc, o.done);
-            p.set_address(iova);
-            p.set_data_ptr(data);
-            p.set_data_length(len);
+            x.restore(p);
             p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
             return;
         }
         const Addr page_left = o.result.tr.page_size() - (a & (o.result.tr.page_size() - 1));
-        const unsigned n = unsigned(std::min<Addr>(len - done_bytes, page_left));
-        if (n < len && done_bytes == 0) ++*split_;
-        p.set_address(o.result.tr.out);
-        p.set_data_ptr(data + done_bytes);
-        p.set_data_length(n);
-        p.set_streaming_width(n);
-        p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        const unsigned n = unsigned(std::min<Addr>(x.len - done_bytes, page_left));
+        if (n < x.len && done_bytes == 0) ++*split_;
+        x.narrow_to(p, o.result.tr.out, done_bytes, n);
         downstream->b_transport(p, delay);
         done_bytes += n;
         if (!p.is_response_ok()) break;
     }
-    const tlm::tlm_response_status st = p.get_response_status();
-    p.set_address(iova);
-    p.set_data_ptr(data);
-    p.set_data_length(len);
-    p.set_streaming_width(len);
-    p.set_response_status(st);
+    x.restore(p);
 }
 
 // Debug access in IOVA space: a functional walk through untimed reads (accessed/dirty
@@ -136,13 +125,11 @@ void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
 unsigned int IommuUnit::transport_dbg(tlm::tlm_generic_payload& p) {
     const PcieAttr* attr = p.get_extension<PcieAttr>();
     if (!attr) return 0;
-    const Addr iova = p.get_address();
-    uint8_t* const data = p.get_data_ptr();
-    const unsigned len = p.get_data_length();
+    const PayloadExtent x(p);
     unsigned done_bytes = 0;
     uint8_t buf[64];
-    while (done_bytes < len) {
-        const Addr a = iova + done_bytes;
+    while (done_bytes < x.len) {
+        const Addr a = x.addr + done_bytes;
         walker_.start(attr->req, a, attr->access());
         for (WalkStep s = walker_.next(); s.kind != WalkStep::Kind::Done; s = walker_.next())
             if (s.kind == WalkStep::Kind::Read) {
@@ -154,18 +141,13 @@ unsigned int IommuUnit::transport_dbg(tlm::tlm_generic_payload& p) {
         const WalkResult& r = walker_.result();
         if (!r.ok()) break;
         const Addr left = r.tr.page_size() - (a & (r.tr.page_size() - 1));
-        const unsigned n = unsigned(std::min<Addr>(len - done_bytes, left));
-        p.set_address(r.tr.out);
-        p.set_data_ptr(data + done_bytes);
-        p.set_data_length(n);
-        p.set_streaming_width(n);
+        const unsigned n = unsigned(std::min<Addr>(x.len - done_bytes, left));
+        x.narrow_to(p, r.tr.out, done_bytes, n);
         const unsigned got = downstream->transport_dbg(p);
         done_bytes += got;
         if (got < n) break;
     }
-    p.set_address(iova);
-    p.set_data_ptr(data);
-    p.set_data_length(len);
+    x.restore(p);
     return done_bytes;
 }
 

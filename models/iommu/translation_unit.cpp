@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <queue>
 
 #include "core/timeline.h"
 
@@ -115,11 +116,20 @@ struct TranslationUnit::Impl {
     SetAssocCache<uint16_t, ContextEntry> ctx_cache;
     SetAssocCache<PasidKey, WalkContext, PasidKeyHash> pasid_cache;
     std::array<std::optional<WalkCache>, 4> walk_caches;  // levels 2..5
+    // Miss status holding: walks by 4 KiB page, kept while a request may still arrive before
+    // they end (see retire()).
     struct InFlight {
         Tick done;
         WalkResult result;
     };
-    std::unordered_map<IotlbKey, InFlight, IotlbKeyHash> in_flight;  // by 4 KiB page
+    std::unordered_map<IotlbKey, InFlight, IotlbKeyHash> in_flight;
+    using Due = std::pair<Tick, IotlbKey>;  // when an in-flight entry may go
+    struct Later {
+        bool operator()(const Due& a, const Due& b) const { return a.first > b.first; }
+    };
+    std::priority_queue<Due, std::vector<Due>, Later> in_flight_due;
+    Tick floor = 0;   // forget_before(): no request arrives before it any more
+    Tick latest = 0;  // latest arrival seen
     Oracle oracle;
     size_t keep_stale = 0;
 
@@ -317,14 +327,6 @@ struct TranslationUnit::Impl {
     }
     std::vector<StaleHit>* stale_list = nullptr;
 
-    TranslateOutcome translate(const Requester& req, Addr iova, Access acc, Tick t0);
-    Tick invalidate(const InvalidationScope& s, Tick at);
-
-    size_t iotlb_entries() const {
-        size_t n = 0;
-        for (const auto& c : iotlbs) n += c.size();
-        return n;
-    }
     // What the timeline shows of one translation: its span, its walk (with the walk's steps)
     // on the walker that served it, a fault, the IOTLB occupancy.
     struct WalkSpan {
@@ -333,6 +335,44 @@ struct TranslationUnit::Impl {
         Tick start = 0, end = 0, prefetch_end = 0;
         uint64_t reads0 = 0;
     };
+    // One request on its way through the stages.
+    struct Txn {
+        Txn(const Requester& r, Addr a, Access c, Tick at)
+            : req(r), iova(a), acc(c), t0(at), t(at) {}
+        const Requester& req;
+        Addr iova;
+        Access acc;
+        Tick t0;
+        Tick t;  // where the request stands
+        PerRequester* pr = nullptr;
+        WalkContext ctx;
+        bool have_ctx = false;
+        bool walking = false;    // holds a walker (slot) since the context stage
+        bool at_tables = false;  // the walker stands at this request's page tables
+        ServerPool::Slot slot{0, 0};
+        WalkTrace tr;
+        WalkSpan ws;
+        TranslateOutcome out;
+    };
+
+    TranslateOutcome translate(const Requester& req, Addr iova, Access acc, Tick t0);
+    bool context_stage(Txn& x);
+    bool iotlb_stage(Txn& x);
+    bool merge_stage(Txn& x);
+    void walk_stage(Txn& x);
+    void fill(const WalkContext& ctx, Addr iova, const WalkResult& r, Tick ready);
+    void fill_walk_caches(const WalkTrace& tr);
+    void prefetch(Txn& x, unsigned shift);
+    TranslateOutcome finish(Txn& x);
+    void take_walker(Txn& x);
+    void retire(Tick now);
+    Tick invalidate(const InvalidationScope& s, Tick at);
+
+    size_t iotlb_entries() const {
+        size_t n = 0;
+        for (const auto& c : iotlbs) n += c.size();
+        return n;
+    }
     void record(Timeline& tl, const Requester& req, Addr iova, Tick t0, const TranslateOutcome& out,
                 const WalkTrace& tr, const WalkSpan& w);
 };
@@ -382,28 +422,41 @@ void TranslationUnit::Impl::record(Timeline& tl, const Requester& req, Addr iova
     if (!out.iotlb_hit) tl.counter(proc, "iotlb entries", out.done, double(iotlb_entries()));
 }
 
+// The stages, in the order a request meets them: context (context and PASID caches, or a
+// context walk), IOTLB, merge onto an in-flight walk, walk (then fill). Each returns true
+// once the request's outcome is known.
 TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iova, Access acc,
                                                   Tick t0) {
-    TranslateOutcome out;
+    retire(t0);
+    Txn x(req, iova, acc, t0);
     ++*translations;
-    PerRequester& pr = requester(req);
-    ++*pr.lookups;
+    x.pr = &requester(req);
+    ++*x.pr->lookups;
+    if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
+    return finish(x);
+}
 
-    // 1. The context: PASID cache (full), or context cache, or a context walk.
-    WalkTrace tr;
-    WalkContext ctx;
-    bool have_ctx = false;
-    Tick t = t0;
+void TranslationUnit::Impl::take_walker(Txn& x) {
+    x.slot = walkers.earliest(x.t, last_walk);
+    lat_queue->add(ns(x.slot.start - x.t));
+    x.walking = true;
+    ++*walks;
+}
+
+// The context: PASID cache (complete), or context cache, or a context walk.
+bool TranslationUnit::Impl::context_stage(Txn& x) {
+    const Requester& req = x.req;
+    WalkTrace& tr = x.tr;
     const PasidKey pk{req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid};
     ++*ctx_lookups;
     const ContextEntry* ce = ctx_cache.lookup(req.rid);
-    t += clk.cycles(p.context_cache.latency);
+    x.t += clk.cycles(p.context_cache.latency);
     if (ce) {
         ++*ctx_hits;
         tr.ctx_cached = true;
         // A cached PASID-less context serves requests without PASID only: one with a PASID
         // is the walker's to judge (VT-d legacy mode blocks it).
-        if (ce->full && !req.has_pasid()) ctx = ce->ctx, have_ctx = true;
+        if (ce->full && !req.has_pasid()) x.ctx = ce->ctx, x.have_ctx = true;
     } else {
         ++*ctx_misses;
     }
@@ -411,145 +464,157 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     if (ce && !ce->full) {  // scalable mode: the context entry is cached, the PASID entry may be
         tr.pasid_checked = true;
         ++*pasid_lookups;
-        t += clk.cycles(p.pasid_cache.latency);
+        x.t += clk.cycles(p.pasid_cache.latency);
         if (const WalkContext* pc = pasid_cache.lookup(pk)) {
             ++*pasid_hits;
-            ctx = *pc, have_ctx = true;
+            x.ctx = *pc, x.have_ctx = true;
         } else {
             ++*pasid_misses;
         }
     }
-    ServerPool::Slot slot{0, 0};
-    bool walking = false;
-    Timeline* const tl = timeline();
-    WalkSpan ws;
-    if (tl && tl->near(t0, kNever)) tr.record = true, ws.reads0 = mem_reads->value();
-    if (!have_ctx) {
-        slot = walkers.earliest(t, last_walk);
-        lat_queue->add(ns(slot.start - t));
-        walking = true;
-        ++*walks;
-        walker.start(req, iova, acc);
-        t = drive(slot.start, true, tr);
-        if (!walker.context_ready()) {  // faulted in the context structures
-            walkers.occupy(slot.server, slot.start, t);
-            ws.end = t;
-            out.result = walker.result();
-            goto done;
-        }
-        ctx = walker.context();
-        have_ctx = true;
-        if (tr.saw_pasid && !tr.pasid_cached) pasid_cache.insert(pk, ctx);
-        if (!tr.ctx_cached) ctx_cache.insert(req.rid, {ctx, !tr.saw_pasid});
+    if (Timeline* tl = timeline(); tl && tl->near(x.t0, kNever))
+        tr.record = true, x.ws.reads0 = mem_reads->value();
+    if (x.have_ctx) return false;
+    take_walker(x);
+    walker.start(req, x.iova, x.acc);
+    x.t = drive(x.slot.start, true, tr);
+    if (!walker.context_ready()) {  // faulted in the context structures
+        walkers.occupy(x.slot.server, x.slot.start, x.t);
+        x.ws.end = x.t;
+        x.out.result = walker.result();
+        return true;
     }
+    x.ctx = walker.context();
+    x.have_ctx = true;
+    x.at_tables = true;
+    if (tr.saw_pasid && !tr.pasid_cached) pasid_cache.insert(pk, x.ctx);
+    if (!tr.ctx_cached) ctx_cache.insert(req.rid, {x.ctx, !tr.saw_pasid});
+    return false;
+}
 
-    // 2. The IOTLB.
-    {
-        ++*iotlb_lookups;
-        t += clk.cycles(p.iotlb.latency);
-        unsigned shift = 0;
-        IotlbEntry* e = iotlb_probe(ctx, iova, &shift);
-        if (e && permits(e->perm, perm_needed(acc, false))) {
-            if (walking) walkers.occupy(slot.server, slot.start, t), ws.end = t;
-            ++*iotlb_hits;
-            ++*pr.hits;
-            out.iotlb_hit = true;
-            if (e->ready > t) out.merged = true, lat_merge->add(ns(e->ready - t)), t = e->ready;
-            WalkResult& r = out.result;
-            r.tr.out = e->page_out | (iova & ((Addr(1) << shift) - 1));
-            r.tr.page_shift = uint8_t(shift);
-            r.tr.perm = e->perm;
-            r.tr.mem_type = e->mem_type;
-            r.tr.tag = e->out_tag;
-            out.stale = check_stale(req, iova, acc, r.tr.out, t);
-            out.done = t;
-            lat_all->add(ns(t - t0));
-            lat_hit->add(ns(t - t0));
-            if (tr.record) ws.walked = walking, ws.server = slot.server, ws.start = slot.start;
-            if (tr.record) record(*tl, req, iova, t0, out, tr, ws);
-            return out;
-        }
+bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
+    ++*iotlb_lookups;
+    x.t += clk.cycles(p.iotlb.latency);
+    unsigned shift = 0;
+    IotlbEntry* e = iotlb_probe(x.ctx, x.iova, &shift);
+    if (!e || !permits(e->perm, perm_needed(x.acc, false))) {
         ++*iotlb_misses;
-        ++*pr.misses;
+        ++*x.pr->misses;
+        return false;
     }
+    if (x.walking) walkers.occupy(x.slot.server, x.slot.start, x.t), x.ws.end = x.t;
+    ++*iotlb_hits;
+    ++*x.pr->hits;
+    x.out.iotlb_hit = true;
+    if (e->ready > x.t) x.out.merged = true, lat_merge->add(ns(e->ready - x.t)), x.t = e->ready;
+    Translation& r = x.out.result.tr;
+    r.out = e->page_out | (x.iova & ((Addr(1) << shift) - 1));
+    r.page_shift = uint8_t(shift);
+    r.perm = e->perm;
+    r.mem_type = e->mem_type;
+    r.tag = e->out_tag;
+    x.out.stale = check_stale(x.req, x.iova, x.acc, r.out, x.t);
+    return true;
+}
 
-    // 3. A miss: merge onto an in-flight walk of the page, or walk.
-    {
-        const IotlbKey page{ctx.tag, ctx.pasid, iova >> 12, 12};
-        auto it = in_flight.find(page);
-        // Only onto a walk whose result grants this access: a write must not ride on a read's
-        // walk of a read-only page.
-        if (it != in_flight.end() && it->second.done > t && !walking &&
-            permits(it->second.result.tr.perm, perm_needed(acc, false))) {
-            ++*merges;
-            lat_merge->add(ns(it->second.done - t));
-            out.merged = true;
-            out.result = it->second.result;
-            const Addr off = iova & ((Addr(1) << out.result.tr.page_shift) - 1);
-            out.result.tr.out =
-                (out.result.tr.out & ~((Addr(1) << out.result.tr.page_shift) - 1)) | off;
-            t = it->second.done;
-            goto done;
-        }
-        if (!walking) {
-            slot = walkers.earliest(t, last_walk);
-            lat_queue->add(ns(slot.start - t));
-            ++*walks;
-            walker.resume(ctx, req, iova, acc);
-            t = slot.start;
-            walking = true;
-        }
-        t = drive(t, false, tr);
-        walkers.occupy(slot.server, slot.start, t);
-        ws.end = t;
-        last_walk = t - slot.start;
-        out.result = walker.result();
-        for (auto& [l, k] : tr.fills) walk_caches[l]->insert(k, 1);
-        if (tr.context_time) lat_context->add(ns(tr.context_time));
-        if (tr.pasid_time) lat_pasid->add(ns(tr.pasid_time));
-        for (unsigned l = 1; l <= 5; ++l)
-            if (tr.level_time[l]) lat_level[l]->add(ns(tr.level_time[l]));
-        if (out.result.ok()) {
-            const Translation& x = out.result.tr;
-            const unsigned sh = x.page_shift;
-            IotlbEntry ne{x.page_out(), x.perm, x.mem_type, x.tag, t};
-            if (iotlb_for(sh).insert({ctx.tag, ctx.pasid, iova >> sh, uint8_t(sh)}, ne))
-                ++*iotlb_evictions;
-            shifts_seen |= uint64_t(1) << sh;
-            ++*iotlb_fills;
-            if (in_flight.size() > 4096) in_flight.clear();  // keep the merge table small
-            in_flight[page] = {t, out.result};
-            if (p.prefetch_next_page) {
-                // The next page, walked by the same walker right after; nobody waits for it.
-                const Addr next = ((iova >> sh) + 1) << sh;
-                WalkTrace pt;
-                walker.resume(ctx, req, next, Access::Read);
-                Tick pend = drive(t, false, pt);
-                walkers.occupy(slot.server, t, pend);
-                ws.prefetch_end = pend;
-                ++*prefetches;
-                for (auto& [l, k] : pt.fills) walk_caches[l]->insert(k, 1);
-                const WalkResult& pr2 = walker.result();
-                if (pr2.ok()) {
-                    const unsigned s2 = pr2.tr.page_shift;
-                    IotlbEntry pe{pr2.tr.page_out(), pr2.tr.perm, pr2.tr.mem_type, pr2.tr.tag,
-                                  pend};
-                    if (iotlb_for(s2).insert({ctx.tag, ctx.pasid, next >> s2, uint8_t(s2)}, pe))
-                        ++*iotlb_evictions;
-                    shifts_seen |= uint64_t(1) << s2;
-                }
-            }
-        }
+// A miss to a page whose walk is in flight waits for that walk.
+bool TranslationUnit::Impl::merge_stage(Txn& x) {
+    if (x.walking) return false;  // already holds a walker: walks on
+    const IotlbKey page{x.ctx.tag, x.ctx.pasid, x.iova >> 12, 12};
+    auto it = in_flight.find(page);
+    // Only onto a walk whose result grants this access: a write must not ride on a read's
+    // walk of a read-only page.
+    if (it == in_flight.end() || it->second.done <= x.t ||
+        !permits(it->second.result.tr.perm, perm_needed(x.acc, false)))
+        return false;
+    ++*merges;
+    lat_merge->add(ns(it->second.done - x.t));
+    x.out.merged = true;
+    x.out.result = it->second.result;
+    Translation& r = x.out.result.tr;
+    const Addr mask = (Addr(1) << r.page_shift) - 1;
+    r.out = (r.out & ~mask) | (x.iova & mask);
+    x.t = it->second.done;
+    return true;
+}
+
+void TranslationUnit::Impl::walk_stage(Txn& x) {
+    if (!x.walking) take_walker(x), x.t = x.slot.start;
+    if (!x.at_tables) walker.resume(x.ctx, x.req, x.iova, x.acc);
+    x.t = drive(x.t, false, x.tr);
+    walkers.occupy(x.slot.server, x.slot.start, x.t);
+    x.ws.end = x.t;
+    last_walk = x.t - x.slot.start;
+    x.out.result = walker.result();
+    fill_walk_caches(x.tr);
+    if (x.tr.context_time) lat_context->add(ns(x.tr.context_time));
+    if (x.tr.pasid_time) lat_pasid->add(ns(x.tr.pasid_time));
+    for (unsigned l = 1; l <= 5; ++l)
+        if (x.tr.level_time[l]) lat_level[l]->add(ns(x.tr.level_time[l]));
+    if (!x.out.result.ok()) return;
+    fill(x.ctx, x.iova, x.out.result, x.t);
+    ++*iotlb_fills;
+    const IotlbKey page{x.ctx.tag, x.ctx.pasid, x.iova >> 12, 12};
+    in_flight[page] = {x.t, x.out.result};
+    in_flight_due.push({x.t, page});
+    if (p.prefetch_next_page) prefetch(x, x.out.result.tr.page_shift);
+}
+
+// The next page, walked by the same walker right after the demand walk; nobody waits for it.
+void TranslationUnit::Impl::prefetch(Txn& x, unsigned shift) {
+    const Addr next = ((x.iova >> shift) + 1) << shift;
+    WalkTrace pt;
+    walker.resume(x.ctx, x.req, next, Access::Read);
+    const Tick end = drive(x.t, false, pt);
+    walkers.occupy(x.slot.server, x.t, end);
+    x.ws.prefetch_end = end;
+    ++*prefetches;
+    fill_walk_caches(pt);
+    if (walker.result().ok()) fill(x.ctx, next, walker.result(), end);
+}
+
+// A walk's translation into the IOTLB, ready (hits wait for it) at `ready`.
+void TranslationUnit::Impl::fill(const WalkContext& ctx, Addr iova, const WalkResult& r,
+                                 Tick ready) {
+    const Translation& x = r.tr;
+    const unsigned sh = x.page_shift;
+    const IotlbEntry e{x.page_out(), x.perm, x.mem_type, x.tag, ready};
+    if (iotlb_for(sh).insert({ctx.tag, ctx.pasid, iova >> sh, uint8_t(sh)}, e)) ++*iotlb_evictions;
+    shifts_seen |= uint64_t(1) << sh;
+}
+
+void TranslationUnit::Impl::fill_walk_caches(const WalkTrace& tr) {
+    for (auto& [l, k] : tr.fills) walk_caches[l]->insert(k, 1);
+}
+
+TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
+    if (!x.out.result.ok()) ++*faults;
+    x.out.done = x.t;
+    lat_all->add(ns(x.t - x.t0));
+    (x.out.iotlb_hit ? lat_hit : lat_miss)->add(ns(x.t - x.t0));
+    if (x.tr.record) {
+        x.ws.walked = x.walking, x.ws.server = x.slot.server, x.ws.start = x.slot.start;
+        record(*timeline(), x.req, x.iova, x.t0, x.out, x.tr, x.ws);
     }
+    return x.out;
+}
 
-done:
-    if (!out.result.ok()) ++*faults;
-    out.done = t;
-    lat_all->add(ns(t - t0));
-    lat_miss->add(ns(t - t0));
-    if (tr.record) ws.walked = walking, ws.server = slot.server, ws.start = slot.start;
-    if (tr.record) record(*tl, req, iova, t0, out, tr, ws);
-    return out;
+// In-flight walks leave the table once no request can arrive before they end. In a loosely
+// timed model a walk has not "completed" when the request that started it returns: another
+// initiator may still call with an earlier local time (up to a quantum behind). Every
+// initiator's local time is at or after the current SystemC time, which the shell passes to
+// forget_before(); a plain-C++ user that never does is assumed to lag its latest arrival by
+// less than the walker pool's history (1 ms), as the pool itself assumes.
+void TranslationUnit::Impl::retire(Tick now) {
+    latest = std::max(latest, now);
+    const Tick horizon =
+        std::max(floor, latest > ServerPool::kDefaultHistory ? latest - ServerPool::kDefaultHistory
+                                                             : Tick(0));
+    while (!in_flight_due.empty() && in_flight_due.top().first <= horizon) {
+        auto it = in_flight.find(in_flight_due.top().second);
+        if (it != in_flight.end() && it->second.done <= horizon) in_flight.erase(it);
+        in_flight_due.pop();
+    }
 }
 
 Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
@@ -560,6 +625,7 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
         for (Iotlb& c : iotlbs)
             n += c.erase_if([&](const IotlbKey& k, const IotlbEntry& e) { return pred(k, e); });
         in_flight.clear();  // an in-flight walk may have read what is being invalidated
+        in_flight_due = {};
     };
     auto walk = [&](auto pred) {
         for (auto& c : walk_caches)
@@ -652,6 +718,11 @@ TranslateOutcome TranslationUnit::translate(const Requester& req, Addr iova, Acc
 
 Tick TranslationUnit::invalidate(const InvalidationScope& scope, Tick at) {
     return impl_->invalidate(scope, at);
+}
+
+void TranslationUnit::forget_before(Tick now) {
+    impl_->floor = std::max(impl_->floor, now);
+    impl_->walkers.forget_before(now);
 }
 
 void TranslationUnit::set_oracle(Oracle oracle, size_t keep) {

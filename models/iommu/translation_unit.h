@@ -45,6 +45,9 @@ public:
     TranslateOutcome translate(const Requester& req, Addr iova, Access access, Tick arrival);
     // Remove what `scope` names from every cache; returns when the unit has done so.
     Tick invalidate(const InvalidationScope& scope, Tick at);
+    // No request will arrive before `now` any more (the SystemC time: every initiator's local
+    // time is at or after it): walks that ended by then leave the in-flight table.
+    void forget_before(Tick now);
 
     // Checking mode: compare every IOTLB hit with the driver's intent; keep the first
     // `keep` stale hits for reporting (all are counted).

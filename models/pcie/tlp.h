@@ -4,6 +4,7 @@
 #include <systemc>
 #include <tlm>
 
+#include "core/payload_extent.h"  // PayloadExtent, shared with the IOMMU unit
 #include "core/pcie_ext.h"
 
 namespace iommusim {
@@ -17,29 +18,5 @@ inline PcieAttr::Tlp tlp_kind(const tlm::tlm_generic_payload& p) {
 inline bool is_posted(PcieAttr::Tlp t) {
     return t == PcieAttr::Tlp::MemWrite || t == PcieAttr::Tlp::Message;
 }
-
-// A piece of a transaction: the same payload object narrowed to [addr, addr + len) of the
-// caller's data; restore() puts the original extent back and keeps the response status.
-struct PayloadExtent {
-    Addr addr;
-    uint8_t* data;
-    unsigned len;
-
-    explicit PayloadExtent(const tlm::tlm_generic_payload& p)
-        : addr(p.get_address()), data(p.get_data_ptr()), len(p.get_data_length()) {}
-    void narrow(tlm::tlm_generic_payload& p, unsigned offset, unsigned n) const {
-        p.set_address(addr + offset);
-        p.set_data_ptr(data + offset);
-        p.set_data_length(n);
-        p.set_streaming_width(n);
-        p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    }
-    void restore(tlm::tlm_generic_payload& p) const {
-        p.set_address(addr);
-        p.set_data_ptr(data);
-        p.set_data_length(len);
-        p.set_streaming_width(len);
-    }
-};
 
 }  // namespace iommusim
