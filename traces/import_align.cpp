@@ -51,13 +51,14 @@ struct Instance {
 class Aligner {
 public:
     Aligner(const std::vector<GuestOp>& ops, const std::vector<Point>& tl, uint64_t start,
-            const Windows& causal, Domains label = {}, Domains prefer = {})
+            const Windows& causal, const Domains& known, Domains label = {}, Domains prefer = {})
         : ops_(ops),
           causal_(causal),
           tl_(tl),
           start_(start),
           n_(uint32_t(ops.size())),
-          label_(std::move(label)),
+          known_(known),
+          label_(with_known(std::move(label), known)),
           prefer_(std::move(prefer)),
           inst_(ops.size()),
           invals_(tl) {
@@ -77,11 +78,12 @@ public:
 
 private:
     void replay() {
-        Replay r = detail::replay(ops_, label_, prefer_);
+        Replay r = detail::replay(ops_, label_, prefer_, known_);
         pieces_ = std::move(r.pieces);
         victims_ = std::move(r.victims);
         rivals_ = std::move(r.rivals);
         res_.unmatched_unmaps = std::move(r.unmatched);
+        res_.guessed_unmaps = std::move(r.guessed);
     }
 
     void candidates() {
@@ -226,6 +228,14 @@ private:
         interpolate();
     }
 
+    // Labels where a kprobe named the domain are that domain.
+    static Domains with_known(Domains label, const Domains& known) {
+        if (label.size() < known.size()) label.resize(known.size());
+        for (size_t k = 0; k < known.size(); ++k)
+            if (known[k]) label[k] = known[k];
+        return label;
+    }
+
     std::optional<uint32_t> given(uint32_t k) const {
         return k < label_.size() ? label_[k] : std::nullopt;
     }
@@ -258,6 +268,10 @@ private:
                 in = &inst_[k];
                 if (in->conflict) res_.conflicting_domains.push_back(k);
                 p.perm = in->writable ? kPermR | kPermW : in->readonly ? kPermR : o.perm;
+            } else if (given(k)) {
+                p.domain = given(k);  // the kprobe's
+                for (uint32_t v : victims_[k])
+                    if (domain_of(v) == p.domain) in = &inst_[v];
             } else {
                 for (uint32_t v : victims_[k])
                     if (domain_of(v)) {
@@ -267,6 +281,12 @@ private:
                     }
             }
             if (in && in->domain) p.domain = in->domain, p.rid = in->rid;
+            if (k < known_.size() && known_[k] && p.domain != known_[k]) {
+                // The kprobe named the domain; translations through it in another contradict.
+                if (p.domain && !(in && in->conflict)) res_.conflicting_domains.push_back(k);
+                p.domain = known_[k];
+                p.rid.reset();
+            }
             if (!p.domain) p.domain = domain_of(k);
             if (p.domain && !p.rid) {
                 const auto r = domain_rid_.find(*p.domain);
@@ -451,6 +471,7 @@ private:
     const uint64_t start_;
     const uint32_t n_;
     Result res_;
+    const Domains& known_;          // per op: the domain its kprobe named
     const Domains label_, prefer_;  // see detail::replay
     std::vector<Piece> pieces_;
     std::vector<std::vector<uint32_t>> victims_, rivals_;  // per unmap op: see detail::Replay
@@ -469,8 +490,8 @@ private:
 }  // namespace
 
 Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline, uint64_t start_ns,
-             const Windows& causal) {
-    auto a = std::make_unique<Aligner>(ops, timeline, start_ns, causal,
+             const Windows& causal, const Domains& known) {
+    auto a = std::make_unique<Aligner>(ops, timeline, start_ns, causal, known,
                                        detail::static_labels(ops, timeline));
     Result r = a->run();
     // Each round attributes more mappings, which settles more ambiguous unmaps.
@@ -479,7 +500,7 @@ Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline
         auto [label, prefer] = a->disambiguate();
         if (prefer.empty() || prefer == last) break;
         last = prefer;
-        a = std::make_unique<Aligner>(ops, timeline, start_ns, causal, std::move(label),
+        a = std::make_unique<Aligner>(ops, timeline, start_ns, causal, known, std::move(label),
                                       std::move(prefer));
         r = a->run();
     }

@@ -41,14 +41,17 @@ struct Result {
     std::vector<size_t> unmatched_unmaps;     // op indices of unmaps with nothing mapped there
     std::vector<size_t> conflicting_domains;  // op indices of maps translated by two domains
     size_t causal_conflicts = 0;              // ops whose causal window the translations contradict
+    std::vector<size_t> guessed_unmaps;       // op indices of unmaps over several domains' mappings
+                                              // whose domain nothing decided (the latest was taken)
 };
 
 // Per op, timeline slots [first, second] that causality allows (import_align_fit.h).
 using Windows = std::vector<std::pair<size_t, size_t>>;
 
 // `ops`: map and unmap only, in guest order. `start_ns`: earliest time an op may get.
-// `causal`: empty, or one window per op that narrows where the op may go.
+// `causal`: empty, or one window per op that narrows where the op may go. `known`: empty, or
+// per op the domain a kprobe named (import_kprobe_domains.h), which the op keeps.
 Result align(const std::vector<GuestOp>& ops, const std::vector<Point>& timeline, uint64_t start_ns,
-             const Windows& causal = {});
+             const Windows& causal = {}, const std::vector<std::optional<uint32_t>>& known = {});
 
 }  // namespace iommusim::trace::align

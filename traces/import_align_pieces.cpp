@@ -14,7 +14,8 @@ constexpr uint32_t kLookAhead = 256;  // ops looked at for the next one on an un
 constexpr uint64_t kIndexedInval = 512 * kPage;  // larger invalidations: not by page
 }  // namespace
 
-Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domains& prefer) {
+Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domains& prefer,
+              const Domains& known) {
     const uint32_t n = uint32_t(ops.size());
     Replay r;
     r.victims.resize(n);
@@ -51,10 +52,18 @@ Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domai
             if (r.pieces[it->second].b > a) over.push_back(it->second);
         for (uint32_t id : big)
             if (r.pieces[id].a < b && r.pieces[id].b > a) over.push_back(id);
+        const std::optional<uint32_t> fixed = k < known.size() ? known[k] : std::nullopt;
+        if (fixed)  // the kprobe's domain: the others' pieces are not this unmap's to cut
+            over.erase(std::remove_if(over.begin(), over.end(),
+                                      [&](uint32_t id) {
+                                          const auto d = domain(r.pieces[id].op);
+                                          return d && d != fixed;
+                                      }),
+                       over.end());
         // A domain does not map an address it still has mapped: if the next op here maps in
         // one of the overlapping domains, this unmap was that domain's (this outranks `prefer`).
-        std::optional<uint32_t> want;
-        for (uint32_t j = k + 1; j < n && j <= k + kLookAhead; ++j) {
+        std::optional<uint32_t> want = fixed;
+        for (uint32_t j = k + 1; !fixed && j < n && j <= k + kLookAhead; ++j) {
             const GuestOp& x = ops[j];
             if (x.iova >= b || x.iova + x.size <= a) continue;
             if (x.type == GuestOp::Type::Map && domain(j))
@@ -63,6 +72,7 @@ Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domai
             break;
         }
         if (!want && k < prefer.size()) want = prefer[k];
+        const bool chose_latest = !want;
         // The preferred domain's pieces first, then those of unknown domain, then the others.
         auto rank = [&](uint32_t id) {
             const uint32_t op = r.pieces[id].op;
@@ -96,6 +106,11 @@ Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domai
             todo = std::move(left);
         }
         if (r.victims[k].empty()) r.unmatched.push_back(k);
+        // A guess unless every mapping it could have cut is known to be in the same domain.
+        bool guess = false;
+        for (uint32_t v : r.victims[k])
+            for (uint32_t x : r.rivals[k]) guess |= !domain(v) || domain(v) != domain(x);
+        if (chose_latest && guess) r.guessed.push_back(k);
     }
     return r;
 }

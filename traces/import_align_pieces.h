@@ -26,13 +26,16 @@ struct Replay {
     std::vector<std::vector<uint32_t>> victims;  // per unmap op: the map ops it cut
     std::vector<std::vector<uint32_t>> rivals;   // per unmap op: other map ops live there
     std::vector<size_t> unmatched;               // unmaps that cut nothing
+    std::vector<size_t> guessed;  // unmaps with rivals that took the most recent mapping
 };
 
 // Applies the ops in order. Where mappings of several domains overlap an unmapped range, the
 // unmap cuts, at each address, a piece of the domain it is taken to be (that of the next op
 // there if it maps, else `prefer[k]`; `label` gives each map op's domain), else the most
-// recently mapped piece.
-Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domains& prefer);
+// recently mapped piece. An unmap whose domain `known` gives (a kprobe named it) cuts only
+// pieces of that domain or of none known, and has no rivals.
+Replay replay(const std::vector<GuestOp>& ops, const Domains& label, const Domains& prefer,
+              const Domains& known = {});
 
 // Each map op's domain from the translations of its pages to its physical pages, where those
 // name one domain only (physical buffers are rarely shared between devices).

@@ -55,19 +55,48 @@ Ev classify(std::string_view name) {
     return Ev::None;
 }
 
+// The kprobes the importer uses, recognised by the probed function (the event name is the
+// user's choice): "(__iommu_map+0x0/0x1a0) domain=0x.. iova=0x.. ...".
+enum class Probe : uint8_t { None, Map, Unmap, Attach };
+
+Probe probe_of(std::string_view payload) {
+    if (payload.empty() || payload[0] != '(') return Probe::None;
+    const size_t end = payload.find_first_of("+)");
+    if (end == std::string_view::npos) return Probe::None;
+    const size_t close = payload.find(')');
+    // A return probe prints "(caller+0x../0x.. <- function)": not one of these.
+    if (close == std::string_view::npos ||
+        payload.substr(0, close).find(" <- ") != std::string_view::npos)
+        return Probe::None;
+    const std::string_view fn = payload.substr(1, end - 1);
+    if (fn == "__iommu_map") return Probe::Map;
+    if (fn == "__iommu_unmap") return Probe::Unmap;
+    if (fn == "intel_iommu_attach_device") return Probe::Attach;
+    return Probe::None;
+}
+
 struct Located {
     uint64_t ns = 0;
     std::string_view name, payload;
+    std::string_view who;  // "TASK-PID [CPU]" (empty in printk lines)
+    Probe probe = Probe::None;
 };
 
-// "<name>: <payload>" at the start of `rest`, with a known event name.
+// "<name>: <payload>" at the start of `rest`, with a known event name or a kprobe of a known
+// function.
 bool event_at(std::string_view rest, Located& out) {
     const size_t colon = rest.find(':');
     if (colon == 0 || colon == std::string_view::npos) return false;
     out.name = rest.substr(0, colon);
-    if (classify(out.name) == Ev::None) return false;
     out.payload = trim(rest.substr(colon + 1));
-    return true;
+    out.probe = probe_of(out.payload);
+    return out.probe != Probe::None || classify(out.name) != Ev::None;
+}
+
+// The task and CPU of an ftrace line: what precedes the timestamp, without the flags column.
+std::string_view task_cpu(std::string_view prefix) {
+    const size_t close = prefix.rfind(']');
+    return trim(close == std::string_view::npos ? prefix : prefix.substr(0, close + 1));
 }
 
 // A word standing where a timestamp goes that tries to be a number but is not SECONDS.FRACTION
@@ -113,6 +142,7 @@ bool locate(std::string_view line, Located& out, std::string_view& bad_time, boo
         const auto ns = stamp(word, raw);
         if (ns && event_at(line.substr(p + 2), out)) {
             out.ns = *ns;
+            out.who = task_cpu(line.substr(0, b));
             return true;
         }
         if (!ns && bad_time.empty() && number_like(word) && event_at(line.substr(p + 2), ev))
@@ -125,6 +155,7 @@ bool locate(std::string_view line, Located& out, std::string_view& bad_time, boo
         const auto ns = stamp(word, raw);
         if (ns && event_at(trim(line.substr(close + 1)), out)) {
             out.ns = *ns;
+            out.who = trim(line.substr(0, p));
             return true;
         }
         if (!ns && bad_time.empty() && number_like(word) &&
@@ -182,6 +213,7 @@ public:
         file_ = uint32_t(out_.files.size());
         out_.files.push_back(path);
         pending_.clear();
+        drop_kprobes();
         std::string text;
         while (src.next(text)) {
             line_ = src.line();
@@ -210,6 +242,7 @@ public:
             }
             if (!parse(ev)) ++report_.skipped;
         }
+        drop_kprobes();
     }
 
 private:
@@ -292,13 +325,15 @@ private:
     // Returns false for events recognised but not used (counted as skipped).
     bool parse(const Located& ev) {
         const std::string_view p = ev.payload;
+        if (ev.probe != Probe::None) return kprobe(ev);
         switch (classify(ev.name)) {
             case Ev::Map: {
                 static const char* kWant = "IOMMU: iova=0x.. - 0x.. paddr=0x.. size=N";
                 const auto iova = field(p, "iova"), pa = field(p, "paddr"), size = field(p, "size");
                 if (p.substr(0, 6) != "IOMMU:" || !iova || !pa || !size) return error(ev, kWant);
-                if (!range_ok(ev, *iova, *size)) return true;
                 GuestOp o = op(GuestOp::Type::Map, ev.ns);
+                o.domain_ptr = pair(ev, Probe::Map, *iova, *size);
+                if (!range_ok(ev, *iova, *size)) return true;
                 o.iova = *iova, o.pa = *pa, o.size = *size;
                 add_iommu(o);
                 return true;
@@ -308,6 +343,7 @@ private:
                 const auto iova = field(p, "iova"), size = field(p, "size");
                 const auto done = field(p, "unmapped_size");
                 if (p.substr(0, 6) != "IOMMU:" || !iova || !size) return error(ev, kWant);
+                const auto ptr = pair(ev, Probe::Unmap, *iova, *size);
                 if (!range_ok(ev, *iova, *size)) return true;
                 // Linux unmaps more than asked when the range lies in a large page; the event
                 // does not say where that page starts, so the range removed is unknown.
@@ -321,6 +357,7 @@ private:
                     return true;
                 }
                 GuestOp o = op(GuestOp::Type::Unmap, ev.ns);
+                o.domain_ptr = ptr;
                 o.iova = *iova, o.size = done ? *done : *size;  // what was actually unmapped
                 add_iommu(o);
                 return true;
@@ -350,6 +387,64 @@ private:
             case Ev::None: return false;
         }
         return false;
+    }
+
+    // A kprobe on __iommu_map/__iommu_unmap waits for its tracepoint (same task and CPU, same
+    // iova and size, next after it); one on intel_iommu_attach_device is an Attach.
+    bool kprobe(const Located& ev) {
+        const std::string_view p = ev.payload;
+        const auto domain = field(p, "domain");
+        if (ev.probe == Probe::Attach) {
+            static const char* kWant = "(intel_iommu_attach_device+..) domain=0x.. dev=\"NAME\"";
+            const size_t at = import::value_pos(p, "dev");
+            if (!domain || at == std::string_view::npos || p[at] != '"' ||
+                p.find('"', at + 1) == std::string_view::npos)
+                return error(ev, kWant);
+            const std::string_view name = p.substr(at + 1, p.find('"', at + 1) - at - 1);
+            const auto rid = import::bdf(name);
+            if (!rid) {  // not a PCI function (an ACPI or platform device): no requester ID
+                if (!not_pci_++) first_not_pci_ = where() + " (" + std::string(name) + ")";
+                return true;
+            }
+            out_.attach.push_back({ev.ns, *domain, *rid});
+            return true;
+        }
+        const bool map = ev.probe == Probe::Map;
+        const auto iova = field(p, "iova"), size = field(p, "size");
+        const auto pa = field(p, "paddr");
+        if (!domain || !iova || !size || (map && !pa))
+            return error(ev, map ? "(__iommu_map+..) domain=0x.. iova=0x.. paddr=0x.. size=N"
+                                 : "(__iommu_unmap+..) domain=0x.. iova=0x.. size=N");
+        out_.kprobes = true;
+        auto& q = kprobes_[std::string(ev.who)];
+        if (q.size() == kMaxPendingKprobes) {  // never followed by its event (a failed map)
+            ++report_.kprobes_unpaired;
+            q.erase(q.begin());
+        }
+        q.push_back({ev.probe, *domain, *iova, *size});
+        return true;
+    }
+
+    // The domain of the kprobe this map/unmap event follows, if any.
+    std::optional<uint64_t> pair(const Located& ev, Probe probe, Addr iova, uint64_t size) {
+        const auto it = kprobes_.find(ev.who);
+        if (it != kprobes_.end()) {
+            auto& q = it->second;
+            for (size_t i = q.size(); i-- > 0;)
+                if (q[i].probe == probe && q[i].iova == iova && q[i].size == size) {
+                    const uint64_t d = q[i].domain;
+                    q.erase(q.begin() + ptrdiff_t(i));
+                    ++report_.ops_kprobe;
+                    return d;
+                }
+        }
+        if (!without_kprobe_++) first_without_kprobe_ = where();
+        return std::nullopt;
+    }
+
+    void drop_kprobes() {
+        for (const auto& [who, q] : kprobes_) report_.kprobes_unpaired += q.size();
+        kprobes_.clear();
     }
 
     void add_iommu(const GuestOp& o) {
@@ -501,6 +596,18 @@ private:
     std::vector<size_t> pending_;  // recent iommu:* ops no dma:* event has claimed yet
     uint64_t unmapped_nothing_ = 0;
     std::string first_unmapped_nothing_;
+    // Kprobes waiting for their map/unmap event, per "TASK-PID [CPU]" (an interrupt may map
+    // between a kprobe and its event on the same CPU: a few are kept).
+    struct PendingKprobe {
+        Probe probe;
+        uint64_t domain;
+        Addr iova;
+        uint64_t size;
+    };
+    static constexpr size_t kMaxPendingKprobes = 8;
+    std::map<std::string, std::vector<PendingKprobe>, std::less<>> kprobes_;
+    uint64_t not_pci_ = 0, without_kprobe_ = 0;
+    std::string first_not_pci_, first_without_kprobe_;
 
 public:
     // A note for the unmaps that removed nothing (counted skips, not errors).
@@ -510,6 +617,22 @@ public:
                                     " iommu:unmap events removed nothing (unmapped_size=0, first "
                                     "at " +
                                     first_unmapped_nothing_ + "): not written");
+        if (not_pci_)
+            report_.notes.push_back(std::to_string(not_pci_) +
+                                    " intel_iommu_attach_device kprobes name a device that is "
+                                    "not a PCI function (first at " +
+                                    first_not_pci_ + "): no requester ID, not used");
+        if (out_.kprobes) report_.ops_without_kprobe = without_kprobe_;
+        if (report_.ops_without_kprobe)
+            report_.notes.push_back(
+                std::to_string(report_.ops_without_kprobe) +
+                " iommu:map/unmap events follow no __iommu_map/__iommu_unmap kprobe of the same "
+                "task, CPU, iova and size (first at " +
+                first_without_kprobe_ + "): their domain is found as without kprobes");
+        if (report_.kprobes_unpaired)
+            report_.notes.push_back(std::to_string(report_.kprobes_unpaired) +
+                                    " __iommu_map/__iommu_unmap kprobes were followed by no "
+                                    "iommu:map/unmap event (failed calls): not used");
     }
     std::map<std::pair<uint16_t, Addr>, std::pair<Addr, uint64_t>> sg_;  // (rid, pa) -> dma
 };
@@ -527,15 +650,40 @@ GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& repo
                      [](const QiSubmit& a, const QiSubmit& b) { return a.guest_ns < b.guest_ns; });
     std::stable_sort(t.block.begin(), t.block.end(),
                      [](const BlockRq& a, const BlockRq& b) { return a.guest_ns < b.guest_ns; });
+    std::stable_sort(t.attach.begin(), t.attach.end(),
+                     [](const Attach& a, const Attach& b) { return a.guest_ns < b.guest_ns; });
     return t;
+}
+
+std::vector<uint16_t> attached(const GuestTrace& t, uint64_t ptr, uint64_t ns) {
+    std::map<uint16_t, uint64_t> now;  // device -> its domain at `ns`
+    for (const Attach& a : t.attach)
+        if (a.guest_ns <= ns || !now.count(a.rid)) now[a.rid] = a.domain_ptr;
+    std::vector<uint16_t> v;
+    for (const auto& [rid, d] : now)
+        if (d == ptr) v.push_back(rid);
+    return v;
 }
 
 ImportReport import_ftrace(const std::vector<std::string>& paths, const RecordSink& sink) {
     ImportReport report;
-    const GuestTrace t = read_ftrace(paths, report);
-    for (const GuestOp& op : t.ops) {
+    GuestTrace t = read_ftrace(paths, report);
+    // Kprobes: the domain numbered in order of first appearance, the device attached to it.
+    std::map<uint64_t, uint32_t> number;
+    std::vector<uint32_t> domain(t.ops.size(), 0);
+    for (size_t i = 0; i < t.ops.size(); ++i) {
+        GuestOp& op = t.ops[i];
+        if (!op.domain_ptr) continue;
+        domain[i] = number.try_emplace(*op.domain_ptr, uint32_t(number.size() + 1)).first->second;
+        const auto devs = attached(t, *op.domain_ptr, op.guest_ns);
+        if (!op.rid && !devs.empty()) op.rid = devs.front();  // a dma:* event names it exactly
+        ++report.ops_by_kprobe;
+    }
+    for (size_t i = 0; i < t.ops.size(); ++i) {
+        const GuestOp& op = t.ops[i];
         Record r;
         r.time_ns = op.guest_ns;
+        r.domain = domain[i];
         r.req.rid = op.rid.value_or(0);
         r.iova = op.iova;
         switch (op.type) {
@@ -555,6 +703,11 @@ ImportReport import_ftrace(const std::vector<std::string>& paths, const RecordSi
                 break;
         }
         if (!op.rid && op.type != GuestOp::Type::Fault) ++report.ops_unattributed;
+        if (!op.rid && op.type != GuestOp::Type::Fault && !op.domain_ptr)
+            report.ambiguous(report.ambiguous_none,
+                             t.where(op) + ": " +
+                                 (op.type == GuestOp::Type::Map ? "map" : "unmap") +
+                                 " names no device or domain");
         emit(r, sink, report);
     }
     if (t.raw_clock)

@@ -12,8 +12,11 @@
 namespace iommusim::trace {
 
 // Records in guest time (ns since the guest's trace clock started). iommu:map/unmap name no
-// device: unless a dma:* event of the same mapping names one, they are written with requester
-// 00:00.0 and domain 0 (counted in ImportReport::ops_unattributed).
+// device: a kprobe on __iommu_map/__iommu_unmap paired with the event names its domain, and
+// one on intel_iommu_attach_device the devices attached to that domain (written with the first
+// of them and the domain numbered 1, 2, ... in order of first appearance); else a dma:* event
+// of the same mapping names the device; else they are written with requester 00:00.0 and
+// domain 0 (counted in ImportReport::ops_unattributed).
 ImportReport import_ftrace(const std::vector<std::string>& paths, Writer& out);
 ImportReport import_ftrace(const std::vector<std::string>& paths, const RecordSink& sink);
 
@@ -29,8 +32,11 @@ struct GuestOp {
     Addr pa = 0;                  // map
     Perm perm = kPermR | kPermW;  // map: from dma:* direction; iommu:map has none (rw)
     std::optional<uint16_t> rid;  // from a dma:* or io_page_fault device name
-    Dir dir = Dir::Unknown;       // fault
-    uint32_t file = 0;            // index into GuestTrace::files
+    // The guest's struct iommu_domain pointer, from the __iommu_map/__iommu_unmap kprobe
+    // paired with this event.
+    std::optional<uint64_t> domain_ptr;
+    Dir dir = Dir::Unknown;  // fault
+    uint32_t file = 0;       // index into GuestTrace::files
     uint64_t line = 0;
 };
 
@@ -51,10 +57,21 @@ struct BlockRq {
     bool write = false, complete = false;
 };
 
+// One intel_iommu_attach_device kprobe: `rid` joins the domain at `domain_ptr` (and leaves the
+// one it was attached to before).
+struct Attach {
+    uint64_t guest_ns = 0;
+    uint64_t domain_ptr = 0;
+    uint16_t rid = 0;
+};
+
 struct GuestTrace {
     std::vector<GuestOp> ops;    // in guest time order (stable across files)
     std::vector<QiSubmit> qi;    // in guest time order
     std::vector<BlockRq> block;  // in guest time order
+    std::vector<Attach> attach;  // in guest time order
+    // __iommu_map/__iommu_unmap kprobes were traced: ops without domain_ptr lost their kprobe.
+    bool kprobes = false;
     // The timestamps are raw counts without a unit (trace_clock=x86-tsc or counter): guest_ns
     // then holds the count. Decided per file: raw when no event line has SECONDS.FRACTION.
     bool raw_clock = false;
@@ -67,5 +84,10 @@ struct GuestTrace {
 // Reads the dumps; lines that are not these events are counted in report.skipped, malformed
 // event lines are reported in report.errors. Throws std::runtime_error if a file cannot be read.
 GuestTrace read_ftrace(const std::vector<std::string>& paths, ImportReport& report);
+
+// The devices attached to domain `ptr` at guest time `ns`, by the attach kprobes: each device
+// whose latest attach at or before `ns` (or, if it has none by then, whose first attach) named
+// `ptr`. In order of requester ID.
+std::vector<uint16_t> attached(const GuestTrace& t, uint64_t ptr, uint64_t ns);
 
 }  // namespace iommusim::trace

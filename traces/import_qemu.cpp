@@ -9,6 +9,7 @@
 #include "traces/import_align.h"
 #include "traces/import_align_fit.h"
 #include "traces/import_ftrace.h"
+#include "traces/import_kprobe_domains.h"
 #include "traces/import_qemu_log.h"
 
 namespace iommusim::trace {
@@ -112,6 +113,44 @@ std::string hex(uint64_t v) {
     return b;
 }
 
+// The map/unmap whose domain the inputs did not decide, in guest order, with examples.
+void ambiguity(const std::vector<GuestOp>& ops, const align::Result& placed,
+               const GuestTrace& guest, ImportReport& report) {
+    enum Why { Unmap, Map, None };
+    std::map<size_t, Why> why;
+    for (size_t k : placed.guessed_unmaps) why.emplace(k, Unmap);
+    for (size_t k : placed.conflicting_domains) why.emplace(k, Map);
+    for (size_t k = 0; k < ops.size(); ++k)
+        if (!placed.ops[k].domain) why.emplace(k, None);
+    for (const auto& [k, w] : why) {
+        const GuestOp& o = ops[k];
+        const align::Placement& p = placed.ops[k];
+        const std::string what = std::string(o.type == GuestOp::Type::Map ? "map" : "unmap") +
+                                 " iova=" + hex(o.iova) + " size=" + hex(o.size);
+        const std::string dom = p.domain ? std::to_string(*p.domain) : "?";
+        switch (w) {
+            case Unmap:
+                report.ambiguous(report.ambiguous_unmaps,
+                                 guest.where(o) + ": " + what +
+                                     ": mappings of several domains live there, the most "
+                                     "recent one's (domain " +
+                                     dom + ") taken");
+                break;
+            case Map:
+                report.ambiguous(report.ambiguous_maps,
+                                 guest.where(o) + ": " + what +
+                                     ": translated in several domains, domain " + dom +
+                                     " recorded");
+                break;
+            case None:
+                report.ambiguous(report.ambiguous_none,
+                                 guest.where(o) + ": " + what +
+                                     ": no translation, invalidation or kprobe names its domain");
+                break;
+        }
+    }
+}
+
 }  // namespace
 
 ImportReport import_qemu_vtd(const std::string& qemu_log, const std::string& guest_ftrace,
@@ -131,9 +170,20 @@ ImportReport import_qemu_vtd(const std::string& qemu_log, const std::string& gue
         else
             ops.push_back(o);
     const std::vector<align::Point> tl = timeline(log);
+    // Kprobes name the domain (on the guest clock, before the clock fit moves the ops).
+    align::KprobeDomains kd;
+    if (guest.kprobes) {
+        kd = align::kprobe_domains(ops, guest, tl);
+        for (size_t k = 0; k < ops.size(); ++k) {
+            if (kd.rid[k] && !ops[k].rid) ops[k].rid = kd.rid[k];
+            report.ops_by_kprobe += kd.domain[k].has_value();
+        }
+        for (std::string& n : kd.notes) report.notes.push_back(std::move(n));
+    }
     const align::Windows causal =
         guest_ftrace.empty() ? align::Windows{} : clock_anchors(log, guest, ops, tl.size(), report);
-    const align::Result placed = align::align(ops, tl, log.first_ns, causal);
+    const align::Result placed = align::align(ops, tl, log.first_ns, causal, kd.domain);
+    ambiguity(ops, placed, guest, report);
     if (placed.causal_conflicts)
         report.notes.push_back(std::to_string(placed.causal_conflicts) +
                                " guest map/unmap events lie outside the window their qi_submit "

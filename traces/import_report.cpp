@@ -28,6 +28,21 @@ std::string ImportReport::summary(size_t max_errors) const {
              " at their invalidation, " + std::to_string(ops_interpolated) + " by clock offset\n";
     if (ops_unattributed)
         s += std::to_string(ops_unattributed) + " map/unmap without requester (00:00.0)\n";
+    if (ops_kprobe || kprobes_unpaired)
+        s += "kprobes: " + std::to_string(ops_kprobe) + " map/unmap paired with their kprobe, " +
+             std::to_string(ops_by_kprobe) + " written in the domain it names, " +
+             std::to_string(ops_without_kprobe) + " without one, " +
+             std::to_string(kprobes_unpaired) + " kprobes without their event\n";
+    if (ambiguous_total() || ops_kprobe || ops_anchored || ops_interpolated) {
+        s += "ambiguous domains: " + std::to_string(ambiguous_total());
+        if (ambiguous_total())
+            s += " (" + std::to_string(ambiguous_unmaps) + " unmaps over several domains' " +
+                 "mappings took the most recent, " + std::to_string(ambiguous_maps) +
+                 " maps translated in several domains, " + std::to_string(ambiguous_none) +
+                 " map/unmap in no known domain)";
+        s += "\n";
+        for (const std::string& e : ambiguous_examples) s += "  ambiguous: " + e + "\n";
+    }
     for (size_t i = 0; i < errors.size() && i < max_errors; ++i)
         s += "error: " + errors[i].str() + "\n";
     if (errors.size() + errors_unlisted > max_errors)
@@ -41,6 +56,11 @@ void ImportReport::error(const std::string& file, uint64_t line, std::string wha
         errors.push_back({file, line, std::move(what)});
     else
         ++errors_unlisted;
+}
+
+void ImportReport::ambiguous(uint64_t& counter, std::string example) {
+    ++counter;
+    if (ambiguous_examples.size() < kMaxExamples) ambiguous_examples.push_back(std::move(example));
 }
 
 void emit(const Record& r, const RecordSink& sink, ImportReport& report) {

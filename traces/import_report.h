@@ -29,6 +29,21 @@ struct ImportReport {
     uint64_t ops_interpolated = 0;  // by guest-clock offset, inside the window the DMAs allow
     uint64_t ops_unattributed = 0;  // requester/domain unknown: written as 00:00.0 domain 0
 
+    // Guest kprobes (__iommu_map/__iommu_unmap, intel_iommu_attach_device), when traced.
+    uint64_t ops_kprobe = 0;          // map/unmap paired with the kprobe naming its domain
+    uint64_t ops_without_kprobe = 0;  // map/unmap of a trace with kprobes that lacked its own
+    uint64_t kprobes_unpaired = 0;    // __iommu_map/_unmap kprobes no map/unmap event followed
+    uint64_t ops_by_kprobe = 0;       // map/unmap whose written domain the kprobe decided
+
+    // Map/unmap whose domain the inputs do not decide (counted once each, by the first
+    // reason): an unmap over mappings of several domains that took the most recent one, a map
+    // whose translations name two domains, a map/unmap written without a domain.
+    uint64_t ambiguous_unmaps = 0, ambiguous_maps = 0, ambiguous_none = 0;
+    std::vector<std::string> ambiguous_examples;  // "file:line: what", the first few
+    static constexpr size_t kMaxExamples = 5;
+    void ambiguous(uint64_t& counter, std::string example);
+    uint64_t ambiguous_total() const { return ambiguous_unmaps + ambiguous_maps + ambiguous_none; }
+
     static constexpr size_t kMaxErrors = 1000;
     void error(const std::string& file, uint64_t line, std::string what);
     bool ok() const { return errors.empty() && !errors_unlisted; }
