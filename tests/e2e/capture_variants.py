@@ -11,8 +11,8 @@ the clock fit in the summary, and replay with every recorded translation checked
                        the heavy workload, --lazy that Linux 6.1 overrides (caching mode on:
                        strict), no tp_printk, gzip ftrace dump
 Each capture's own properties are checked too. Exits 77 (skipped) when QEMU or the cloud kernel
-is not installed, like capture_qemu.py. The captures run one after another (about 60 s on 2
-cores); IOMMUSIM_CAPTURE_VARIANTS=NAME,... runs only those.
+is not installed, like capture_qemu.py. The captures run one after another (80-105 s on 2
+cores on a busy machine); IOMMUSIM_CAPTURE_VARIANTS=NAME,... runs only those.
 Usage: capture_variants.py [IOMMUSIM [SOURCE_ROOT]]"""
 import ast
 import collections
@@ -117,7 +117,8 @@ def check_heavy(name, guest, console, qemu):
     # 512 KiB commands with PRP lists; a QEMU log of 100-250 k lines.
     check(len(re.findall(r"DMACAP: /dev/(nvme0n1|vda) (random reads|1 MiB reader|readback) OK", console)) == 6,
           f"{name}: random reads, 1 MiB reader and 1 MiB read-back OK on both disks")
-    prp_lists = len(re.findall(r":pci_nvme_map_prp trans_len \d+ len \d+ prp1 \S+ prp2 \S+ num_prps (?:[3-9]|\d\d+)\b", qemu))
+    prp_lists = len(re.findall(r":pci_nvme_map_prp trans_len \d+ len \d+ prp1 \S+ prp2 \S+ "
+                               r"num_prps (?:[3-9]|\d\d+)\b", qemu))
     big = len(re.findall(r":pci_nvme_(?:read|write) .* count (?:[5-9]\d|\d{3})\d{4} ", qemu))
     check(prp_lists >= 20 and big >= 20 and ":pci_nvme_map_sgl " not in qemu,
           f"{name}: {big} NVMe commands of 500 KiB or more, {prp_lists} with PRP lists, no SGLs")
@@ -150,7 +151,8 @@ def check_heavy(name, guest, console, qemu):
         if m:
             k = pending.pop(m.group(1), None)
             unpaired += k is None or len(k) != 3 or int(k[1], 16) != int(m.group(2), 16)
-    check(unpaired == 0 and maps, f"{name}: {len(maps)} maps and every unmap paired with their kprobe hits ({unpaired} not)")
+    check(unpaired == 0 and maps,
+          f"{name}: {len(maps)} maps and every unmap paired with their kprobe hits ({unpaired} not)")
     check(set(PCI_NAME.values()) <= set(attach), f"{name}: attaches of both disks recorded ({sorted(attach)})")
     by_domain = collections.defaultdict(list)
     for dom, lo, hi, pa in maps:
