@@ -154,23 +154,29 @@ Index index(const std::vector<Piece>& pieces, const std::vector<Point>& tl) {
 Domains static_labels(const std::vector<GuestOp>& ops, const std::vector<Point>& tl) {
     constexpr uint32_t kMixed = UINT32_MAX;
     std::map<std::pair<Addr, Addr>, uint32_t> key_domain;  // (iova page, gpa page)
+    std::vector<Addr> pages;                               // translated IOVA pages, sorted
     for (const Point& p : tl) {
         if (p.type != Point::Type::Translation || !p.domain) continue;
         const auto [it, fresh] =
             key_domain.emplace(std::make_pair(p.iova / kPage, p.gpa / kPage), *p.domain);
         if (!fresh && it->second != *p.domain) it->second = kMixed;
+        if (fresh) pages.push_back(p.iova / kPage);
     }
+    std::sort(pages.begin(), pages.end());
+    pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
     Domains label(ops.size());
     for (size_t k = 0; k < ops.size(); ++k) {
         const GuestOp& o = ops[k];
         if (o.type != GuestOp::Type::Map || !o.size) continue;
-        // The first translated page of the op decides.
-        auto it = key_domain.lower_bound({o.iova / kPage, 0});
-        for (; it != key_domain.end() && it->first.first <= (o.iova + o.size - 1) / kPage; ++it) {
-            const Addr page = it->first.first * kPage;
+        // The first translated page of the op to the op's physical page decides (looked up by
+        // that pair: a page reused by many mappings has many keys).
+        for (auto it = std::lower_bound(pages.begin(), pages.end(), o.iova / kPage);
+             it != pages.end() && *it <= (o.iova + o.size - 1) / kPage; ++it) {
+            const Addr page = *it * kPage;
             const Addr off = page > o.iova ? page - o.iova : 0;
-            if (it->first.second != (o.pa + off) / kPage) continue;
-            if (it->second != kMixed) label[k] = it->second;
+            const auto d = key_domain.find({*it, (o.pa + off) / kPage});
+            if (d == key_domain.end()) continue;
+            if (d->second != kMixed) label[k] = d->second;
             break;
         }
     }
