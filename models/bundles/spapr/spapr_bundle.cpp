@@ -52,6 +52,7 @@ public:
         spapr::DriverConfig sc;
         sc.table_base = env.struct_base;
         drv_ = std::make_unique<spapr::Driver>(env.store, sc);
+        drv_->set_log_name(env.stats.path() + ".driver");
         walker_ = std::make_unique<spapr::SpaprWalker>(drv_->phb());
         phb_ = std::make_unique<IommuUnit>(name.c_str(), unit_, *walker_, env.stats);
         kill_ = std::make_unique<TceKill>(*phb_);

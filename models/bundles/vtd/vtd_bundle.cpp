@@ -120,6 +120,7 @@ public:
         dc.lazy.timeout_ns = driver_.fq_timeout_us * 1000;
         dc.table_base = env.struct_base;
         drv_ = std::make_unique<vtd::Driver>(env.store, dc);
+        drv_->set_log_name(env.stats.path() + ".driver");
         iommu_ = std::make_unique<VtdIommu>(name.c_str(), vtd::RegFileConfig::scalable_unit(),
                                             drv_->hw(), unit_, env.stats, regs_);
         queue_ = std::make_unique<vtd::InvQueueWriter>(env.store, dc.table_base + kQueueOffset, 0,

@@ -9,6 +9,7 @@ VtdIommu::VtdIommu(sc_core::sc_module_name name, const vtd::RegFileConfig& regs,
     unit_ = std::make_unique<IommuUnit>("unit", p, walker_, stats);
     vtd::RegFileHooks& hooks = *this;
     regs_ = std::make_unique<vtd::RegisterFile>(regs, unit_->walk_port(), hooks, rp);
+    regs_->set_log_name(stats.path() + ".regs");
     unit_->on_fault([this](const Fault& f, const Requester& r, Addr iova, Access a, Tick at) {
         regs_->record_fault(f, r, iova, a, at);
     });
