@@ -18,16 +18,16 @@ DescError queue_fault(Iqei e, const char* what) {
     return DescError{e, 0, 0, 0, what};
 }
 
-// A valid descriptor for the log: its type and what it names.
+// A valid descriptor for the log: what it names, or its type.
 std::string describe(const DecodedInvDesc& d, unsigned type) {
-    std::string s = to_string(InvDescType(type));
+    const std::string s = to_string(InvDescType(type));
     if (auto w = std::get_if<InvWait>(&d))
         return s +
                (w->sw ? fmt::format(" SW {:#x} to {:#x}", w->status_data, w->status_addr)
                       : std::string()) +
                (w->iflag ? " IF" : "") + (w->fn ? " FN" : "") + (w->pd ? " PD" : "");
-    if (std::optional<InvalidationScope> sc = scope_of(d)) s += ": " + to_string(*sc);
-    return s;
+    const std::optional<InvalidationScope> sc = scope_of(d);
+    return sc ? to_string(*sc) : s;
 }
 
 }  // namespace
