@@ -91,18 +91,6 @@ std::optional<DmaRegion> parse_region(const std::string& text, unsigned unit, st
 }
 }  // namespace
 
-// How a device's memory is mapped.
-struct MapParams {
-    uint64_t page_size = 4096;
-
-    template <typename V>
-    void visit(V&& v) {
-        v("page_size", page_size, "bytes",
-          "IOMMU page size of the device's long-lived mappings: 4K, 64K, 2M, 16M, 1G", 4096,
-          uint64_t(1) << 30);
-    }
-};
-
 // An IOMMU: its architecture's bundle (bundles/bundle.h) does the rest.
 struct System::Iommu {
     std::string name, arch;

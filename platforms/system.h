@@ -43,6 +43,18 @@ struct SystemParams {
     }
 };
 
+// How a device's memory is mapped.
+struct MapParams {
+    uint64_t page_size = 4096;
+
+    template <typename V>
+    void visit(V&& v) {
+        v("page_size", page_size, "bytes",
+          "IOMMU page size of the device's long-lived mappings: 4K, 64K, 2M, 16M, 1G", 4096,
+          uint64_t(1) << 30);
+    }
+};
+
 // `iommusim replay`: the traces (one per tenant), and what a first pass found in each
 // (scan_trace). Several traces replay together as tenants of one platform.
 struct ReplayTenant {

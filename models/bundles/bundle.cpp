@@ -12,18 +12,24 @@ std::vector<ArchRegistry::Entry>& entries() {
 }
 }  // namespace
 
-bool ArchRegistry::add(std::string name, std::string doc, Factory make, bool is_default) {
+bool ArchRegistry::add(Entry x) {
     auto& e = entries();
-    const auto at = std::lower_bound(
-        e.begin(), e.end(), name, [](const Entry& x, const std::string& n) { return x.name < n; });
-    e.insert(at, Entry{std::move(name), std::move(doc), std::move(make), is_default});
+    const auto at =
+        std::lower_bound(e.begin(), e.end(), x.name,
+                         [](const Entry& y, const std::string& n) { return y.name < n; });
+    e.insert(at, std::move(x));
     return true;
 }
 
-std::unique_ptr<IommuBundle> ArchRegistry::create(const std::string& name) {
+const ArchRegistry::Entry* ArchRegistry::find(const std::string& name) {
     for (const Entry& x : entries())
-        if (x.name == name) return x.make();
+        if (x.name == name) return &x;
     return nullptr;
+}
+
+std::unique_ptr<IommuBundle> ArchRegistry::create(const std::string& name) {
+    const Entry* x = find(name);
+    return x ? x->make() : nullptr;
 }
 
 const std::vector<ArchRegistry::Entry>& ArchRegistry::all() {

@@ -5,7 +5,8 @@
 // wires it by configuration only; it never names an architecture.
 //
 //   class MyBundle final : public IommuBundle { ... };
-//   IOMMUSIM_REGISTER_ARCH(myarch, "one line for `iommusim params`", MyBundle);
+//   namespace my_lookup { options(), run(const LookupRequest&), demo() }  // `iommusim lookup`
+//   IOMMUSIM_REGISTER_ARCH(myarch, "one line for --help", MyBundle, my_lookup);
 #pragma once
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "core/sparse_memory.h"
 #include "core/stats.h"
 #include "iommu/iommu_unit.h"
+#include "lookup.h"
 
 namespace iommusim {
 
@@ -73,12 +75,20 @@ public:
 class ArchRegistry {
 public:
     using Factory = std::function<std::unique_ptr<IommuBundle>()>;
+    // `iommusim lookup --arch NAME` and `iommusim demo` (bundles/lookup.h).
+    struct Lookup {
+        std::vector<LookupOption> options;  // the architecture's own
+        std::function<int(const LookupRequest&)> run;
+        std::function<int()> demo;
+    };
     struct Entry {
         std::string name, doc;
         Factory make;
+        Lookup lookup;
         bool is_default = false;  // a unit that does not say its `arch` has this one
     };
-    static bool add(std::string name, std::string doc, Factory make, bool is_default = false);
+    static bool add(Entry e);
+    static const Entry* find(const std::string& name);  // null when unknown
     // Null when no architecture has that name.
     static std::unique_ptr<IommuBundle> create(const std::string& name);
     static const std::vector<Entry>& all();  // sorted by name
@@ -86,13 +96,17 @@ public:
     static std::string default_name();       // "" when none is the default
 };
 
-#define IOMMUSIM_REGISTER_ARCH_AS(name, doc, Type, is_default)                           \
-    static const bool iommusim_arch_registered_##name = ::iommusim::ArchRegistry::add(   \
-        #name, doc, [] { return std::unique_ptr<::iommusim::IommuBundle>(new Type()); }, \
-        is_default)
-#define IOMMUSIM_REGISTER_ARCH(name, doc, Type) IOMMUSIM_REGISTER_ARCH_AS(name, doc, Type, false)
+#define IOMMUSIM_REGISTER_ARCH_AS(name, doc, Type, lookup_ns, is_default)              \
+    static const bool iommusim_arch_registered_##name = ::iommusim::ArchRegistry::add( \
+        {#name,                                                                        \
+         doc,                                                                          \
+         [] { return std::unique_ptr<::iommusim::IommuBundle>(new Type()); },          \
+         {lookup_ns::options(), lookup_ns::run, lookup_ns::demo},                      \
+         is_default})
+#define IOMMUSIM_REGISTER_ARCH(name, doc, Type, lookup_ns) \
+    IOMMUSIM_REGISTER_ARCH_AS(name, doc, Type, lookup_ns, false)
 // The architecture of units whose configuration names none (one per program).
-#define IOMMUSIM_REGISTER_DEFAULT_ARCH(name, doc, Type) \
-    IOMMUSIM_REGISTER_ARCH_AS(name, doc, Type, true)
+#define IOMMUSIM_REGISTER_DEFAULT_ARCH(name, doc, Type, lookup_ns) \
+    IOMMUSIM_REGISTER_ARCH_AS(name, doc, Type, lookup_ns, true)
 
 }  // namespace iommusim

@@ -6,6 +6,7 @@
 #include "arch/spapr/spapr_walker.h"
 #include "bundles/bundle.h"
 #include "host/dma_api.h"
+#include "spapr_bundle.h"
 
 namespace iommusim {
 namespace {
@@ -103,6 +104,6 @@ std::unique_ptr<DmaMapper> SpaprDomain::dma_api() {
 }  // namespace
 
 IOMMUSIM_REGISTER_ARCH(spapr, "POWER sPAPR PHB with TCE tables (one PE and DDW per device)",
-                       SpaprBundle);
+                       SpaprBundle, spapr_lookup);
 
 }  // namespace iommusim

@@ -5,6 +5,7 @@
 
 #include "bundles/bundle.h"
 #include "host/dma_api.h"
+#include "vtd_bundle.h"
 #include "vtd_iommu.h"
 
 namespace iommusim {
@@ -193,6 +194,6 @@ std::unique_ptr<RecordedDomain> VtdDomain::recorded() {
 }  // namespace
 
 IOMMUSIM_REGISTER_DEFAULT_ARCH(vtd, "Intel VT-d remapping hardware unit (legacy or scalable mode)",
-                               VtdBundle);
+                               VtdBundle, vtd_lookup);
 
 }  // namespace iommusim
