@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
+
+#include "json.h"
 
 namespace iommusim {
 
@@ -13,34 +16,12 @@ constexpr uint64_t kSub = uint64_t(1) << Histogram::kSubBits;
 
 }  // namespace
 
-// Bucket layout: [0, 2*kSub) holds one value each; after that, group g >= 2 covers
-// [kSub << (g-1), kSub << g) in kSub sub-buckets of width 2^(g-1). The largest index (for
-// 2^64-1) is 58*64+63 = 3775, so a histogram never holds more than ~30 KiB of buckets.
-size_t Histogram::bucket_of(uint64_t v) {
-    if (v < 2 * kSub) return size_t(v);
-    const unsigned msb = 63u - unsigned(__builtin_clzll(v));
-    const unsigned shift = msb - kSubBits;
-    return size_t(shift + 1) * kSub + size_t((v >> shift) - kSub);
-}
-
+// Bucket layout: see bucket_of() in stats.h.
 uint64_t Histogram::bucket_upper(size_t b) {
     if (b < 2 * kSub) return uint64_t(b);
     const unsigned shift = unsigned(b / kSub) - 1;
     const uint64_t lower = (kSub + b % kSub) << shift;
     return lower + ((uint64_t(1) << shift) - 1);  // cannot overflow: top bucket ends at 2^64-1
-}
-
-void Histogram::add(uint64_t v, uint64_t n) {
-    if (n == 0) return;
-    const size_t b = bucket_of(v);
-    // Growth happens only the first few times a new magnitude shows up; reset() keeps the
-    // capacity, so steady-state adds never allocate.
-    if (__builtin_expect(b >= buckets_.size(), 0)) buckets_.resize(b + 1);
-    buckets_[b] += n;
-    count_ += n;
-    sum_ += v * n;  // wraps modulo 2^64, like the counters
-    if (v < min_) min_ = v;
-    if (v > max_) max_ = v;
 }
 
 void Histogram::merge(const Histogram& o) {
@@ -76,6 +57,15 @@ uint64_t Histogram::percentile(double p) const {
         if (seen >= rank) return std::min(bucket_upper(b), max_);
     }
     return max_;
+}
+
+void Counter::set_rounded(double v) {
+    // 2^64 as a double; every double below it converts exactly to uint64_t after rounding.
+    constexpr double kLimit = 18446744073709551616.0;
+    if (!std::isfinite(v) || v + 0.5 >= kLimit)
+        throw std::domain_error(
+            fmt::format("statistic value {} is not a finite count below 2^64", v));
+    v_ = v > 0 ? uint64_t(v + 0.5) : 0;
 }
 
 StatGroup::StatGroup(std::string name, const StatGroup* parent)
@@ -172,85 +162,42 @@ void StatGroup::reset() {
     for (auto& c : children_) c->reset();
 }
 
+std::vector<HistogramField> histogram_fields(const Histogram& h) {
+    return {{"count", std::to_string(h.count()), true},
+            {"sum", std::to_string(h.sum()), false},
+            {"mean", fmt::format("{:.3f}", h.mean()), true},
+            {"min", std::to_string(h.min()), false},
+            {"p50", std::to_string(h.percentile(50)), true},
+            {"p90", std::to_string(h.percentile(90)), true},
+            {"p99", std::to_string(h.percentile(99)), true},
+            {"p99.9", std::to_string(h.percentile(99.9)), true},
+            {"max", std::to_string(h.max()), true}};
+}
+
 namespace {
 
-struct Field {
-    const char* name;
-    std::string value;  // already formatted as a JSON number
-};
-
-// One list for both writers, so JSON and text always agree on fields and order.
-std::vector<Field> fields_of(const Histogram& h) {
-    return {
-        {"count", std::to_string(h.count())},      {"sum", std::to_string(h.sum())},
-        {"mean", fmt::format("{:.3f}", h.mean())}, {"min", std::to_string(h.min())},
-        {"p50", std::to_string(h.percentile(50))}, {"p90", std::to_string(h.percentile(90))},
-        {"p99", std::to_string(h.percentile(99))}, {"p99.9", std::to_string(h.percentile(99.9))},
-        {"max", std::to_string(h.max())}};
-}
-
-void json_string(std::string& out, const std::string& s) {
-    out += '"';
-    for (char ch : s) {
-        const unsigned char c = static_cast<unsigned char>(ch);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20)
-                    out += fmt::format("\\u{:04x}", unsigned(c));
-                else
-                    out += ch;  // UTF-8 passes through unchanged
-        }
-    }
-    out += '"';
-}
-
-void indent(std::string& out, int depth) {
-    out.append(size_t(depth) * 2, ' ');
-}
-
-void json_group(std::string& out, const StatGroup& g, int depth) {
-    out += '{';
-    bool first = true;
-    auto key = [&](const std::string& name) {
-        out += first ? "\n" : ",\n";
-        first = false;
-        indent(out, depth + 1);
-        json_string(out, name);
-        out += ": ";
+Json json_group(const StatGroup& g) {
+    Json out = Json::object();
+    const std::string base = g.path();
+    // Names have no dots or whitespace (check_name) but may hold other bytes.
+    auto key = [&](const std::string& name) -> const std::string& {
+        json_string(name, fmt::format("a statistic name in '{}'", base));
+        return name;
     };
     for (const StatGroup::Entry& e : g.entries()) {
-        key(e.name);
         if (e.counter) {
-            out += std::to_string(e.counter->value());
+            out[key(e.name)] = e.counter->value();
             continue;
         }
-        // Histograms stay on one line: a tree of them remains easy to scan and to diff.
-        out += "{\"unit\": ";
-        json_string(out, e.unit);
-        for (const Field& f : fields_of(*e.histogram)) {
-            out += ", \"";
-            out += f.name;
-            out += "\": ";
-            out += f.value;
-        }
-        out += '}';
+        Json h = Json::object();
+        h["unit"] = json_string(e.unit, fmt::format("the unit of '{}'", join(base, e.name)));
+        // The library reads the number text, so JSON holds what the text output shows.
+        for (const HistogramField& f : histogram_fields(*e.histogram))
+            h[f.name] = Json::parse(f.value);
+        out[key(e.name)] = std::move(h);
     }
-    for (const auto& c : g.children()) {
-        key(c->name());
-        json_group(out, *c, depth + 1);
-    }
-    if (!first) {
-        out += '\n';
-        indent(out, depth);
-    }
-    out += '}';
+    for (const auto& c : g.children()) out[key(c->name())] = json_group(*c);
+    return out;
 }
 
 void text_group(std::string& out, const StatGroup& g) {
@@ -261,7 +208,7 @@ void text_group(std::string& out, const StatGroup& g) {
             out += fmt::format("{} {}\n", p, e.counter->value());
             continue;
         }
-        for (const Field& f : fields_of(*e.histogram))
+        for (const HistogramField& f : histogram_fields(*e.histogram))
             out += fmt::format("{}.{} {}\n", p, f.name, f.value);
     }
     for (const auto& c : g.children()) text_group(out, *c);
@@ -269,22 +216,18 @@ void text_group(std::string& out, const StatGroup& g) {
 
 }  // namespace
 
-std::string to_json(const StatGroup& root) {
-    std::string out;
+Json to_json_value(const StatGroup& root) {
     // A named root is wrapped in an object under its name, so JSON paths match the dotted
     // statistic names (system.iommu0.iotlb.misses is .system.iommu0.iotlb.misses).
-    if (root.name().empty()) {
-        json_group(out, root, 0);
-    } else {
-        out += "{\n";
-        indent(out, 1);
-        json_string(out, root.name());
-        out += ": ";
-        json_group(out, root, 1);
-        out += "\n}";
-    }
-    out += '\n';
+    if (root.name().empty()) return json_group(root);
+    Json out = Json::object();
+    json_string(root.name(), "the name of the statistics root");
+    out[root.name()] = json_group(root);
     return out;
+}
+
+std::string to_json(const StatGroup& root) {
+    return json_dump(to_json_value(root), 2) + "\n";
 }
 
 std::string to_text(const StatGroup& root) {

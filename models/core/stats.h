@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,10 @@ public:
     Counter& operator+=(uint64_t n) { return v_ += n, *this; }
     uint64_t value() const { return v_; }
     void reset() { v_ = 0; }
-    // For statistics that are derived values (rates, elapsed times) rather than counts.
-    void set_rounded(double v) { v_ = v > 0 ? uint64_t(v + 0.5) : 0; }
+    // For statistics that are derived values (rates, elapsed times) rather than counts:
+    // rounded to the nearest integer, negative values to 0. Throws std::domain_error for NaN,
+    // infinity or a value past 2^64 (a model bug, never silently a wrong number).
+    void set_rounded(double v);
 
 private:
     uint64_t v_ = 0;
@@ -29,7 +32,19 @@ class Histogram {
 public:
     static constexpr unsigned kSubBits = 6;
 
-    void add(uint64_t v, uint64_t n = 1);
+    // Inline: every TLP adds to several histograms on its way through the platform.
+    void add(uint64_t v, uint64_t n = 1) {
+        if (n == 0) return;
+        const size_t b = bucket_of(v);
+        // Growth happens only the first few times a new magnitude shows up; reset() keeps the
+        // capacity, so steady-state adds never allocate.
+        if (__builtin_expect(b >= buckets_.size(), 0)) buckets_.resize(b + 1);
+        buckets_[b] += n;
+        count_ += n;
+        sum_ += v * n;  // wraps modulo 2^64, like the counters
+        if (v < min_) min_ = v;
+        if (v > max_) max_ = v;
+    }
     void merge(const Histogram& o);
     void reset();
 
@@ -43,11 +58,29 @@ public:
     uint64_t percentile(double p) const;
 
 private:
-    static size_t bucket_of(uint64_t v);
+    // [0, 2*2^kSubBits) hold one value each; after that, group g >= 2 covers
+    // [2^kSubBits << (g-1), 2^kSubBits << g) in 2^kSubBits sub-buckets of width 2^(g-1). The
+    // largest index (for 2^64-1) is 58*64+63 = 3775: never more than ~30 KiB of buckets.
+    static size_t bucket_of(uint64_t v) {
+        constexpr uint64_t kSub = uint64_t(1) << kSubBits;
+        if (v < 2 * kSub) return size_t(v);
+        const unsigned msb = 63u - unsigned(__builtin_clzll(v));
+        const unsigned shift = msb - kSubBits;
+        return size_t(shift + 1) * kSub + size_t((v >> shift) - kSub);
+    }
     static uint64_t bucket_upper(size_t b);
     std::vector<uint64_t> buckets_;
     uint64_t count_ = 0, sum_ = 0, min_ = ~uint64_t(0), max_ = 0;
 };
+
+// The fields of a histogram, in output order, as JSON number text (mean with three
+// decimals): one list for every writer, so stats.json, the text, CSV and the summary agree.
+struct HistogramField {
+    const char* name;
+    std::string value;
+    bool flat;  // also in the flat outputs (CSV, summary), which leave out sum and min
+};
+std::vector<HistogramField> histogram_fields(const Histogram& h);
 
 class StatGroup {
 public:
@@ -81,9 +114,12 @@ private:
     std::deque<std::unique_ptr<StatGroup>> children_;
 };
 
-// The whole tree as JSON: groups are objects, counters numbers, histograms objects with
-// count, sum, mean, min, p50, p90, p99, p99.9, max and the unit.
+// The whole tree as JSON (nlohmann/json, two-space indent): groups are objects, counters
+// numbers, histograms objects with the unit, then count, sum, mean, min, p50, p90, p99,
+// p99.9 and max. Throws std::invalid_argument for a name or unit that is not valid UTF-8.
 std::string to_json(const StatGroup& root);
+// The same as a JSON value (for writers that add members, such as stats_json).
+nlohmann::ordered_json to_json_value(const StatGroup& root);
 // One line per statistic, "path.name value" (histograms: one line per field), for people
 // and for diffs against golden files.
 std::string to_text(const StatGroup& root);

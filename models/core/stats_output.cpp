@@ -12,6 +12,8 @@
 #include <stdexcept>
 
 #include "config.h"  // edit_distance
+#include "json.h"
+#include "quote.h"
 
 namespace iommusim {
 
@@ -21,31 +23,12 @@ std::string join(const std::string& path, const std::string& name) {
     return path.empty() ? name : path + "." + name;
 }
 
-// The histogram fields of flat outputs (CSV, summary); mean as to_json writes it.
-struct HistField {
-    const char* name;
-    std::string value;
-};
-std::vector<HistField> hist_fields(const Histogram& h) {
-    return {
-        {"count", std::to_string(h.count())},      {"mean", fmt::format("{:.3f}", h.mean())},
-        {"p50", std::to_string(h.percentile(50))}, {"p90", std::to_string(h.percentile(90))},
-        {"p99", std::to_string(h.percentile(99))}, {"p99.9", std::to_string(h.percentile(99.9))},
-        {"max", std::to_string(h.max())}};
-}
-
-void json_string(std::string& out, const std::string& s) {
-    out += '"';
-    for (char ch : s) {
-        const unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\')
-            out += '\\', out += ch;
-        else if (c < 0x20)
-            out += fmt::format("\\u{:04x}", unsigned(c));
-        else
-            out += ch;
-    }
-    out += '"';
+// The histogram fields of the flat outputs (CSV, summary).
+std::vector<HistogramField> hist_fields(const Histogram& h) {
+    std::vector<HistogramField> out;
+    for (auto& f : histogram_fields(h))
+        if (f.flat) out.push_back(std::move(f));
+    return out;
 }
 
 void check_unique(const Metadata& m, const char* what) {
@@ -55,16 +38,13 @@ void check_unique(const Metadata& m, const char* what) {
             throw std::invalid_argument(fmt::format("{} metadata names '{}' twice", what, k));
 }
 
-std::string json_object(const Metadata& m) {
-    if (m.empty()) return "{}";
-    std::string out = "{";
-    for (size_t i = 0; i < m.size(); ++i) {
-        out += i ? ",\n    " : "\n    ";
-        json_string(out, m[i].first);
-        out += ": ";
-        json_string(out, m[i].second);
+Json json_object(const Metadata& m, const char* what) {
+    Json out = Json::object();
+    for (const auto& [k, v] : m) {
+        json_string(k, fmt::format("a name in the {} metadata", what));
+        out[k] = json_string(v, fmt::format("the value of {} metadata {}", what, quote(k)));
     }
-    return out + "\n  }";
+    return out;
 }
 
 // Names the top level of to_json(root) uses: the root's own name, or its members.
@@ -113,15 +93,12 @@ std::string stats_json(const StatGroup& root, const Metadata& run, const Metadat
         if (n == "run" || n == "params")
             throw std::invalid_argument(
                 fmt::format("statistic '{}' collides with the {} metadata of stats.json", n, n));
-    std::string out =
-        "{\n  \"run\": " + json_object(run) + ",\n  \"params\": " + json_object(params);
-    // to_json's members already sit at depth 1: take them without the enclosing braces.
-    std::string tree = to_json(root);
-    const size_t open = tree.find('{'), close = tree.rfind('}');
-    std::string members = tree.substr(open + 1, close - open - 1);
-    while (!members.empty() && members.back() == '\n') members.pop_back();
-    if (!members.empty()) out += "," + members;  // members starts with "\n  "
-    return out + "\n}\n";
+    Json out = Json::object();
+    out["run"] = json_object(run, "run");
+    out["params"] = json_object(params, "params");
+    Json tree = to_json_value(root);
+    for (auto& [k, v] : tree.items()) out[k] = std::move(v);
+    return json_dump(out, 2) + "\n";
 }
 
 void write_json(const std::string& path, const StatGroup& root, const Metadata& run,

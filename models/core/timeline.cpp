@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
+#include "json.h"
 #include "stats_output.h"
 
 namespace iommusim {
@@ -17,21 +19,10 @@ void set_timeline(Timeline* t) {
 }
 
 namespace {
-std::string escaped(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (c == '"' || c == '\\')
-            out += '\\', out += c;
-        else if (static_cast<unsigned char>(c) < 0x20)
-            out += fmt::format("\\u{:04x}", unsigned(c));
-        else
-            out += c;
-    }
-    return out;
-}
-// Trace-event times are microseconds; six decimals keep every picosecond.
-std::string us(Tick ps) {
-    return fmt::format("{}.{:06}", ps / 1'000'000, ps % 1'000'000);
+// Trace-event times are microseconds. A double holds every picosecond exactly up to 10^15 ps
+// (1000 s of simulated time): nlohmann writes the shortest text that reads back the same.
+Json us(Tick ps) {
+    return Json(double(ps) / 1e6);
 }
 }  // namespace
 
@@ -81,12 +72,6 @@ const std::string& Timeline::process_of(const void* key) const {
     return it == keys_.end() ? unknown : it->second;
 }
 
-std::string Timeline::args_json(const Args& args) {
-    std::string out;
-    for (const auto& [k, v] : args) out += fmt::format("{}\"{}\":{}", out.empty() ? "" : ",", k, v);
-    return out;
-}
-
 int Timeline::span(int track, const char* name, Tick start, Tick end, const Args& args) {
     if (!admit(start)) return -1;
     Track& t = tracks_[size_t(track)];
@@ -96,78 +81,109 @@ int Timeline::span(int track, const char* name, Tick start, Tick end, const Args
     if (lane == t.lanes.size()) lane = t.lanes.size() < kMaxLanes ? size_t(new_lane(t)) : lane - 1;
     Lane& l = t.lanes[lane];
     if (end > l.end) l.end = end;
-    events_.push_back(
-        {'X', t.pid, l.tid, start, end > start ? end - start : 0, name, args_json(args)});
+    events_.push_back({'X', t.pid, l.tid, start, end > start ? end - start : 0, name, args});
     return l.tid;
 }
 
 void Timeline::child(int lane, const char* name, Tick start, Tick end, const Args& args) {
     if (lane < 0 || !admit(start)) return;
     events_.push_back({'X', threads_[size_t(lane) - 1].first, lane, start,
-                       end > start ? end - start : 0, name, args_json(args)});
+                       end > start ? end - start : 0, name, args});
 }
 
 void Timeline::instant(int track, const char* name, Tick at, const Args& args) {
     if (!admit(at)) return;
     const Track& t = tracks_[size_t(track)];
-    events_.push_back({'i', t.pid, t.lanes[0].tid, at, 0, name, args_json(args)});
+    events_.push_back({'i', t.pid, t.lanes[0].tid, at, 0, name, args});
 }
 
 void Timeline::counter(const std::string& process, const char* name, Tick at, double value) {
     if (!in_window(at)) return;
+    if (!std::isfinite(value))
+        throw std::invalid_argument(
+            fmt::format("timeline: counter '{}' of {} at {} is {}, which "
+                        "JSON cannot represent",
+                        name, process, format_time_ps(at), value));
     const int p = pid(process);
     auto [it, fresh] = counters_.try_emplace({p, name}, value);
     if (!fresh && it->second == value) return;
     if (!admit(at)) return;
     it->second = value;
-    events_.push_back({'C', p, 0, at, 0, name, fmt::format("\"value\":{}", value)});
+    events_.push_back({'C', p, 0, at, 0, name, {{"value", json_dump(Json(value), -1)}}});
 }
 
 std::string Timeline::json() const {
+    // One event per line, each written by the library: the file stays easy to grep and to
+    // split, and every name is escaped the same way.
     std::string out = "{\"traceEvents\":[\n";
     bool first = true;
-    auto line = [&](const std::string& s) {
+    auto line = [&](const Json& j) {
         out += first ? "" : ",\n";
-        out += s;
+        out += json_dump(j, -1);
         first = false;
+    };
+    auto meta = [&](int pid, size_t tid, const char* name, Json args) {
+        line(Json{{"ph", "M"}, {"pid", pid}, {"tid", tid}, {"name", name}, {"args", args}});
     };
     // Metadata first: names of processes (modules) and threads (tracks), in creation order.
     for (const auto& [name, id] : pids_) {
-        line(fmt::format(
-            "{{\"ph\":\"M\",\"pid\":{},\"tid\":0,\"name\":\"process_name\",\"args\":{{\"name\":"
-            "\"{}\"}}}}",
-            id, escaped(name)));
-        line(
-            fmt::format("{{\"ph\":\"M\",\"pid\":{},\"tid\":0,\"name\":\"process_sort_index\","
-                        "\"args\":{{\"sort_index\":{}}}}}",
-                        id, id));
+        meta(id, 0, "process_name", {{"name", json_string(name, "a timeline module name")}});
+        meta(id, 0, "process_sort_index", {{"sort_index", id}});
     }
     for (size_t i = 0; i < threads_.size(); ++i) {
-        line(fmt::format(
-            "{{\"ph\":\"M\",\"pid\":{},\"tid\":{},\"name\":\"thread_name\",\"args\":{{\"name\":"
-            "\"{}\"}}}}",
-            threads_[i].first, i + 1, escaped(threads_[i].second)));
-        line(
-            fmt::format("{{\"ph\":\"M\",\"pid\":{},\"tid\":{},\"name\":\"thread_sort_index\","
-                        "\"args\":{{\"sort_index\":{}}}}}",
-                        threads_[i].first, i + 1, i + 1));
+        const auto& [pid, name] = threads_[i];
+        meta(pid, i + 1, "thread_name", {{"name", json_string(name, "a timeline track name")}});
+        meta(pid, i + 1, "thread_sort_index", {{"sort_index", i + 1}});
     }
+    // One object per kind of event, refilled for each: a million events are written in
+    // seconds, not allocated a million times.
+    Json span = {{"ph", "X"},
+                 {"pid", 0},
+                 {"tid", 0},
+                 {"ts", 0.0},
+                 {"dur", 0.0},
+                 {"name", ""},
+                 {"args", Json::object()}};
+    Json instant = {{"ph", "i"},
+                    {"pid", 0},
+                    {"tid", 0},
+                    {"ts", 0.0},
+                    {"s", "t"},
+                    {"name", ""},
+                    {"args", Json::object()}};
+    Json counter = {{"ph", "C"}, {"pid", 0},   {"tid", 0},
+                    {"ts", 0.0}, {"name", ""}, {"args", Json::object()}};
     for (const Event& e : events_) {
-        std::string s = fmt::format("{{\"ph\":\"{}\",\"pid\":{},\"tid\":{},\"ts\":{},", e.ph, e.pid,
-                                    e.tid, us(e.ts));
-        if (e.ph == 'X') s += fmt::format("\"dur\":{},", us(e.dur));
-        if (e.ph == 'i') s += "\"s\":\"t\",";
-        s += fmt::format("\"name\":\"{}\",\"args\":{{{}}}}}", escaped(e.name), e.args);
-        line(s);
+        Json& j = e.ph == 'X' ? span : e.ph == 'i' ? instant : counter;
+        j["pid"] = e.pid;
+        j["tid"] = e.tid;
+        j["ts"] = us(e.ts);
+        if (e.ph == 'X') j["dur"] = us(e.dur);
+        j["name"] = json_string(e.name, "a timeline event name");
+        // Argument values come from the models as JSON text; the library reads (and so
+        // checks) each one.
+        Json& args = j["args"];
+        args.clear();
+        for (const auto& [k, v] : e.args) {
+            json_string(k, "a timeline argument name");  // checks the key
+            Json value = Json::parse(v, nullptr, false);
+            if (value.is_discarded())
+                json_parse(v, fmt::format("argument '{}' of timeline event '{}' at {}", k, e.name,
+                                          format_time_ps(e.ts)));  // throws, saying why
+            args[k] = std::move(value);
+        }
+        line(j);
     }
-    out += "\n],\n\"displayTimeUnit\":\"ns\",\n";
-    out += fmt::format(
-        "\"otherData\":{{\"generator\":\"iommusim\",\"time\":\"simulated; ts and dur in us\","
-        "\"window_start_us\":{},\"window_end_us\":{},\"max_events\":{},\"events\":{},"
-        "\"truncated\":{},\"dropped_events\":{}{}}}\n}}\n",
-        us(o_.start), o_.end == kNever ? std::string("null") : us(o_.end), o_.max_events,
-        events_.size(), dropped_ ? "true" : "false", dropped_,
-        dropped_ ? fmt::format(",\"truncated_at_us\":{}", us(first_dropped_)) : std::string());
+    Json other = {{"generator", "iommusim"},
+                  {"time", "simulated; ts and dur in us"},
+                  {"window_start_us", us(o_.start)},
+                  {"window_end_us", o_.end == kNever ? Json(nullptr) : us(o_.end)},
+                  {"max_events", o_.max_events},
+                  {"events", events_.size()},
+                  {"truncated", dropped_ != 0},
+                  {"dropped_events", dropped_}};
+    if (dropped_) other["truncated_at_us"] = us(first_dropped_);
+    out += "\n],\n\"displayTimeUnit\":\"ns\",\n\"otherData\":" + json_dump(other, -1) + "\n}\n";
     return out;
 }
 

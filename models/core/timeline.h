@@ -64,7 +64,7 @@ private:
         int pid, tid;
         Tick ts, dur;
         const char* name;
-        std::string args;  // JSON object members, or the counter's value
+        Args args;  // a counter's: its "value"
     };
     struct Lane {
         int tid;
@@ -78,7 +78,6 @@ private:
     bool admit(Tick at);
     int pid(const std::string& process);
     int new_lane(Track& t);
-    static std::string args_json(const Args& args);
 
     Options o_;
     std::vector<Event> events_;

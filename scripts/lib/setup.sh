@@ -10,7 +10,7 @@ JOBS=${JOBS:-$(nproc)}
 # one script follows the other.
 BUILD_FLAGS=(-DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DIOMMUSIM_WERROR=ON)
 
-IOMMUSIM_PACKAGES=(build-essential cmake pkg-config libsystemc-dev catch2 libfmt-dev
+IOMMUSIM_PACKAGES=(build-essential cmake pkg-config libsystemc-dev catch2 libfmt-dev nlohmann-json3-dev
     libboost-program-options-dev libbenchmark-dev zlib1g-dev python3 time
     python3-matplotlib parallel)
 

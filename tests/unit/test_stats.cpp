@@ -310,17 +310,51 @@ TEST_CASE("to_json writes the tree exactly", "[core][stats]") {
     StatGroup root("system");
     build_small_tree(root);
     // 1000 lies in the bucket [1000, 1007], so p50 reports its upper bound; 5000's bucket
-    // ends at 5055 but percentiles are clamped to the maximum.
+    // ends at 5055 but percentiles are clamped to the maximum. The layout is nlohmann/json's
+    // (two-space indent); the mean is the number the text output shows (0.000 reads as 0.0).
     const std::string want = R"({
   "system": {
     "requests": 5,
-    "latency": {"unit": "ns", "count": 3, "sum": 6010, "mean": 2003.333, "min": 10, "p50": 1007, "p90": 5000, "p99": 5000, "p99.9": 5000, "max": 5000},
-    "unused": {"unit": "ns", "count": 0, "sum": 0, "mean": 0.000, "min": 0, "p50": 0, "p90": 0, "p99": 0, "p99.9": 0, "max": 0},
+    "latency": {
+      "unit": "ns",
+      "count": 3,
+      "sum": 6010,
+      "mean": 2003.333,
+      "min": 10,
+      "p50": 1007,
+      "p90": 5000,
+      "p99": 5000,
+      "p99.9": 5000,
+      "max": 5000
+    },
+    "unused": {
+      "unit": "ns",
+      "count": 0,
+      "sum": 0,
+      "mean": 0.0,
+      "min": 0,
+      "p50": 0,
+      "p90": 0,
+      "p99": 0,
+      "p99.9": 0,
+      "max": 0
+    },
     "iommu0": {
       "iotlb": {
         "hits": 7,
         "misses": 3,
-        "walk": {"unit": "cycles", "count": 3, "sum": 2, "mean": 0.667, "min": 0, "p50": 0, "p90": 2, "p99": 2, "p99.9": 2, "max": 2}
+        "walk": {
+          "unit": "cycles",
+          "count": 3,
+          "sum": 2,
+          "mean": 0.667,
+          "min": 0,
+          "p50": 0,
+          "p90": 2,
+          "p99": 2,
+          "p99.9": 2,
+          "max": 2
+        }
       }
     },
     "idle": {}
