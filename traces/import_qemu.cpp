@@ -275,7 +275,8 @@ ImportReport import_qemu_vtd(const std::string& qemu_log, const std::string& gue
     if (report.ops_unattributed)
         report.notes.push_back(std::to_string(report.ops_unattributed) +
                                " guest map/unmap used by no translation and anchored to no "
-                               "invalidation: written as requester 00:00.0, domain 0");
+                               "invalidation: written in domain 0, as requester 00:00.0 unless "
+                               "an attach kprobe named the device");
     return report;
 }
 

@@ -27,7 +27,7 @@ std::string ImportReport::summary(size_t max_errors) const {
         s += "guest map/unmap placement: " + std::to_string(ops_anchored) +
              " at their invalidation, " + std::to_string(ops_interpolated) + " by clock offset\n";
     if (ops_unattributed)
-        s += std::to_string(ops_unattributed) + " map/unmap without requester (00:00.0)\n";
+        s += std::to_string(ops_unattributed) + " map/unmap not attributed (see the notes)\n";
     if (ops_kprobe || kprobes_unpaired)
         s += "kprobes: " + std::to_string(ops_kprobe) + " map/unmap paired with their kprobe, " +
              std::to_string(ops_by_kprobe) + " written in the domain it names, " +

@@ -27,7 +27,8 @@ struct ImportReport {
     // QEMU join: how each guest map/unmap was placed on the QEMU timeline.
     uint64_t ops_anchored = 0;      // at the IOTLB invalidation the guest issued for it
     uint64_t ops_interpolated = 0;  // by guest-clock offset, inside the window the DMAs allow
-    uint64_t ops_unattributed = 0;  // requester/domain unknown: written as 00:00.0 domain 0
+    uint64_t ops_unattributed = 0;  // qemu-vtd: domain unknown (written as domain 0); ftrace:
+                                    // device unknown (written as 00:00.0)
 
     // Guest kprobes (__iommu_map/__iommu_unmap, intel_iommu_attach_device), when traced.
     uint64_t ops_kprobe = 0;          // map/unmap paired with the kprobe naming its domain
