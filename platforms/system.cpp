@@ -9,10 +9,9 @@
 #include <optional>
 
 #include "bundles/bundle.h"
+#include "bundles/viommu/viommu_domain.h"
 #include "core/quote.h"
-#include "devices/dma_bench.h"
-#include "devices/nic.h"
-#include "devices/nvme.h"
+#include "devices/device_kind.h"
 #include "host/dma_api.h"
 #include "iommu/region_router.h"
 #include "memory/mux.h"
@@ -104,12 +103,11 @@ struct System::Device {
     bool placed = false;  // replay: created for a requester the platform does not declare
     size_t tenant = 0;    // replay: whose trace it replays
     std::vector<std::string> regions;  // its DMA address space; empty: all of it translated
-    DmaBenchParams bench;
-    NicParams nic;
-    NvmeParams nvme;
+    std::unique_ptr<DeviceKind> kind;  // what it is (null: a replay device)
     DmaEngineParams engine;
     PcieLinkParams link;
     MapParams map;
+    ViommuParams viommu;  // a guest IOMMU over its domain (docs/viommu.md)
     std::unique_ptr<sc_core::sc_module> dev;
     std::unique_ptr<DeviceDomain> domain;  // its address space on its IOMMU
     std::unique_ptr<DmaMapper> mapper;
@@ -123,13 +121,7 @@ struct System::Device {
     std::function<std::string()> summary;
     std::function<double()> progress;
 
-    Requester requester() const {
-        auto rid = [](unsigned b, unsigned d, unsigned f) { return Requester::bdf(b, d, f); };
-        if (type == "nic") return rid(nic.bus, nic.device, nic.function);
-        if (type == "nvme") return rid(nvme.bus, nvme.device, nvme.function);
-        if (type == "replay") return Requester{this->rid};
-        return rid(bench.bus, bench.device, bench.function);
-    }
+    Requester requester() const { return kind ? kind->requester() : Requester{rid}; }
 };
 
 struct System::RootComplexSpec {
@@ -268,15 +260,8 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
             errors.push_back(fmt::format("{}: no IOMMU named {} in {}.iommus",
                                          config.where(key + ".iommu"), quote(d->iommu), root));
         const uint8_t dev_no = uint8_t(devices_.size() + 1);  // distinct default requesters
-        if (d->type == "dma-bench") {
-            d->bench.device = dev_no;
-            registry_.bind(key, d->bench);
-        } else if (d->type == "nic") {
-            d->nic.device = dev_no;
-            registry_.bind(key, d->nic);
-        } else if (d->type == "nvme") {
-            d->nvme.device = dev_no;
-            registry_.bind(key, d->nvme);
+        if ((d->kind = DeviceKind::create(d->type, dev_no))) {
+            d->kind->bind(registry_, key);
         } else if (d->type == "replay") {
             const auto text = config.get_string(key + ".rid");
             const auto rid = text ? trace::import::bdf(*text) : std::nullopt;
@@ -288,13 +273,14 @@ System::System(sc_core::sc_module_name name, Config& config, const ReplaySpec* r
                                              config.where(text ? key + ".rid" : key + ".type")));
             d->rid = rid.value_or(0);
         } else {
-            errors.push_back(
-                fmt::format("{}: device type {} (expected dma-bench, nic, nvme or replay)",
-                            config.where(key + ".type"), quote(d->type)));
+            errors.push_back(fmt::format("{}: device type {} (expected {} or replay)",
+                                         config.where(key + ".type"), quote(d->type),
+                                         DeviceKind::names()));
         }
         registry_.bind(key + ".engine", d->engine);
         registry_.bind(key + ".link", d->link);
         registry_.bind(key + ".map", d->map);
+        registry_.bind(key + ".viommu", d->viommu);
         // A replay runs the trace's requesters only; the platform's other devices keep their
         // parameters (one platform file serves `run` and `replay`) but are not built.
         (replay && d->type != "replay" ? unbuilt_ : devices_).push_back(std::move(d));
@@ -485,14 +471,9 @@ void System::check_params() {
     std::unordered_map<uint16_t, const Device*> rids;
     for (auto& d : devices_) {
         const std::string key = root + "." + d->name;
-        if (d->type == "dma-bench" || d->type == "nic" || d->type == "nvme") {
-            uint64_t& seed = d->type == "nic"    ? d->nic.seed
-                             : d->type == "nvme" ? d->nvme.seed
-                                                 : d->bench.seed;
-            if (!config_.has(key + ".seed")) seed = derived_seed(params_.seed, d->name);
-            check(key, d->type == "nic"    ? d->nic.valid(&why)
-                       : d->type == "nvme" ? d->nvme.valid(&why)
-                                           : d->bench.valid(&why));
+        if (d->kind) {
+            if (!config_.has(key + ".seed")) d->kind->seed() = derived_seed(params_.seed, d->name);
+            check(key, d->kind->valid(&why));
         }
         check(d->placed ? root + ".replay.engine" : key + ".engine",
               (d->placed ? replay_engine_ : d->engine).valid(&why));
@@ -656,6 +637,9 @@ void System::build() {
             if (!explicit_regions)
                 regions.push_back({"direct", 0, ~Addr(0), DmaRegion::Kind::Bypass, 0, 0});
             d.mapper = std::make_unique<DirectDmaApi>();
+            if (d.viommu.mode != ViommuMode::None)
+                errors.push_back(fmt::format("{}: a guest IOMMU needs the device's iommu",
+                                             config_.where(key + ".viommu.mode")));
         } else {
             if (!explicit_regions)
                 regions.push_back(
@@ -665,18 +649,54 @@ void System::build() {
                 errors.push_back(fmt::format("{}: attaching to {}: {}", d.name, m->name, why));
                 continue;
             }
+            if (d.viommu.mode != ViommuMode::None) {
+                d.domain = attach_viommu(std::move(d.domain), d.viommu,
+                                         stats_.child(d.name).child("viommu"), &why);
+                if (!d.domain) {
+                    errors.push_back(
+                        fmt::format("{}: {}", config_.where(key + ".viommu.mode"), why));
+                    continue;
+                }
+            }
             d.mapper = d.domain->dma_api();
         }
-        // A long-lived (coherent or pooled) mapping of `len` bytes: its bus address.
-        auto map_long = [&](Addr len) -> Addr {
-            const Addr pa = alloc_pa(len);
-            const Addr full = (len + page - 1) & ~(page - 1);
-            if (!m) return pa;
-            const std::optional<Addr> iova = d.domain->map_long(pa, full, &why);
-            if (!iova)
-                errors.push_back(fmt::format("{}: mapping {:#x} bytes: {}", d.name, len, why));
-            return iova.value_or(0);
-        };
+        // The device's memory as its model asks for it; failures are listed with the others.
+        struct Memory final : DeviceMemory {
+            std::function<Addr(Addr)> alloc_pa;
+            Addr page;
+            DeviceDomain* domain;  // null: no IOMMU, bus address = physical address
+            DmaMapper* mapper;
+            std::string name, why;
+            std::vector<std::string>& errors;
+            Memory(std::vector<std::string>& e) : errors(e) {}
+            Addr full(Addr len) const { return (len + page - 1) & ~(page - 1); }
+            Addr alloc(uint64_t len) override { return alloc_pa(len); }
+            Addr map_long(uint64_t len) override {
+                const Addr pa = alloc_pa(len);
+                if (!domain) return pa;
+                const std::optional<Addr> iova = domain->map_long(pa, full(len), &why);
+                if (!iova)
+                    errors.push_back(fmt::format("{}: mapping {:#x} bytes: {}", name, len, why));
+                return iova.value_or(0);
+            }
+            // An explicit bus address, aligned to the page size asked for.
+            Addr map_buffer(uint64_t len) override {
+                const Addr pa = alloc_pa(full(len));
+                if (!domain) return pa;
+                const std::optional<Addr> iova = domain->map_buffer(pa, full(len), slot, &why);
+                if (!iova)
+                    errors.push_back(fmt::format("{}: mapping the buffer: {}", name, why));
+                return iova.value_or(0);
+            }
+            DmaMapper* dma_api() override { return mapper; }
+            size_t slot = 0;
+        } mem(errors);
+        mem.alloc_pa = alloc_pa;
+        mem.page = page;
+        mem.domain = d.domain.get();
+        mem.mapper = d.mapper.get();
+        mem.name = d.name;
+        mem.slot = i;
         if (std::string e = f.router->set_regions(req.rid, regions); !e.empty())
             errors.push_back(fmt::format("{}: {}", config_.where(key + ".regions"), e));
         StatGroup& g = stats_.child(d.name);
@@ -702,67 +722,16 @@ void System::build() {
                     std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
                 r->dma.bind(d.pl->device);
                 d.dev = std::move(r);
-            } else if (d.type == "dma-bench") {
-                Addr iova = 0;
-                const Addr len = (d.bench.window + page - 1) & ~(page - 1);
-                const Addr pa = alloc_pa(len);
-                if (!m) {
-                    iova = pa;
-                } else if (auto a = d.domain->map_buffer(pa, len, i, &why)) {
-                    iova = *a;
-                } else {
-                    errors.push_back(fmt::format("{}: mapping the buffer: {}", d.name, why));
-                }
-                auto b = std::make_unique<DmaBench>(d.name.c_str(), d.bench, d.engine, iova, g);
-                DmaBench* bp = b.get();
-                d.finished = [bp] { return bp->finished(); };
-                d.finished_ev = &bp->finished_event();
-                d.summary = [bp] { return bp->summary(); };
-                d.progress = [bp, &d] {
-                    return std::min(1.0, double(bp->result().transfers) /
-                                             double(d.bench.count ? d.bench.count : 1));
-                };
-                d.pl =
-                    std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
-                b->dma.bind(d.pl->device);
-                d.dev = std::move(b);
-            } else if (d.type == "nic") {
-                NicLayout lay;
-                lay.rx_ring = map_long(d.nic.ring_bytes());
-                lay.tx_ring = map_long(d.nic.ring_bytes());
-                lay.buffers = d.nic.buffers == NicBufferPolicy::Pool
-                                  ? map_long(d.nic.buffer_region_bytes())
-                                  : alloc_pa(d.nic.buffer_region_bytes());
-                auto n =
-                    std::make_unique<Nic>(d.name.c_str(), d.nic, d.engine, lay, d.mapper.get(), g);
-                Nic* np = n.get();
-                d.finished = [np] { return np->finished(); };
-                d.finished_ev = &np->finished_event();
-                d.summary = [np] { return np->summary(); };
-                d.progress = [np] { return np->progress(); };
-                d.pl =
-                    std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
-                n->dma.bind(d.pl->device);
-                d.dev = std::move(n);
             } else {
-                NvmeLayout lay;
-                lay.sq = map_long(d.nvme.sq_bytes());
-                lay.cq = map_long(d.nvme.cq_bytes());
-                lay.prp_lists = map_long(d.nvme.prp_list_bytes());
-                lay.buffers = d.nvme.buffers == NvmeBufferPolicy::Pool
-                                  ? map_long(d.nvme.buffer_region_bytes())
-                                  : alloc_pa(d.nvme.buffer_region_bytes());
-                auto n = std::make_unique<Nvme>(d.name.c_str(), d.nvme, d.engine, lay,
-                                                d.mapper.get(), g);
-                Nvme* np = n.get();
-                d.finished = [np] { return np->finished(); };
-                d.finished_ev = &np->finished_event();
-                d.summary = [np] { return np->summary(); };
-                d.progress = [np] { return np->progress(); };
+                BuiltDevice b = d.kind->build(d.name, d.engine, mem, g);
+                d.finished = std::move(b.finished);
+                d.finished_ev = b.finished_event;
+                d.summary = std::move(b.summary);
+                d.progress = std::move(b.progress);
                 d.pl =
                     std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
-                n->dma.bind(d.pl->device);
-                d.dev = std::move(n);
+                b.dma->bind(d.pl->device);
+                d.dev = std::move(b.module);
             }
         } catch (const std::invalid_argument& e) {
             errors.push_back(located(key, e.what()));
@@ -772,7 +741,7 @@ void System::build() {
             errors.push_back(fmt::format(
                 "{}: {}'s buffers (window, rings, buffer pools) need more than the {} GiB of "
                 "memory each device is given",
-                config_.where(key + (d.type == "dma-bench" ? ".window" : ".type")), d.name,
+                config_.where(key + "." + (d.kind ? d.kind->size_key() : "type")), d.name,
                 kDeviceSpan >> 30));
             continue;
         }
