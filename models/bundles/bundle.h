@@ -23,6 +23,8 @@
 
 namespace iommusim {
 
+struct ViommuHost;  // host/viommu.h
+
 // What the platform gives a bundle to build its unit with.
 struct BundleEnv {
     SparseMemory& store;  // simulated physical memory: the driver model's tables go here
@@ -50,6 +52,9 @@ public:
     // The driver as a trace replay drives it; null when the architecture cannot take a
     // recording's maps (its address layout is another architecture's).
     virtual std::unique_ptr<RecordedDomain> recorded() { return nullptr; }
+    // The host side a guest IOMMU emulated over this domain works on (docs/viommu.md);
+    // false when the architecture cannot host one.
+    virtual bool viommu_host(ViommuHost*) { return false; }
 };
 
 class IommuBundle {

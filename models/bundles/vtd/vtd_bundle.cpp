@@ -5,6 +5,7 @@
 
 #include "bundles/bundle.h"
 #include "host/dma_api.h"
+#include "host/viommu.h"
 #include "vtd_bundle.h"
 #include "vtd_iommu.h"
 
@@ -95,6 +96,7 @@ public:
     std::optional<Addr> map_buffer(Addr pa, uint64_t len, size_t slot, std::string* why) override;
     std::unique_ptr<DmaMapper> dma_api() override;
     std::unique_ptr<RecordedDomain> recorded() override;
+    bool viommu_host(ViommuHost* h) override;
 
 private:
     VtdBundle& b_;
@@ -189,6 +191,12 @@ std::unique_ptr<DmaMapper> VtdDomain::dma_api() {
 std::unique_ptr<RecordedDomain> VtdDomain::recorded() {
     return std::make_unique<VtdRecorded>(*b_.drv_, *b_.feeder_, b_.iommu_->unit(), did_, rid_,
                                          b_.driver_);
+}
+
+bool VtdDomain::viommu_host(ViommuHost* h) {
+    VtdQueueFeeder* f = b_.feeder_.get();
+    *h = {b_.drv_.get(), did_, rid_, [f](Tick t) { return f->submit(t); }};
+    return true;
 }
 
 }  // namespace
