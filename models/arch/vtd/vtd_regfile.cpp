@@ -99,7 +99,8 @@ RegisterFile::RegisterFile(const RegFileConfig& cfg, MemoryPort& mem, Hooks& hoo
       hooks_(hooks),
       p_(p),
       clk_(p.clock()),
-      frcd_(cfg.cap.num_fault_regs(), std::array<uint64_t, 2>{0, 0}) {}
+      frcd_(cfg.cap.num_fault_regs(), std::array<uint64_t, 2>{0, 0}),
+      ring_(p.clock(), p.desc_cycles) {}
 
 uint32_t RegisterFile::mmio_bytes() const {
     const uint32_t end = std::max(

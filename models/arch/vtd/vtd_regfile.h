@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/command_ring.h"
 #include "core/invalidation.h"
 #include "core/log.h"
 #include "core/memory_port.h"
@@ -227,7 +228,8 @@ private:
     // When each class of descriptor ahead in the queue completes (6.5.2.12 ordering), when
     // the fetch engine is free, and when the last page request descriptor became visible.
     Tick done_cc_ = 0, done_pc_ = 0, done_iotlb_ = 0, done_iec_ = 0, done_all_ = 0;
-    Tick iq_free_ = 0, prq_done_ = 0;
+    Tick prq_done_ = 0;
+    CommandRing ring_;  // the invalidation queue's fetch engine
 
     Counters n_;
     log::Channel log_;  // descriptors, register invalidations, commands, faults

@@ -58,42 +58,35 @@ Tick RegisterFile::process_queue(Tick at) {
         return at;
     }
 
+    // The ring engine (core/command_ring.h) fetches and paces; what each descriptor means,
+    // when it may start and what stops the queue is the specification's, here.
     const unsigned bytes = q.desc_bytes();
-    Tick t = std::max(at, iq_free_), end = at;
-    while (head != tail) {
-        uint8_t raw[32] = {};
-        const MemDone f = mem_.read(q.iqa + Addr(head) * bytes, raw, bytes, t);
-        end = std::max(end, f.at);
-        if (!f.ok) {
-            queue_error(queue_fault(Iqei::FetchError, "fetch"), f.at);
-            t = f.at;
-            break;
-        }
-        uint64_t qw[4] = {0, 0, 0, 0};
-        for (unsigned i = 0; i < bytes / 8; ++i) qw[i] = load_le64(raw + 8 * i);
-        const DecodedInvDesc d = decode(qw, q.dw);
-        if (auto e = check(d, qw)) {
-            queue_error(*e, f.at);
-            t = f.at;
-            break;
-        }
-        // IQH moves past a descriptor only once it is known to be valid.
-        head = (head + 1) % n;
-        iqh_ = iq_reg(head, q.dw);
-        ++n_.descriptors[desc_type(qw[0]) & 15];
-        if (IOMMUSIM_LOG_ON(log_, Debug)) {
-            const std::optional<InvalidationScope> sc = scope_of(d);
-            IOMMUSIM_LOG_IF(log_, Debug, !sc || log::wants(*sc), f.at,
-                            "invalidation queue: descriptor {} fetched from {:#x}: {}",
-                            (head + n - 1) % n, q.iqa + Addr((head + n - 1) % n) * bytes,
-                            describe(d, desc_type(qw[0])));
-        }
-        t = execute(d, f.at + clk_.cycles(p_.desc_cycles), end);
-        end = std::max(end, t);
-        if (fsts_ & fsts::ITE) break;
-    }
-    iq_free_ = std::max(iq_free_, t);
-    return end;
+    Tick end = at;
+    const Tick fetched_to = ring_.process(
+        mem_, q.iqa, n, bytes, head, tail, at,
+        [&](const CommandRing::Entry& e) -> CommandRing::Step {
+            uint64_t qw[4] = {0, 0, 0, 0};
+            for (unsigned i = 0; i < bytes / 8; ++i) qw[i] = load_le64(e.bytes + 8 * i);
+            const DecodedInvDesc d = decode(qw, q.dw);
+            if (auto err = check(d, qw)) {
+                queue_error(*err, e.fetched);
+                return {e.fetched, true, false};
+            }
+            // IQH moves past a descriptor only once it is known to be valid.
+            iqh_ = iq_reg((e.index + 1) % n, q.dw);
+            ++n_.descriptors[desc_type(qw[0]) & 15];
+            if (IOMMUSIM_LOG_ON(log_, Debug)) {
+                const std::optional<InvalidationScope> sc = scope_of(d);
+                IOMMUSIM_LOG_IF(log_, Debug, !sc || log::wants(*sc), e.fetched,
+                                "invalidation queue: descriptor {} fetched from {:#x}: {}",
+                                e.index, q.iqa + Addr(e.index) * bytes,
+                                describe(d, desc_type(qw[0])));
+            }
+            const Tick next = execute(d, e.dispatched, end);
+            return {next, (fsts_ & fsts::ITE) != 0};
+        },
+        [&](Tick when) { queue_error(queue_fault(Iqei::FetchError, "fetch"), when); });
+    return std::max(end, fetched_to);
 }
 
 std::optional<DescError> RegisterFile::check(const DecodedInvDesc& d, const uint64_t* qw) const {
