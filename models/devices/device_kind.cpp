@@ -46,71 +46,74 @@ private:
     DmaBenchParams p_;
 };
 
-class NicKind final : public DeviceKind {
+// A device that maps per I/O through the DMA API (NIC, NVMe): its rings and pools are laid
+// out by `layout`, its per-I/O buffers mapped by the model itself.
+template <typename P, typename M, typename L>
+class PerIoKind final : public DeviceKind {
 public:
-    explicit NicKind(uint8_t device) { p_.device = device; }
+    using Layout = L (*)(const P&, DeviceMemory&);
+    PerIoKind(uint8_t device, Layout layout) : layout_(layout) { p_.device = device; }
     void bind(ParamRegistry& r, const std::string& key) override { r.bind(key, p_); }
-    Requester requester() const override { return Requester::bdf(p_.bus, p_.device, p_.function); }
+    Requester requester() const override { return p_.requester(); }
     uint64_t& seed() override { return p_.seed; }
     bool valid(std::string* why) const override { return p_.valid(why); }
     const char* size_key() const override { return "type"; }
     BuiltDevice build(const std::string& name, const DmaEngineParams& engine, DeviceMemory& mem,
                       StatGroup& stats) override {
-        NicLayout lay;
-        lay.rx_ring = mem.map_long(p_.ring_bytes());
-        lay.tx_ring = mem.map_long(p_.ring_bytes());
-        lay.buffers = p_.buffers == NicBufferPolicy::Pool ? mem.map_long(p_.buffer_region_bytes())
-                                                          : mem.alloc(p_.buffer_region_bytes());
-        auto m = std::make_unique<Nic>(name.c_str(), p_, engine, lay, mem.dma_api(), stats);
-        Nic* n = m.get();
+        auto m =
+            std::make_unique<M>(name.c_str(), p_, engine, layout_(p_, mem), mem.dma_api(), stats);
+        M* n = m.get();
         BuiltDevice d = built(std::move(m));
         d.progress = [n] { return n->progress(); };
         return d;
     }
 
 private:
-    NicParams p_;
+    P p_;
+    Layout layout_;
 };
 
-class NvmeKind final : public DeviceKind {
-public:
-    explicit NvmeKind(uint8_t device) { p_.device = device; }
-    void bind(ParamRegistry& r, const std::string& key) override { r.bind(key, p_); }
-    Requester requester() const override { return Requester::bdf(p_.bus, p_.device, p_.function); }
-    uint64_t& seed() override { return p_.seed; }
-    bool valid(std::string* why) const override { return p_.valid(why); }
-    const char* size_key() const override { return "type"; }
-    BuiltDevice build(const std::string& name, const DmaEngineParams& engine, DeviceMemory& mem,
-                      StatGroup& stats) override {
-        NvmeLayout lay;
-        lay.sq = mem.map_long(p_.sq_bytes());
-        lay.cq = mem.map_long(p_.cq_bytes());
-        lay.prp_lists = mem.map_long(p_.prp_list_bytes());
-        lay.buffers = p_.buffers == NvmeBufferPolicy::Pool ? mem.map_long(p_.buffer_region_bytes())
-                                                           : mem.alloc(p_.buffer_region_bytes());
-        auto m = std::make_unique<Nvme>(name.c_str(), p_, engine, lay, mem.dma_api(), stats);
-        Nvme* n = m.get();
-        BuiltDevice d = built(std::move(m));
-        d.progress = [n] { return n->progress(); };
-        return d;
-    }
+// Rings mapped for the run; packet buffers a pool mapped once, or mapped per packet.
+NicLayout nic_layout(const NicParams& p, DeviceMemory& mem) {
+    NicLayout lay;
+    lay.rx_ring = mem.map_long(p.ring_bytes());
+    lay.tx_ring = mem.map_long(p.ring_bytes());
+    lay.buffers = p.buffers == NicBufferPolicy::Pool ? mem.map_long(p.buffer_region_bytes())
+                                                     : mem.alloc(p.buffer_region_bytes());
+    return lay;
+}
 
-private:
-    NvmeParams p_;
-};
+// Queues and PRP lists mapped for the run; data buffers a pool, or mapped per command.
+NvmeLayout nvme_layout(const NvmeParams& p, DeviceMemory& mem) {
+    NvmeLayout lay;
+    lay.sq = mem.map_long(p.sq_bytes());
+    lay.cq = mem.map_long(p.cq_bytes());
+    lay.prp_lists = mem.map_long(p.prp_list_bytes());
+    lay.buffers = p.buffers == NvmeBufferPolicy::Pool ? mem.map_long(p.buffer_region_bytes())
+                                                      : mem.alloc(p.buffer_region_bytes());
+    return lay;
+}
 
-template <typename K>
-DeviceKind::Entry entry(const char* name) {
-    return {name, [](uint8_t device) { return std::unique_ptr<DeviceKind>(new K(device)); }};
+DeviceKind::Entry dma_bench() {
+    return {"dma-bench", [](uint8_t device) -> std::unique_ptr<DeviceKind> {
+                return std::make_unique<DmaBenchKind>(device);
+            }};
+}
+
+template <typename P, typename M, typename L>
+DeviceKind::Entry per_io(const char* name, L (*layout)(const P&, DeviceMemory&)) {
+    return {name, [layout](uint8_t device) -> std::unique_ptr<DeviceKind> {
+                return std::make_unique<PerIoKind<P, M, L>>(device, layout);
+            }};
 }
 
 }  // namespace
 
 const std::vector<DeviceKind::Entry>& DeviceKind::all() {
     static const std::vector<Entry> kinds = {
-        entry<DmaBenchKind>("dma-bench"),
-        entry<NicKind>("nic"),
-        entry<NvmeKind>("nvme"),
+        dma_bench(),
+        per_io<NicParams, Nic>("nic", nic_layout),
+        per_io<NvmeParams, Nvme>("nvme", nvme_layout),
     };
     return kinds;
 }
