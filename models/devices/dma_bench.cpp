@@ -35,6 +35,8 @@ DmaBench::DmaBench(sc_core::sc_module_name name, const DmaBenchParams& p, const 
       faulted_transfers_(stats.counter("faulted_transfers", "transfers with an error response")),
       elapsed_ns_(stats.counter("elapsed_ns", "first transfer ready until last completion")),
       bandwidth_(stats.counter("bandwidth", "bytes per second of simulated time")),
+      bandwidth_mbps_(
+          stats.counter("bandwidth_mbps", "bandwidth in Mb/s (pcie-bench's Gb/s x 1000)")),
       latency_(stats.histogram("latency", "ns", "transfer latency: ready until last completion")) {
     engine_.dma.bind(dma);  // hierarchical: the platform binds the bench's socket
     engine_.set_source([this](DmaTransfer& t) { return next(t); });
@@ -83,6 +85,7 @@ void DmaBench::finish() {
     elapsed_ns_ += res.elapsed() / kTicksPerNs;
     bandwidth_.reset();
     bandwidth_ += uint64_t(res.bandwidth() + 0.5);
+    bandwidth_mbps_.set_rounded(res.bandwidth() * 8 / 1e6);
     const Tick stamp = to_ticks(sc_core::sc_time_stamp());
     finished_ev_.notify(to_sc_time(end_ > stamp ? end_ - stamp : 0));
 }
@@ -102,11 +105,11 @@ DmaBenchResult DmaBench::result() const {
 std::string DmaBench::summary() const {
     const DmaBenchResult r = result();
     return fmt::format(
-        "dma-bench {} {} {} window {}: {} transfers, {:.3f} GB/s, latency ns p50 {} p90 {} "
-        "p99 {} max {}, {} faults",
+        "dma-bench {} {} {} window {}: {} transfers, {:.3f} GB/s = {:.2f} Gb/s, latency ns p50 {} "
+        "p90 {} p99 {} max {}, {} faults",
         to_string(p_.op), bytes_str(p_.size), to_string(p_.pattern), bytes_str(p_.window),
-        r.transfers, r.bandwidth() / 1e9, latency_.percentile(50), latency_.percentile(90),
-        latency_.percentile(99), latency_.max(), r.faults);
+        r.transfers, r.bandwidth() / 1e9, r.bandwidth() * 8 / 1e9, latency_.percentile(50),
+        latency_.percentile(90), latency_.percentile(99), latency_.max(), r.faults);
 }
 
 }  // namespace iommusim

@@ -62,7 +62,8 @@ private:
     // Completion times of the transfers in flight (latency runs): a transfer starts when the
     // earliest of the last `outstanding` completes.
     std::priority_queue<Tick, std::vector<Tick>, std::greater<Tick>> in_flight_;
-    Counter &transfers_, &bytes_, &faults_, &faulted_transfers_, &elapsed_ns_, &bandwidth_;
+    Counter &transfers_, &bytes_, &faults_, &faulted_transfers_, &elapsed_ns_, &bandwidth_,
+        &bandwidth_mbps_;
     Histogram& latency_;
 };
 
