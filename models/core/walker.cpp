@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "bits.h"
 #include "sparse_memory.h"
 
@@ -18,6 +20,11 @@ const char* to_string(WalkStage s) {
         case WalkStage::Tce: return "tce";
     }
     return "?";
+}
+
+bool Walker::same_context(const WalkContext& a, const WalkContext& b) const {
+    return a.tag == b.tag && a.pasid == b.pasid && a.complete == b.complete &&
+           std::memcmp(a.arch, b.arch, sizeof a.arch) == 0;
 }
 
 const WalkResult& walk_functional(Walker& w, SparseMemory& mem, const Requester& req, Addr iova,

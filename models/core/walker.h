@@ -42,7 +42,21 @@ struct WalkStep {
 struct WalkContext {
     uint32_t tag = 0;                      // what translations are cached under (VT-d DID)
     uint32_t pasid = Requester::kNoPasid;  // effective PASID (RID_PASID without a prefix)
-    alignas(8) uint8_t arch[56] = {};
+    // False for a device context whose PASID stage is still to walk (a VT-d scalable-mode
+    // context entry: what the context cache holds there); tag and pasid are then unused.
+    bool complete = true;
+    alignas(8) uint8_t arch[96] = {};
+};
+
+// What a paging-structure (walk) cache holds for one entry of level 2 or above: the entry as
+// the walk left it in memory (accessed/dirty bits set; so the next table's address, or a large
+// page) and the rights the levels above it granted. A walk that finds it goes on below the
+// entry without reading memory, as hardware uses a cached entry, stale or not.
+struct PagingEntry {
+    uint64_t value = 0;       // its 8 bytes as they lie in memory, read little-endian
+    Perm above = kPermNone;   // rights granted by the levels above
+    uint8_t above_flags = 0;  // the architecture's other state from above (VT-d: U/S, XD)
+    bool leaf = false;        // a large page: leaf-only invalidations drop it
 };
 
 class Walker {
@@ -62,11 +76,25 @@ public:
     virtual std::string describe(const WalkStep& step, const uint8_t* data) const = 0;
 
     // True once the walk has decoded the requester's context and reads page tables next (or
-    // is done without fault). The timed unit caches context() then.
+    // is done without fault). The timed unit caches context() then (the PASID cache).
     virtual bool context_ready() const = 0;
     virtual WalkContext context() const = 0;
-    // Begin a walk at the page tables from a cached context.
+    // True once the walk has decoded the device's context (what the context cache keeps):
+    // the complete context, or one whose PASID stage comes next (complete == false).
+    virtual bool device_context_ready() const { return context_ready(); }
+    virtual WalkContext device_context() const { return context(); }
+    // Begin a walk from a cached context: at the page tables from a complete one, at the PASID
+    // stage from a device context. The walker judges the request against it (PASID allowed?).
     virtual void resume(const WalkContext& ctx, const Requester& req, Addr iova, Access access) = 0;
+    // Whether two contexts decode alike (checking mode: was a cached one stale?).
+    virtual bool same_context(const WalkContext& a, const WalkContext& b) const;
+
+    // After feed() or feed_cached() of a paging step: the entry as a walk cache keeps it, if
+    // the entry itself is usable (present, no reserved bit set); false otherwise (a fault is
+    // never cached).
+    virtual bool paging_entry(PagingEntry* out) const = 0;
+    // Go on with the Read step next() just returned from a walk cache's copy of its entry.
+    virtual void feed_cached(const PagingEntry& e) = 0;
 };
 
 // Receives every step of a functional walk (for the walk explainer and tests).

@@ -1,5 +1,7 @@
 #include "dma_api.h"
 
+#include <algorithm>
+
 #include "arch/vtd/vtd_regs.h"
 
 namespace iommusim {
@@ -28,7 +30,9 @@ Tick VtdQueueFeeder::submit(Tick at) {
 std::optional<DmaMapper::Mapped> VtdDmaApi::map(Addr pa, uint64_t len, bool write, Tick at) {
     auto iova = drv_.map_alloc(did_, pa, len, write ? kPermRW : kPermR);
     if (!iova) return std::nullopt;
-    return Mapped{*iova, at + ticks_from_ns(p_.map_ns)};
+    // A large page that replaced a lower table comes with an invalidation, waited for.
+    const Tick t = at + ticks_from_ns(p_.map_ns);
+    return Mapped{*iova, std::max(t, feeder_.submit(t))};
 }
 
 Tick vtd_unmap(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, Addr iova, uint64_t len,

@@ -163,7 +163,7 @@ bool RadixPageTable::map_page(Addr iova, Addr pa, unsigned page_shift, Perm perm
                     fmt_.make_table(fresh[i], level - 1 - unsigned(i - 1)));
     if (!fresh.empty())
         write_entry(entry_addr(table, level, iova), fmt_.make_table(fresh[0], level));
-    if (stale) free_subtree(stale, target - 1);
+    if (stale) free_subtree(stale, target - 1), ++replaced_;
     return true;
 }
 

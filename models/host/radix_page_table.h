@@ -42,6 +42,9 @@ public:
     // The builder's own view of one address (tests of the builder; not the oracle).
     std::optional<PageLookup> lookup(Addr iova) const;
     size_t table_count() const { return tables_; }
+    // Lower tables map() has replaced by a leaf so far: each change of a present table entry
+    // that the unit's paging-structure caches may hold, which the driver must invalidate.
+    size_t tables_replaced() const { return replaced_; }
 
 private:
     Addr new_table(unsigned level);  // zeroed; 0 on exhaustion
@@ -62,6 +65,7 @@ private:
     const PteFormat& fmt_;
     Addr root_ = 0;
     size_t tables_ = 0;
+    size_t replaced_ = 0;
 };
 
 }  // namespace iommusim

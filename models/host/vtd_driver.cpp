@@ -310,7 +310,12 @@ bool Driver::map(uint16_t did, Addr iova, Addr pa, Addr size, Perm perm, std::st
     IOMMUSIM_LOG_IF(log_, Debug, log::wants_domain(did), log::now(),
                     "domain {}: map {:#x}+{:#x} -> {:#x} {}", did, iova, size, pa,
                     perm_string(perm));
-    return d->as->map(iova, pa, size, perm, why);
+    const size_t replaced = d->as->table().tables_replaced();
+    if (!d->as->map(iova, pa, size, perm, why)) return false;
+    // A large page replaced a (now empty) lower table: the walk caches may hold the old table
+    // pointer, so invalidate the range at once, in lazy mode too (as Linux does).
+    if (d->as->table().tables_replaced() != replaced) invalidate_range(*d, iova, size);
+    return true;
 }
 
 std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm perm, Addr limit,
@@ -328,6 +333,7 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
         fail(why, fmt::format("no free IOVA range of {:#x} bytes below {:#x}", len, limit));
         return std::nullopt;
     }
+    const size_t replaced = d->as->table().tables_replaced();
     if (!d->as->map(*iova, pa & ~(page - 1), len, perm, why)) {
         d->as->iova().free(*iova);
         return std::nullopt;
@@ -335,6 +341,7 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
     IOMMUSIM_LOG_IF(log_, Debug, log::wants_domain(did), log::now(),
                     "domain {}: map {:#x}+{:#x} -> {:#x} {}", did, *iova, len, pa & ~(page - 1),
                     perm_string(perm));
+    if (d->as->table().tables_replaced() != replaced) invalidate_range(*d, *iova, len);
     return *iova + (pa & (page - 1));
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <queue>
 
+#include "core/bits.h"
 #include "core/timeline.h"
 
 namespace iommusim {
@@ -41,10 +42,6 @@ struct PasidKey {
 };
 struct PasidKeyHash {
     size_t operator()(const PasidKey& k) const { return k.rid ^ (size_t(k.pasid) << 16); }
-};
-struct ContextEntry {
-    WalkContext ctx;
-    bool full;  // the context alone (no PASID stage) gives the page-walk start
 };
 
 struct WalkKey {
@@ -103,7 +100,12 @@ struct TranslationUnit::Impl {
     }
 
     using Iotlb = SetAssocCache<IotlbKey, IotlbEntry, IotlbKeyHash>;
-    using WalkCache = SetAssocCache<WalkKey, uint8_t, WalkKeyHash>;
+    // A paging-structure cache line: the entry's contents and the input span it covers.
+    struct WalkLine {
+        PagingEntry entry;
+        uint8_t shift;
+    };
+    using WalkCache = SetAssocCache<WalkKey, WalkLine, WalkKeyHash>;
 
     const UnitParams& p;
     Clock clk;
@@ -113,7 +115,7 @@ struct TranslationUnit::Impl {
     Tick last_walk = 0;         // length of the last walk: the gap a new walk looks for
     std::vector<Iotlb> iotlbs;  // [0] unified, or 4K / 2M / 1G classes
     uint64_t shifts_seen = 0;   // page sizes present in the IOTLB: the sizes a lookup probes
-    SetAssocCache<uint16_t, ContextEntry> ctx_cache;
+    SetAssocCache<uint16_t, WalkContext> ctx_cache;  // device contexts (complete or not)
     SetAssocCache<PasidKey, WalkContext, PasidKeyHash> pasid_cache;
     std::array<std::optional<WalkCache>, 4> walk_caches;  // levels 2..5
     // Miss status holding: walks by 4 KiB page, kept while a request may still arrive before
@@ -186,7 +188,9 @@ struct TranslationUnit::Impl {
         translations = &stats.counter("translations", "translation requests");
         faults = &stats.counter("faults", "requests that faulted");
         stale_hits = &stats.counter(
-            "stale_hits", "IOTLB hits the driver's intent disagrees with (checking mode)");
+            "stale_hits",
+            "translations from stale cached contents the driver's intent disagrees with (checking "
+            "mode)");
         invalidations = &stats.counter("invalidations", "invalidations executed");
         invalidated_entries =
             &stats.counter("invalidated_entries", "cache entries removed by invalidations");
@@ -222,16 +226,9 @@ struct TranslationUnit::Impl {
         return nullptr;
     }
 
-    // One read of a walk: free if a structure cache holds it, otherwise timed through memory.
-    void step_read(const WalkStep& s, bool cached, Tick& cur) {
+    // One read of a walk, timed through memory after the walker's step work.
+    void timed_read(const WalkStep& s, Tick& cur) {
         uint8_t buf[64];
-        if (cached) {
-            if (mem.peek(s.addr, buf, s.size))
-                walker.feed(buf);
-            else
-                walker.feed_error();
-            return;
-        }
         MemDone d = mem.read(s.addr, buf, s.size, cur + clk.cycles(p.walk_step_cycles));
         ++*mem_reads;
         cur = d.at;
@@ -241,16 +238,29 @@ struct TranslationUnit::Impl {
             walker.feed_error();
     }
 
-    // Drive the walker from where it stands to the end (or, with `until_context`, to the
-    // point where its context is decoded). Returns the time it got there.
+    // What one walk met on its way: times by part, walk-cache fills and, in checking mode,
+    // the cached entries it used.
     struct WalkTrace {
-        PasidKey pasid_key{0, 0};
-        bool ctx_cached = false, pasid_checked = false, pasid_cached = false, saw_pasid = false;
         bool have_ctx = false;
         WalkContext ctx;  // for walk-cache tags, read once the walk reaches the page tables
         std::array<Tick, 6> level_time{};
         Tick context_time = 0, pasid_time = 0;
-        std::vector<std::pair<int, WalkKey>> fills;  // walk-cache entries to insert
+        struct Fill {
+            int level;
+            WalkKey key;
+            WalkLine line;
+        };
+        std::vector<Fill> fills;  // walk-cache entries to insert
+        // Checking mode: each cached paging entry the walk used, to compare with memory.
+        struct Used {
+            Addr addr;
+            uint64_t value;
+            uint8_t level;
+        };
+        bool check = false;
+        std::vector<Used> used;
+        uint64_t cached_value = 0;  // the last step's entry came from a walk cache: its value
+        bool last_cached = false;
         // The steps' times, for the timeline only.
         struct Step {
             WalkStage stage;
@@ -260,71 +270,76 @@ struct TranslationUnit::Impl {
         bool record = false;
         std::vector<Step> steps;
     };
-    Tick drive(Tick cur, bool until_context, WalkTrace& tr) {
+    // How far drive() takes the walker: to the device context (the context cache's content),
+    // to the complete context (the PASID cache's), or to the end.
+    enum class Until : uint8_t { DeviceContext, Context, Done };
+    // Drive the walker from where it stands; returns the time it got there.
+    Tick drive(Tick cur, Until until, WalkTrace& tr) {
         for (;;) {
-            if (until_context && walker.context_ready()) return cur;
+            if (until == Until::DeviceContext && walker.device_context_ready()) return cur;
+            if (until == Until::Context && walker.context_ready()) return cur;
             WalkStep s = walker.next();
             if (s.kind == WalkStep::Kind::Done) return cur;
             if (s.kind == WalkStep::Kind::Write) {
-                cur = mem.write(s.addr, &s.wdata, 8, cur).at;
+                uint64_t v = s.wdata;
+                // Accessed/dirty bits for an entry used from a walk cache are set in what memory
+                // holds now (an atomic update), not written back from a copy that may be stale.
+                if (tr.last_cached && mem.peek(s.addr, &v, 8)) v |= s.wdata & ~tr.cached_value;
+                cur = mem.write(s.addr, &v, 8, cur).at;
                 ++*mem_writes;
                 continue;
             }
+            tr.last_cached = false;
             const Tick before = cur;
             switch (s.stage) {
                 case WalkStage::Root:
                 case WalkStage::Context:
-                    step_read(s, tr.ctx_cached, cur);
+                    timed_read(s, cur);
                     tr.context_time += cur - before;
                     break;
                 case WalkStage::PasidDir:
                 case WalkStage::PasidEntry:
-                    if (!tr.pasid_checked) {  // the walk reached the PASID stage: ask the cache
-                        tr.pasid_checked = true;
-                        ++*pasid_lookups;
-                        tr.pasid_cached = pasid_cache.lookup(tr.pasid_key) != nullptr;
-                        if (tr.pasid_cached)
-                            ++*pasid_hits, cur += clk.cycles(p.pasid_cache.latency);
-                        else
-                            ++*pasid_misses;
-                    }
-                    tr.saw_pasid = true;
-                    step_read(s, tr.pasid_cached, cur);
+                    timed_read(s, cur);
                     tr.pasid_time += cur - before;
                     break;
                 case WalkStage::FirstLevel:
                 case WalkStage::SecondLevel:
-                case WalkStage::Tce: {
-                    bool hit = false;
-                    int l = s.level >= 2 && s.level <= 5 ? s.level - 2 : kNoCache;
-                    if (l != kNoCache && walk_caches[l]) {
-                        if (!tr.have_ctx) tr.ctx = walker.context(), tr.have_ctx = true;
-                        WalkKey k{tr.ctx.tag, tr.ctx.pasid, s.shift < 64 ? s.input >> s.shift : 0,
-                                  uint8_t(s.stage), s.nested};
-                        hit = walk_caches[l]->lookup(k) != nullptr;
-                        ++*(hit ? wc_hits[l] : wc_misses[l]);
-                        if (hit)
-                            cur += clk.cycles(p.walk_cache_latency);
-                        else
-                            tr.fills.push_back({l, k});
-                    }
-                    step_read(s, hit, cur);
+                case WalkStage::Tce:
+                    paging_step(s, cur, tr);
                     if (s.level <= 5) tr.level_time[s.level] += cur - before;
                     break;
-                }
             }
             if (tr.record) tr.steps.push_back({s.stage, s.level, before, cur});
         }
     }
-
-    bool check_stale(const Requester& req, Addr iova, Access a, Addr out, Tick when) {
-        if (!oracle) return false;
-        Expectation e = oracle(req, iova);
-        if (e.mapped && e.pa == out && permits(e.perm, perm_needed(a, false))) return false;
-        ++*stale_hits;
-        if (stale_list->size() < keep_stale) stale_list->push_back({when, req, iova, out, e});
-        return true;
+    // A paging-structure read at level >= 2 first asks its walk cache: a hit costs the cache
+    // latency and the walk goes on from the cached contents, a miss reads memory and keeps
+    // the entry (unless it is unusable: faults are not cached).
+    void paging_step(const WalkStep& s, Tick& cur, WalkTrace& tr) {
+        const int l = s.level >= 2 && s.level <= 5 ? s.level - 2 : kNoCache;
+        if (l == kNoCache || !walk_caches[l]) return timed_read(s, cur);
+        if (!tr.have_ctx) tr.ctx = walker.context(), tr.have_ctx = true;
+        const WalkKey k{tr.ctx.tag, tr.ctx.pasid, s.shift < 64 ? s.input >> s.shift : 0,
+                        uint8_t(s.stage), s.nested};
+        WalkLine* c = walk_caches[l]->lookup(k);
+        ++*(c ? wc_hits[l] : wc_misses[l]);
+        if (!c) {
+            timed_read(s, cur);
+            PagingEntry e;
+            if (walker.paging_entry(&e)) tr.fills.push_back({l, k, {e, s.shift}});
+            return;
+        }
+        cur += clk.cycles(p.walk_cache_latency);
+        const PagingEntry used = c->entry;
+        walker.feed_cached(used);
+        tr.last_cached = true;
+        tr.cached_value = used.value;
+        if (tr.check) tr.used.push_back({s.addr, used.value, uint8_t(l + 2)});
+        // The walk may have set accessed/dirty bits in it: the cached copy has them too.
+        PagingEntry now;
+        if (walker.paging_entry(&now)) c->entry.value = now.value;
     }
+
     std::vector<StaleHit>* stale_list = nullptr;
 
     // What the timeline shows of one translation: its span, its walk (with the walk's steps)
@@ -349,6 +364,9 @@ struct TranslationUnit::Impl {
         bool have_ctx = false;
         bool walking = false;    // holds a walker (slot) since the context stage
         bool at_tables = false;  // the walker stands at this request's page tables
+        // Contexts used from the context and PASID caches (kept in checking mode).
+        bool dev_cached = false, pasid_cached = false;
+        WalkContext cached_dev, cached_pasid;
         ServerPool::Slot slot{0, 0};
         WalkTrace tr;
         WalkSpan ws;
@@ -364,6 +382,11 @@ struct TranslationUnit::Impl {
     void fill_walk_caches(const WalkTrace& tr);
     void prefetch(Txn& x, unsigned shift);
     TranslateOutcome finish(Txn& x);
+    bool pasid_lookup(Txn& x, bool miss_costs);
+    // Checking mode: run the walker from scratch on what memory holds now (untimed, no
+    // writes) as far as `until`; what cached contexts are compared with.
+    bool fresh_walk(const Txn& x, Until until);
+    void check_stale(Txn& x);
     void take_walker(Txn& x);
     void retire(Tick now);
     Tick invalidate(const InvalidationScope& s, Tick at);
@@ -443,53 +466,75 @@ void TranslationUnit::Impl::take_walker(Txn& x) {
     ++*walks;
 }
 
-// The context: PASID cache (complete), or context cache, or a context walk.
+// The context: the context cache (a complete context, or in scalable mode the context entry
+// followed by a PASID-cache lookup), or a context walk.
 bool TranslationUnit::Impl::context_stage(Txn& x) {
     const Requester& req = x.req;
     WalkTrace& tr = x.tr;
-    const PasidKey pk{req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid};
+    tr.check = bool(oracle);
     ++*ctx_lookups;
-    const ContextEntry* ce = ctx_cache.lookup(req.rid);
+    const WalkContext* ce = ctx_cache.lookup(req.rid);
     x.t += clk.cycles(p.context_cache.latency);
+    bool pasid_checked = false;
     if (ce) {
         ++*ctx_hits;
-        tr.ctx_cached = true;
+        x.dev_cached = true;
+        x.cached_dev = *ce;
         // A cached PASID-less context serves requests without PASID only: one with a PASID
         // is the walker's to judge (VT-d legacy mode blocks it).
-        if (ce->full && !req.has_pasid()) x.ctx = ce->ctx, x.have_ctx = true;
+        if (ce->complete && !req.has_pasid())
+            x.ctx = *ce, x.have_ctx = true;
+        else if (ce->complete)
+            x.dev_cached = false;  // not used: the walker starts afresh
+        else
+            pasid_checked = true, x.have_ctx = pasid_lookup(x, true);
     } else {
         ++*ctx_misses;
-    }
-    tr.pasid_key = pk;
-    if (ce && !ce->full) {  // scalable mode: the context entry is cached, the PASID entry may be
-        tr.pasid_checked = true;
-        ++*pasid_lookups;
-        x.t += clk.cycles(p.pasid_cache.latency);
-        if (const WalkContext* pc = pasid_cache.lookup(pk)) {
-            ++*pasid_hits;
-            x.ctx = *pc, x.have_ctx = true;
-        } else {
-            ++*pasid_misses;
-        }
     }
     if (Timeline* tl = timeline(); tl && tl->near(x.t0, kNever))
         tr.record = true, x.ws.reads0 = mem_reads->value();
     if (x.have_ctx) return false;
     take_walker(x);
-    walker.start(req, x.iova, x.acc);
-    x.t = drive(x.slot.start, true, tr);
-    if (!walker.context_ready()) {  // faulted in the context structures
-        walkers.occupy(x.slot.server, x.slot.start, x.t);
-        x.ws.end = x.t;
-        x.out.result = walker.result();
-        return true;
+    if (x.dev_cached)  // scalable mode: the PASID stage from the cached context entry
+        walker.resume(x.cached_dev, req, x.iova, x.acc);
+    else
+        walker.start(req, x.iova, x.acc);
+    x.t = drive(x.slot.start, Until::DeviceContext, tr);
+    // The walk reached the PASID stage: the PASID cache may hold the rest (a miss costs
+    // nothing here, the lookup overlapping the PASID-directory read).
+    if (!pasid_checked && walker.device_context_ready() && !walker.context_ready())
+        pasid_checked = true, x.have_ctx = pasid_lookup(x, false);
+    const bool pasid_walked = pasid_checked && !x.have_ctx;
+    if (!x.have_ctx) {
+        x.t = drive(x.t, Until::Context, tr);
+        if (!walker.context_ready()) {  // faulted in the context structures
+            walkers.occupy(x.slot.server, x.slot.start, x.t);
+            x.ws.end = x.t;
+            x.out.result = walker.result();
+            return true;
+        }
+        x.ctx = walker.context();
+        x.have_ctx = true;
+        x.at_tables = true;
     }
-    x.ctx = walker.context();
-    x.have_ctx = true;
-    x.at_tables = true;
-    if (tr.saw_pasid && !tr.pasid_cached) pasid_cache.insert(pk, x.ctx);
-    if (!tr.ctx_cached) ctx_cache.insert(req.rid, {x.ctx, !tr.saw_pasid});
+    const PasidKey pk{req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid};
+    if (pasid_walked) pasid_cache.insert(pk, x.ctx);
+    if (!ce) ctx_cache.insert(req.rid, walker.device_context());
     return false;
+}
+
+// A PASID-cache lookup for the request; on a hit the complete context comes from the cache.
+bool TranslationUnit::Impl::pasid_lookup(Txn& x, bool miss_costs) {
+    const PasidKey pk{x.req.rid, x.req.has_pasid() ? x.req.pasid : Requester::kNoPasid};
+    ++*pasid_lookups;
+    const WalkContext* pc = pasid_cache.lookup(pk);
+    if (pc || miss_costs) x.t += clk.cycles(p.pasid_cache.latency);
+    if (!pc) return ++*pasid_misses, false;
+    ++*pasid_hits;
+    x.ctx = *pc;
+    x.pasid_cached = true;
+    x.cached_pasid = *pc;
+    return true;
 }
 
 bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
@@ -513,7 +558,6 @@ bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
     r.perm = e->perm;
     r.mem_type = e->mem_type;
     r.tag = e->out_tag;
-    x.out.stale = check_stale(x.req, x.iova, x.acc, r.out, x.t);
     return true;
 }
 
@@ -541,7 +585,7 @@ bool TranslationUnit::Impl::merge_stage(Txn& x) {
 void TranslationUnit::Impl::walk_stage(Txn& x) {
     if (!x.walking) take_walker(x), x.t = x.slot.start;
     if (!x.at_tables) walker.resume(x.ctx, x.req, x.iova, x.acc);
-    x.t = drive(x.t, false, x.tr);
+    x.t = drive(x.t, Until::Done, x.tr);
     walkers.occupy(x.slot.server, x.slot.start, x.t);
     x.ws.end = x.t;
     last_walk = x.t - x.slot.start;
@@ -565,7 +609,7 @@ void TranslationUnit::Impl::prefetch(Txn& x, unsigned shift) {
     const Addr next = ((x.iova >> shift) + 1) << shift;
     WalkTrace pt;
     walker.resume(x.ctx, x.req, next, Access::Read);
-    const Tick end = drive(x.t, false, pt);
+    const Tick end = drive(x.t, Until::Done, pt);
     walkers.occupy(x.slot.server, x.t, end);
     x.ws.prefetch_end = end;
     ++*prefetches;
@@ -584,12 +628,61 @@ void TranslationUnit::Impl::fill(const WalkContext& ctx, Addr iova, const WalkRe
 }
 
 void TranslationUnit::Impl::fill_walk_caches(const WalkTrace& tr) {
-    for (auto& [l, k] : tr.fills) walk_caches[l]->insert(k, 1);
+    for (const WalkTrace::Fill& f : tr.fills) walk_caches[f.level]->insert(f.key, f.line);
+}
+
+bool TranslationUnit::Impl::fresh_walk(const Txn& x, Until until) {
+    uint8_t buf[64];
+    walker.start(x.req, x.iova, x.acc);
+    for (;;) {
+        if (until == Until::DeviceContext && walker.device_context_ready()) return true;
+        if (until == Until::Context && walker.context_ready()) return true;
+        const WalkStep s = walker.next();
+        if (s.kind == WalkStep::Kind::Done) return false;
+        if (s.kind != WalkStep::Kind::Read) continue;  // no accessed/dirty updates
+        if (mem.peek(s.addr, buf, s.size))
+            walker.feed(buf);
+        else
+            walker.feed_error();
+    }
+}
+
+// Checking mode: a translation that used cached contents (IOTLB entry, context, PASID entry,
+// paging-structure entries) and disagrees with the driver's intent is a stale use when one of
+// those contents is no longer what memory holds (the IOTLB entry always counts: it is the
+// translation). The walker is free to run again here: the request's walks are over.
+void TranslationUnit::Impl::check_stale(Txn& x) {
+    if (!oracle) return;
+    if (!x.out.iotlb_hit && !x.dev_cached && !x.pasid_cached && x.tr.used.empty()) return;
+    const Expectation e = oracle(x.req, x.iova);
+    if (check_translation(x.out.result, e, x.acc, false).empty()) return;
+    uint8_t what = x.out.iotlb_hit ? kStaleIotlb : 0;
+    for (const WalkTrace::Used& u : x.tr.used) {
+        uint8_t b[8];
+        if (!mem.peek(u.addr, b, 8) || load_le64(b) != u.value)
+            what |= uint8_t(kStaleWalkL2 << (u.level - 2));
+    }
+    if (x.dev_cached) {
+        const bool ok = fresh_walk(x, Until::DeviceContext);
+        if (!ok || !walker.same_context(walker.device_context(), x.cached_dev))
+            what |= kStaleContext;
+    }
+    if (x.pasid_cached) {
+        const bool ok = fresh_walk(x, Until::Context);
+        if (!ok || !walker.same_context(walker.context(), x.cached_pasid)) what |= kStalePasid;
+    }
+    if (!what) return;  // wrong, but not from a cache: not a stale use
+    ++*stale_hits;
+    x.out.stale = true;
+    const Translation& r = x.out.result.tr;
+    if (stale_list->size() < keep_stale)
+        stale_list->push_back({x.t, x.req, x.iova, r.out, e, what, !x.out.result.ok()});
 }
 
 TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
     if (!x.out.result.ok()) ++*faults;
     x.out.done = x.t;
+    check_stale(x);
     lat_all->add(ns(x.t - x.t0));
     (x.out.iotlb_hit ? lat_hit : lat_miss)->add(ns(x.t - x.t0));
     if (x.tr.record) {
@@ -629,16 +722,17 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
     };
     auto walk = [&](auto pred) {
         for (auto& c : walk_caches)
-            if (c) n += c->erase_if([&](const WalkKey& k, uint8_t) { return pred(k); });
+            if (c)
+                n += c->erase_if([&](const WalkKey& k, const WalkLine& w) { return pred(k, w); });
     };
     switch (s.kind) {
         case K::Global:
             tlb([](auto&, auto&) { return true; });
-            walk([](auto&) { return true; });
+            walk([](auto&, auto&) { return true; });
             break;
         case K::Domain:
             tlb([&](const IotlbKey&, const IotlbEntry& e) { return s.matches_domain(e.out_tag); });
-            walk([&](const WalkKey& k) { return s.matches_domain(k.tag); });
+            walk([&](const WalkKey& k, const WalkLine&) { return s.matches_domain(k.tag); });
             break;
         case K::Page:
         case K::PasidPage: {
@@ -647,17 +741,19 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
                 return s.matches_domain(e.out_tag) && (!pasid || s.matches_pasid(k.pasid)) &&
                        s.overlaps(k.vpn << k.shift, k.shift);
             });
-            if (!s.leaf_only)
-                walk([&](const WalkKey& k) {
-                    return s.matches_domain(k.tag) && (!pasid || s.matches_pasid(k.pasid));
-                });
+            // Paging-structure entries of the domain go too (VT-d allows more than the range's),
+            // unless the invalidation is leaf-only (IH): then only large-page leaves in range.
+            walk([&](const WalkKey& k, const WalkLine& w) {
+                return s.matches_domain(k.tag) && (!pasid || s.matches_pasid(k.pasid)) &&
+                       (!s.leaf_only || (w.entry.leaf && s.overlaps(k.prefix << w.shift, w.shift)));
+            });
             break;
         }
         case K::Pasid:
             tlb([&](const IotlbKey& k, const IotlbEntry& e) {
                 return s.matches_domain(e.out_tag) && s.matches_pasid(k.pasid);
             });
-            walk([&](const WalkKey& k) {
+            walk([&](const WalkKey& k, const WalkLine&) {
                 return s.matches_domain(k.tag) && s.matches_pasid(k.pasid);
             });
             break;
@@ -666,13 +762,14 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
             ctx_cache.clear();
             break;
         case K::ContextDomain:
-            n += ctx_cache.erase_if([&](uint16_t, const ContextEntry& c) {
-                return !c.full || s.matches_domain(c.ctx.tag);
+            // A scalable-mode context entry names no domain: any domain's invalidation drops it.
+            n += ctx_cache.erase_if([&](uint16_t, const WalkContext& c) {
+                return !c.complete || s.matches_domain(c.tag);
             });
             break;
         case K::ContextDevice:
             n += ctx_cache.erase_if(
-                [&](uint16_t rid, const ContextEntry&) { return s.matches_rid(rid); });
+                [&](uint16_t rid, const WalkContext&) { return s.matches_rid(rid); });
             break;
         case K::PasidCache:
             n += pasid_cache.erase_if([&](const PasidKey&, const WalkContext& c) {
@@ -692,13 +789,24 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
     return at + clk.cycles(p.invalidate_cycles);
 }
 
+std::string stale_sources(uint8_t what) {
+    static const char* const kName[] = {"iotlb",   "context", "pasid",  "walk-l2",
+                                        "walk-l3", "walk-l4", "walk-l5"};
+    std::string out;
+    for (unsigned b = 0; b < 7; ++b)
+        if (what & (1u << b)) out += (out.empty() ? "" : ",") + std::string(kName[b]);
+    return out.empty() ? "-" : out;
+}
+
 std::string format_stale_hits(const std::vector<StaleHit>& hits) {
-    std::string out = "# time_ns requester iova used expected\n";
+    std::string out = "# time_ns requester iova used expected stale\n";
     for (const StaleHit& h : hits)
         out += fmt::format(
-            "{} {} {:#x} {:#x} {}\n", h.when / kTicksPerNs, to_string(h.req), h.iova, h.used,
+            "{} {} {:#x} {} {} {}\n", h.when / kTicksPerNs, to_string(h.req), h.iova,
+            h.fault ? std::string("fault") : fmt::format("{:#x}", h.used),
             h.expected.mapped ? fmt::format("{:#x}/{}", h.expected.pa, perm_string(h.expected.perm))
-                              : std::string("unmapped"));
+                              : std::string("unmapped"),
+            stale_sources(h.what));
     return out;
 }
 

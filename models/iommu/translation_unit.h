@@ -22,16 +22,30 @@
 
 namespace iommusim {
 
-// A hit on a cached translation that disagrees with the driver's intent (checking mode).
+// What a stale translation used (StaleHit::what, bits): the IOTLB entry, the context from the
+// context cache, the PASID entry from the PASID cache, paging-structure entries of levels 2-5
+// from the walk caches, each no longer what memory holds.
+enum : uint8_t {
+    kStaleIotlb = 1,
+    kStaleContext = 2,
+    kStalePasid = 4,
+    kStaleWalkL2 = 8,  // level L: kStaleWalkL2 << (L - 2)
+};
+// "iotlb,context,walk-l3"; "-" for none.
+std::string stale_sources(uint8_t what);
+
+// A translation from cached contents that disagrees with the driver's intent (checking mode).
 struct StaleHit {
     Tick when;
     Requester req;
     Addr iova;
-    Addr used;             // what the cached entry gave
+    Addr used;             // what the translation gave (unless it faulted)
     Expectation expected;  // what the driver means now
+    uint8_t what = 0;      // which cached contents were stale (kStale* bits)
+    bool fault = false;    // the stale contents led to a fault
 };
 
-// One line per stale hit: "time_ns requester iova used expected", with a header line;
+// One line per stale use: "time_ns requester iova used expected stale", with a header line;
 // what checking mode writes to the stale-translation report.
 std::string format_stale_hits(const std::vector<StaleHit>& hits);
 
@@ -49,8 +63,10 @@ public:
     // time is at or after it): walks that ended by then leave the in-flight table.
     void forget_before(Tick now);
 
-    // Checking mode: compare every IOTLB hit with the driver's intent; keep the first
-    // `keep` stale hits for reporting (all are counted).
+    // Checking mode: compare every translation made from cached contents (IOTLB hit, context
+    // or PASID cache, walk caches) with the driver's intent; a disagreement whose cached
+    // contents differ from memory is a stale use. The first `keep` are kept for reporting
+    // (all are counted).
     void set_oracle(Oracle oracle, size_t keep = 100);
     const std::vector<StaleHit>& stale_hits() const { return stale_list_; }
 

@@ -416,7 +416,9 @@ inline Tick Platform::map(Domain& d, Tick at) {
     ++c.maps;
     c.maps_2m += b.page == k2M;
     c.maps_1g += b.page == k1G;
-    return at + ticks_from_ns(host.map_ns);
+    // A large page that replaced an empty lower table was invalidated by the driver: wait.
+    const Tick t = at + ticks_from_ns(host.map_ns);
+    return std::max(t, feeder.submit(t));
 }
 
 // The unmapped range is remembered with where it pointed, for the lazy window's judgement.

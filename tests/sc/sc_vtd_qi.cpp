@@ -172,7 +172,7 @@ int sc_main(int, char*[]) {
     std::string header, line, rest;
     std::getline(f, header);
     std::getline(f, line);
-    b.check(header == "# time_ns requester iova used expected", "stale report header");
+    b.check(header == "# time_ns requester iova used expected stale", "stale report header");
     b.check(
         line.find(" 3a:00.0 0x") != std::string::npos && line.find("unmapped") != std::string::npos,
         "stale report line: " + line);

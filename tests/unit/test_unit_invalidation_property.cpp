@@ -143,5 +143,6 @@ TEST_CASE("unit: a stale hit is reported with time, requester and IOVA", "[iommu
     CHECK(stats.counter("stale_hits", "").value() == 2);
     REQUIRE(unit.stale_hits().size() == 1);  // kept: 1, counted: all
     CHECK(format_stale_hits(unit.stale_hits()) ==
-          "# time_ns requester iova used expected\n2004 02:01.0 0x5010 0x9010 unmapped\n");
+          "# time_ns requester iova used expected stale\n"
+          "2004 02:01.0 0x5010 0x9010 unmapped iotlb\n");
 }

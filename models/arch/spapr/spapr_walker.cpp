@@ -102,9 +102,26 @@ void SpaprWalker::resume(const WalkContext&, const Requester& req, Addr iova, Ac
 }
 
 void SpaprWalker::feed(const uint8_t* data) {
+    indirect_ok_ = false;
     if (!walking_) return;
+    decode(load_be64(data));
+}
+
+bool SpaprWalker::paging_entry(PagingEntry* out) const {
+    if (!indirect_ok_) return false;
+    *out = PagingEntry{__builtin_bswap64(indirect_), kPermNone, 0, false};  // as in memory
+    return true;
+}
+
+// A cached indirect TCE: the next table without reading this level (rights live in the leaf).
+void SpaprWalker::feed_cached(const PagingEntry& e) {
+    indirect_ok_ = false;
+    if (!walking_) return;
+    decode(__builtin_bswap64(e.value));
+}
+
+void SpaprWalker::decode(uint64_t tce) {
     ++res_.reads;
-    const uint64_t tce = load_be64(data);
     const PhbCaps& caps = phb_->caps();
     if (level_ > 1) {
         if (!tce_valid(tce)) return fail(FaultKind::NotPresent, kTceInvalidIndirect, level_);
@@ -112,6 +129,8 @@ void SpaprWalker::feed(const uint8_t* data) {
         if (beyond_real(next, caps.real_addr_bits) ||
             (caps.strict_reserved && tce_low_reserved(tce, kTceTableAlignShift)))
             return fail(FaultKind::ReservedBit, kTceReservedBits, level_);
+        indirect_ = tce;
+        indirect_ok_ = true;
         table_ = next;
         --level_;
         return;
@@ -131,6 +150,7 @@ void SpaprWalker::feed(const uint8_t* data) {
 }
 
 void SpaprWalker::feed_error() {
+    indirect_ok_ = false;
     if (!walking_) return;
     ++res_.reads;
     fail(FaultKind::TableAccess, kTceTableAccess, level_);

@@ -25,12 +25,16 @@ public:
     bool context_ready() const override { return pe_ != PhbConfig::kNoPe; }
     WalkContext context() const override;
     void resume(const WalkContext& ctx, const Requester& req, Addr iova, Access access) override;
+    // Indirect TCE levels (2 and above) are what the unit's walk caches keep.
+    bool paging_entry(PagingEntry* out) const override;
+    void feed_cached(const PagingEntry& e) override;
 
     // PE and window number selected by the last start(); kNoPe / -1 when none was.
     uint16_t pe() const { return pe_; }
     int window_num() const { return window_; }
 
 private:
+    void decode(uint64_t tce);
     void fail(FaultKind kind, uint16_t reason, uint8_t level = 0);
     void finish(Addr out, unsigned page_shift, Perm perm);
     void start_bypass(const TceWindow& w, Addr offset);
@@ -51,6 +55,8 @@ private:
     uint8_t level_bits_ = 0;
     uint8_t top_bits_ = 0;
     Addr table_ = 0;
+    uint64_t indirect_ = 0;  // the last indirect TCE decoded without fault
+    bool indirect_ok_ = false;
     WalkResult res_;
 };
 

@@ -32,6 +32,8 @@ void VtdWalker::reset(const Requester& req, Addr iova, Access access) {
     write_pending_ = false;
     sl_.active = false;
     ctx_valid_ = false;
+    dev_valid_ = false;
+    entry_ok_ = false;
 }
 
 void VtdWalker::start(const Requester& req, Addr iova, Access access) {
@@ -56,18 +58,85 @@ void VtdWalker::start_with_context(const VtdContext& ctx, const Requester& req, 
 static_assert(std::is_trivially_copyable_v<VtdContext> &&
               sizeof(VtdContext) <= sizeof(WalkContext::arch));
 
-WalkContext VtdWalker::context() const {
+bool VtdContext::operator==(const VtdContext& o) const {
+    return mode == o.mode && scalable == o.scalable && did == o.did && pasid == o.pasid &&
+           priv == o.priv && sl_root == o.sl_root && sl_levels == o.sl_levels &&
+           fl_root == o.fl_root && fl_levels == o.fl_levels && sre == o.sre && wpe == o.wpe &&
+           slade == o.slade && slee == o.slee && fpd == o.fpd && complete == o.complete &&
+           paside == o.paside && rid_priv == o.rid_priv && rid_pasid == o.rid_pasid &&
+           pasid_dir_entries == o.pasid_dir_entries && pasid_dir == o.pasid_dir;
+}
+
+namespace {
+WalkContext pack(const VtdContext& v, uint32_t tag, uint32_t pasid) {
     WalkContext c;
-    c.tag = ctx_.did;
-    c.pasid = ctx_.pasid;
-    std::memcpy(c.arch, &ctx_, sizeof(ctx_));
+    c.tag = tag;
+    c.pasid = pasid;
+    c.complete = v.complete;
+    std::memcpy(c.arch, &v, sizeof(v));
     return c;
+}
+VtdContext unpack(const WalkContext& c) {
+    VtdContext v;
+    std::memcpy(&v, c.arch, sizeof(v));
+    return v;
+}
+}  // namespace
+
+WalkContext VtdWalker::context() const {
+    return pack(ctx_, ctx_.did, ctx_.pasid);
+}
+
+WalkContext VtdWalker::device_context() const {
+    return sm() ? pack(dev_, 0, Requester::kNoPasid) : context();
 }
 
 void VtdWalker::resume(const WalkContext& c, const Requester& req, Addr iova, Access access) {
-    VtdContext v;
-    std::memcpy(&v, c.arch, sizeof(v));
-    start_with_context(v, req, iova, access);
+    const VtdContext v = unpack(c);
+    if (v.complete) {
+        if (!sm() && req.has_pasid()) {  // as start(): legacy mode blocks PASID requests
+            reset(req, iova, access);
+            ctx_ = VtdContext{};
+            return fail(FaultKind::Blocked, kSmTtm0RequestWithPasid);
+        }
+        return start_with_context(v, req, iova, access);
+    }
+    reset(req, iova, access);  // a cached scalable-mode context entry: the PASID stage is next
+    ctx_ = VtdContext{};
+    ctx_.fpd = v.fpd;
+    dev_ = v;
+    enter_pasid_stage();
+}
+
+bool VtdWalker::same_context(const WalkContext& a, const WalkContext& b) const {
+    return a.tag == b.tag && a.pasid == b.pasid && a.complete == b.complete &&
+           unpack(a) == unpack(b);
+}
+
+bool VtdWalker::paging_entry(PagingEntry* out) const {
+    if (!entry_ok_) return false;
+    *out = entry_;
+    return true;
+}
+
+void VtdWalker::keep_entry(uint64_t e, Perm above, uint8_t above_flags, bool leaf) {
+    entry_ = PagingEntry{e, above, above_flags, leaf};
+    entry_ok_ = true;
+}
+
+// The cached entry stands for the one the step would read, decoded with the rights the levels
+// above had when it was cached (a paging-structure cache keeps them with the entry).
+void VtdWalker::feed_cached(const PagingEntry& e) {
+    entry_ok_ = false;
+    if (phase_ != Phase::Paging) return;
+    if (sl_.active) {
+        sl_.perm = e.above;
+        return feed_sl(e.value);
+    }
+    fl_.w = e.above_flags & 1;
+    fl_.u = e.above_flags & 2;
+    fl_.x = e.above_flags & 4;
+    feed_fl(e.value);
 }
 
 WalkStep VtdWalker::next() {
@@ -119,6 +188,7 @@ WalkStep VtdWalker::next() {
 }
 
 void VtdWalker::feed(const uint8_t* d) {
+    entry_ok_ = false;
     switch (phase_) {
         case Phase::Root: return feed_root(d);
         case Phase::Context: return feed_context(d);
@@ -130,6 +200,7 @@ void VtdWalker::feed(const uint8_t* d) {
 }
 
 void VtdWalker::feed_error() {
+    entry_ok_ = false;
     switch (phase_) {
         case Phase::Root:
             return fail(FaultKind::TableAccess, sm() ? kSmRootAccess : kFrRootTableAccess);
@@ -200,14 +271,29 @@ void VtdWalker::feed_context(const uint8_t* d) {
     ctx_.fpd = c.fpd();
     if (!c.p()) return fail(FaultKind::NotPresent, kSmContextNotPresent);
     if (c.reserved(cfg_.haw)) return fail(FaultKind::ReservedBit, kSmContextReserved);
-    if (req_.has_pasid() && !c.paside()) return fail(FaultKind::Blocked, kSmContextPasidDisabled);
+    dev_ = VtdContext{};
+    dev_.complete = false;
+    dev_.scalable = true;
+    dev_.fpd = c.fpd();
+    dev_.paside = c.paside();
+    dev_.rid_pasid = c.rid_pasid();
+    dev_.rid_priv = c.rid_priv();
+    dev_.pasid_dir_entries = c.pasid_dir_entries();
+    dev_.pasid_dir = c.pasiddirptr();
+    enter_pasid_stage();
+}
+
+// From the decoded scalable-mode context entry (dev_, read or cached) to the PASID directory.
+void VtdWalker::enter_pasid_stage() {
+    if (req_.has_pasid() && !dev_.paside) return fail(FaultKind::Blocked, kSmContextPasidDisabled);
     ctx_.scalable = true;
-    ctx_.pasid = req_.has_pasid() ? req_.pasid : c.rid_pasid();
-    ctx_.priv = req_.has_pasid() ? req_.priv : c.rid_priv();
-    if ((ctx_.pasid >> 6) >= c.pasid_dir_entries())
+    ctx_.pasid = req_.has_pasid() ? req_.pasid : dev_.rid_pasid;
+    ctx_.priv = req_.has_pasid() ? req_.priv : dev_.rid_priv;
+    if ((ctx_.pasid >> 6) >= dev_.pasid_dir_entries)
         return fail(FaultKind::AddressRange, kSmPasidTooLarge);
+    dev_valid_ = true;
     phase_ = Phase::PasidDir;
-    read_addr_ = c.pasiddirptr() + Addr(ctx_.pasid >> 6) * 8;
+    read_addr_ = dev_.pasid_dir + Addr(ctx_.pasid >> 6) * 8;
     read_size_ = 8;
 }
 
@@ -342,6 +428,7 @@ void VtdWalker::feed_sl(uint64_t e) {
 
     Perm p = Perm((bit(e, sl::R) ? kPermR : 0) | (bit(e, sl::W) ? kPermW : 0));
     p |= ctx_.slee ? (bit(e, sl::X) ? kPermX : 0) : ((p & kPermR) ? kPermX : 0);
+    keep_entry(e, sl_.perm, 0, leaf);
     sl_.perm &= p;
     const bool final_write = leaf && sl_.purpose != SlPurpose::FlTable && access_ != Access::Read;
     if (ctx_.slade && (!bit(e, sl::A) || (final_write && !bit(e, sl::D)))) {
@@ -349,6 +436,7 @@ void VtdWalker::feed_sl(uint64_t e) {
         write_stage_ = WalkStage::SecondLevel;
         write_addr_ = read_addr_;
         write_val_ = e | (1ULL << sl::A) | (final_write ? 1ULL << sl::D : 0);
+        entry_.value = write_val_;
     }
     if (!leaf) {
         sl_.table = e & bit_mask(51, 12);
@@ -360,6 +448,7 @@ void VtdWalker::feed_sl(uint64_t e) {
         sl_.purpose == SlPurpose::FlTable ? kPermR : perm_needed(access_, ctx_.slee && req_.exec);
     if (!permits(sl_.perm, need)) {
         write_pending_ = false;
+        entry_.value = e;
         return fail(FaultKind::Permission, sl_denied_reason(), uint8_t(level));
     }
     const unsigned shift = level_shift(level);
@@ -392,10 +481,11 @@ void VtdWalker::feed_fl(uint64_t e) {
     if (large) rsvd |= bit_mask(level_shift(level) - 1, 13);  // bit 12 is PAT in large leaves
     if (e & rsvd) return fail(FaultKind::ReservedBit, kSmFlReserved, uint8_t(level));
 
+    const bool leaf = level == 1 || large;
+    keep_entry(e, kPermNone, uint8_t((fl_.w ? 1 : 0) | (fl_.u ? 2 : 0) | (fl_.x ? 4 : 0)), leaf);
     fl_.w = fl_.w && bit(e, fl::RW);
     fl_.u = fl_.u && bit(e, fl::US);
     fl_.x = fl_.x && !bit(e, fl::XD);
-    const bool leaf = level == 1 || large;
     const bool write = access_ != Access::Read;
     if (leaf) {
         if (!ctx_.priv && !fl_.u)
@@ -412,6 +502,7 @@ void VtdWalker::feed_fl(uint64_t e) {
         write_stage_ = WalkStage::FirstLevel;
         write_addr_ = fl_.entry_hpa;
         write_val_ = e | (1ULL << fl::A) | (leaf && write ? 1ULL << fl::D : 0);
+        entry_.value = write_val_;
     }
     if (!leaf) {
         fl_.table = e & bit_mask(51, 12);

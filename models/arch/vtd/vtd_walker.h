@@ -42,6 +42,15 @@ struct VtdContext {
     Addr fl_root = 0;
     unsigned fl_levels = 4;
     bool sre = false, wpe = false, slade = false, slee = false, fpd = false;
+    // Scalable mode: the context entry's fields the PASID stage starts from. With `complete`
+    // clear the context holds only these (what the context cache keeps).
+    bool complete = true;
+    bool paside = false, rid_priv = false;
+    uint32_t rid_pasid = 0;
+    uint64_t pasid_dir_entries = 0;
+    Addr pasid_dir = 0;
+
+    bool operator==(const VtdContext& o) const;
 };
 
 class VtdWalker final : public Walker {
@@ -61,7 +70,13 @@ public:
     const VtdContext& vtd_context() const { return ctx_; }
     bool context_ready() const override { return ctx_valid_; }
     WalkContext context() const override;
+    // Scalable mode: the context entry, once the walk goes on to the PASID stage.
+    bool device_context_ready() const override { return sm() ? dev_valid_ : ctx_valid_; }
+    WalkContext device_context() const override;
     void resume(const WalkContext& ctx, const Requester& req, Addr iova, Access access) override;
+    bool same_context(const WalkContext& a, const WalkContext& b) const override;
+    bool paging_entry(PagingEntry* out) const override;
+    void feed_cached(const PagingEntry& e) override;
     WalkerConfig& config() { return cfg_; }
 
 private:
@@ -73,6 +88,8 @@ private:
     void reset(const Requester& req, Addr iova, Access access);
     void feed_root(const uint8_t* d);
     void feed_context(const uint8_t* d);
+    void enter_pasid_stage();
+    void keep_entry(uint64_t e, Perm above, uint8_t above_flags, bool leaf);
     void feed_pasid_dir(const uint8_t* d);
     void feed_pasid_entry(const uint8_t* d);
     void begin_paging();
@@ -99,6 +116,10 @@ private:
 
     VtdContext ctx_;
     bool ctx_valid_ = false;
+    VtdContext dev_;  // scalable mode: the context entry alone (complete == false)
+    bool dev_valid_ = false;
+    PagingEntry entry_;  // the last paging entry fed, as a walk cache keeps it
+    bool entry_ok_ = false;
     Addr pasid_table_ = 0;
 
     struct {
