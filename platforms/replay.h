@@ -20,7 +20,7 @@
 
 #include "core/config.h"
 #include "core/stats.h"
-#include "devices/dma_timing.h"
+#include "devices/dma_engine_params.h"
 #include "core/dma_mapper.h"
 #include "iommu/iommu_unit.h"
 #include "pcie/link_model.h"

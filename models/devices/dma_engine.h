@@ -18,7 +18,9 @@
 #include "core/log.h"
 #include "core/pcie_ext.h"
 #include "core/stats.h"
-#include "dma_timing.h"
+#include "dma_engine_params.h"
+#include "dma_issue_scheduler.h"
+#include "dma_requests.h"
 
 namespace iommusim {
 

@@ -21,7 +21,7 @@ const NicParams& checked(const NicParams& p, const DmaMapper* m) {
 
 }  // namespace
 
-Nic::Stats::Stats(StatGroup& g)
+NicStats::NicStats(StatGroup& g)
     : rx(g.child("rx")),
       tx(g.child("tx")),
       drv(g.child("driver")),
@@ -50,16 +50,10 @@ Nic::Stats::Stats(StatGroup& g)
 
 Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams& ep,
          const NicLayout& layout, DmaMapper* mapper, StatGroup& stats)
-    : sc_module(name),
-      dma("dma"),
-      p_(checked(p, mapper)),
+    : PerIoDevice(name, ep, stats, mapper, checked(p, mapper).requester(), p.sw_ns),
+      p_(p),
       lay_(layout),
-      mapper_(mapper),
-      s_(std::make_unique<Stats>(stats)),
-      engine_("engine", ep, stats.child("engine")),
       sizes_(*p_.size_dist()),
-      req_(p_.requester()),
-      sw_ps_(ticks_from_ns(p_.sw_ns)),
       nbuf_(p_.buffers_per_direction()),
       rx_(p_.ring_size),
       tx_(p_.ring_size),
@@ -68,34 +62,13 @@ Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams
       tx_app_(eth_line_rate(p_.line_rate)),
       tx_wire_(eth_line_rate(p_.line_rate)),
       tx_state_(p_.seed ^ kTxSalt) {
-    engine_.dma.bind(dma);  // hierarchical: the platform binds the NIC's socket
-    engine_.set_source([this](DmaTransfer& t) { return next(t); });
-    engine_.on_complete([this](const DmaTransfer& t, const DmaResult& r) { completed(t, r); });
     if (p_.buffers == NicBufferPolicy::Pool)
         for (uint32_t i = 0; i < nbuf_; ++i) rx_pool_.push_back(i), tx_pool_.push_back(i);
 }
 
 Nic::~Nic() = default;
 
-void Nic::push(Tick t, uint8_t kind, uint32_t slot) {
-    evq_.push(Ev{t, seq_++, kind, slot});
-}
-
-// Events are taken in time order, so whatever an event decides only depends on events at or
-// before its time; every DMA it creates is ready no earlier than that time.
-bool Nic::next(DmaTransfer& t) {
-    if (!started_) start();
-    while (!evq_.empty()) {
-        const Ev e = evq_.top();
-        evq_.pop();
-        if (handle(e, t)) return true;
-    }
-    if (!finished_) finish();
-    return false;
-}
-
 void Nic::start() {
-    started_ = true;
     rx_on_ = p_.direction != NicDirection::Tx;
     tx_on_ = p_.direction != NicDirection::Rx;
     const Tick now = engine_.now();
@@ -232,20 +205,17 @@ void Nic::completed(const DmaTransfer& t, const DmaResult& r) {
 }
 
 void Nic::finish() {
-    finished_ = true;
     const NicResult r = result();
     s_->rx_rate.set_rounded(r.rx.packet_rate());
     s_->rx_tput.set_rounded(r.rx.throughput());
     s_->tx_rate.set_rounded(r.tx.packet_rate());
     s_->tx_tput.set_rounded(r.tx.throughput());
-    const Tick end = std::max({rx_end_, tx_end_, rx_last_, tx_last_});
-    const Tick stamp = to_ticks(sc_core::sc_time_stamp());
-    finished_ev_.notify(to_sc_time(end > stamp ? end - stamp : 0));
+    finished_at(std::max({rx_end_, tx_end_, rx_last_, tx_last_}));
 }
 
 NicResult Nic::result() const {
     NicResult r;
-    const Stats& s = *s_;
+    const NicStats& s = *s_;
     r.rx = {s.rx_offered.value(),
             s.rx_packets.value(),
             s.rx_bytes.value(),
@@ -266,7 +236,7 @@ NicResult Nic::result() const {
 }
 
 double Nic::progress() const {
-    if (finished_) return 1.0;
+    if (finished()) return 1.0;
     double f = 0.0;
     if (p_.count) {
         const uint64_t dirs = p_.direction == NicDirection::Both ? 2 : 1;

@@ -10,17 +10,15 @@
 // with the Linux DMA API. See docs/devices.md, "NIC".
 #pragma once
 #include <deque>
-#include <memory>
-#include <queue>
 #include <string>
 #include <systemc>
-#include <tlm>
 #include <vector>
 
-#include "core/stats.h"
-#include "dma_engine.h"
 #include "core/dma_mapper.h"
+#include "core/stats.h"
+#include "ethernet.h"
 #include "nic_params.h"
+#include "per_io_device.h"
 
 namespace iommusim {
 
@@ -44,10 +42,22 @@ struct NicResult {
     uint64_t faults = 0;  // requests with an error response
 };
 
-class Nic : public sc_core::sc_module {
-public:
-    tlm::tlm_initiator_socket<> dma;  // the engine's requests (bound through to it)
+struct NicStats {
+    StatGroup &rx, &tx, &drv;
+    Counter &rx_offered, &rx_packets, &rx_bytes, &rx_no_buffer, &rx_fifo, &rx_fault;
+    Counter &rx_rate, &rx_tput;
+    Histogram &rx_latency, &rx_host_latency;
+    Counter &tx_offered, &tx_packets, &tx_bytes, &tx_map, &tx_fault, &tx_ring_full;
+    Counter &tx_rate, &tx_tput;
+    Histogram& tx_latency;
+    DriverStats driver;
+    Counter& faults;
 
+    explicit NicStats(StatGroup& g);
+};
+
+class Nic : public PerIoDevice<NicStats> {
+public:
     // `mapper` is called by the driver model with per_packet buffers (required then; unused
     // with pool). Throws std::invalid_argument when a parameter is invalid. Statistics go to
     // `stats` (rx, tx, driver children), the engine's to stats.child("engine").
@@ -55,26 +65,15 @@ public:
         const NicLayout& layout, DmaMapper* mapper, StatGroup& stats);
     ~Nic() override;
 
-    DmaEngine& engine() { return engine_; }
     const NicParams& params() const { return p_; }
-    // Every offered packet done; notified at the last completion.
-    bool finished() const { return finished_; }
-    const sc_core::sc_event& finished_event() const { return finished_ev_; }
     NicResult result() const;
     // One line: configuration, per-direction rate, throughput, drops, latency percentiles.
     std::string summary() const;
     double progress() const;  // 0..1 of the packets to offer
 
 private:
-    struct Ev {
-        Tick t;
-        uint64_t seq;  // ties in time keep their order of creation
-        uint8_t kind;
-        uint32_t slot;
-        bool operator>(const Ev& o) const { return t != o.t ? t > o.t : seq > o.seq; }
-    };
-    // Events, in one queue ordered by time. The first kinds are line and host (driver) work; the
-    // rest are the NIC's DMA transfers, handed to the engine.
+    // Events, in one queue ordered by time. The first kinds are line and host (driver) work;
+    // the rest are the NIC's DMA transfers, handed to the engine.
     enum Kind : uint8_t {
         kRxArrive,  // a frame has arrived in full
         kRxRefill,  // the driver retries refilling the RX ring (missed-packet interrupt)
@@ -96,26 +95,10 @@ private:
         Tick done = kNever;  // descriptor write-back complete
         bool fault = false;
     };
-    struct Stats {
-        StatGroup &rx, &tx, &drv;
-        Counter &rx_offered, &rx_packets, &rx_bytes, &rx_no_buffer, &rx_fifo, &rx_fault;
-        Counter &rx_rate, &rx_tput;
-        Histogram &rx_latency, &rx_host_latency;
-        Counter &tx_offered, &tx_packets, &tx_bytes, &tx_map, &tx_fault, &tx_ring_full;
-        Counter &tx_rate, &tx_tput;
-        Histogram& tx_latency;
-        DriverStats driver;
-        Counter& faults;
-
-        explicit Stats(StatGroup& g);
-    };
-    bool next(DmaTransfer& t);
-    void completed(const DmaTransfer& t, const DmaResult& r);
-    void start();
-    void finish();
-    void push(Tick t, uint8_t kind, uint32_t slot = 0);
-    // Internal events (arrivals, driver work); DMA events fill `t` and return true.
-    bool handle(const Ev& e, DmaTransfer& t);
+    void start() override;
+    bool handle(const Ev& e, DmaTransfer& t) override;
+    void completed(const DmaTransfer& t, const DmaResult& r) override;
+    void finish() override;
     void rx_arrive(Tick at);
     void rx_schedule();
     bool rx_post(Tick& t);
@@ -124,24 +107,13 @@ private:
     void tx_offer(Tick at);
     void tx_schedule(Tick posted);
     void tx_clean(Tick at);
-    Tick driver_start(Tick at) const { return at > drv_ ? at : drv_; }
-    void driver_end(Tick from, Tick to);
     Addr buffer_addr(bool tx, uint32_t buf) const;
 
     NicParams p_;
     NicLayout lay_;
-    DmaMapper* mapper_;
-    std::unique_ptr<Stats> s_;
-    DmaEngine engine_;
     SizeDist sizes_;
-    Requester req_;
-    Tick sw_ps_;
     uint32_t nbuf_;
-    std::priority_queue<Ev, std::vector<Ev>, std::greater<Ev>> evq_;
-    uint64_t seq_ = 0;
-    Tick drv_ = 0, t0_ = 0, stop_at_ = kNever;
-    bool started_ = false, finished_ = false;
-    sc_core::sc_event finished_ev_;
+    Tick t0_ = 0, stop_at_ = kNever;
 
     // RX ring: buffers posted (tail), taken by the device (head), cleaned by the driver.
     std::vector<Slot> rx_, tx_;
@@ -169,7 +141,6 @@ private:
     bool tx_on_ = false, tx_blocked_ = false;
     Tick rx_end_ = 0, tx_end_ = 0;    // last write-back of each direction
     Tick rx_last_ = 0, tx_last_ = 0;  // last arrival, last offer
-    Tick busy_ps_ = 0;                // driver busy time, sub-ns remainders kept
 };
 
 }  // namespace iommusim

@@ -14,13 +14,6 @@ Addr Nic::buffer_addr(bool tx, uint32_t buf) const {
     return lay_.buffers + (Addr(tx ? nbuf_ : 0) + buf) * p_.buffer_size;
 }
 
-void Nic::driver_end(Tick from, Tick to) {
-    const Tick before = busy_ps_ / kTicksPerNs;
-    busy_ps_ += to - from;
-    s_->driver.busy_ns += busy_ps_ / kTicksPerNs - before;
-    drv_ = to;
-}
-
 bool Nic::rx_post(Tick& t) {
     const uint32_t pos = uint32_t(rx_tail_ % p_.ring_size);
     Slot& s = rx_[pos];

@@ -41,14 +41,14 @@ struct Nvme::Cmd {
     NvmePrps prps;
 };
 
-struct Nvme::Stats {
+struct NvmeStats {
     StatGroup& drv;
     Counter &submitted, &completed, &failed, &reads, &writes, &read_bytes, &write_bytes;
     Counter &prp_list_reads, &faults, &iops, &bandwidth, &elapsed_ns;
     Histogram &latency, &read_latency, &write_latency;
     DriverStats driver;
 
-    explicit Stats(StatGroup& g)
+    explicit NvmeStats(StatGroup& g)
         : drv(g.child("driver")),
           submitted(g.counter("submitted", "commands the application issued")),
           completed(g.counter("completed", "commands completed successfully")),
@@ -70,53 +70,21 @@ struct Nvme::Stats {
 
 Nvme::Nvme(sc_core::sc_module_name name, const NvmeParams& p, const DmaEngineParams& ep,
            const NvmeLayout& layout, DmaMapper* mapper, StatGroup& stats)
-    : sc_module(name),
-      dma("dma"),
-      p_(checked(p, mapper)),
+    : PerIoDevice(name, ep, stats, mapper, checked(p, mapper).requester(), p.sw_ns),
+      p_(p),
       lay_(layout),
-      mapper_(mapper),
-      s_(std::make_unique<Stats>(stats)),
-      engine_("engine", ep, stats.child("engine")),
       sizes_(*p_.size_dist()),
-      req_(p_.requester()),
-      sw_ps_(ticks_from_ns(p_.sw_ns)),
       list_pages_(p_.list_pages_per_command()),
       slot_bytes_(p_.slot_bytes()),
       cmds_(p_.queue_depth),
-      state_(p_.seed) {
-    engine_.dma.bind(dma);  // hierarchical: the platform binds the controller's socket
-    engine_.set_source([this](DmaTransfer& t) { return next(t); });
-    engine_.on_complete([this](const DmaTransfer& t, const DmaResult& r) { completed(t, r); });
-}
+      state_(p_.seed) {}
 
 Nvme::~Nvme() = default;
 
-void Nvme::push(Tick t, uint8_t kind, uint32_t slot, uint32_t idx) {
-    evq_.push(Ev{t, seq_++, kind, slot, idx});
-}
-
-void Nvme::driver_end(Tick from, Tick to) {
-    const Tick before = busy_ps_ / kTicksPerNs;
-    busy_ps_ += to - from;
-    s_->driver.busy_ns += busy_ps_ / kTicksPerNs - before;
-    drv_ = to;
-}
-
-// Events are taken in time order; every DMA an event creates is ready no earlier than it.
-bool Nvme::next(DmaTransfer& t) {
-    if (!started_) {
-        started_ = true;
-        t0_ = engine_.now();
-        if (p_.duration_ns) stop_at_ = t0_ + p_.duration_ns * kTicksPerNs;
-        for (uint32_t c = 0; c < p_.queue_depth; ++c) push(t0_, kSubmit, c);
-    }
-    while (!evq_.empty()) {
-        const Ev e = evq_.top();
-        evq_.pop();
-        if (handle(e, t)) return true;
-    }
-    if (!finished_) finish();
-    return false;
+void Nvme::start() {
+    t0_ = engine_.now();
+    if (p_.duration_ns) stop_at_ = t0_ + p_.duration_ns * kTicksPerNs;
+    for (uint32_t c = 0; c < p_.queue_depth; ++c) push(t0_, kSubmit, c);
 }
 
 void Nvme::submit(uint32_t c, Tick at) {
@@ -269,17 +237,15 @@ void Nvme::completed(const DmaTransfer& t, const DmaResult& r) {
 }
 
 void Nvme::finish() {
-    finished_ = true;
     const NvmeResult r = result();
     s_->iops.set_rounded(r.iops());
     s_->bandwidth.set_rounded(r.bandwidth());
     s_->elapsed_ns.set_rounded(double(r.elapsed() / kTicksPerNs));
-    const Tick stamp = to_ticks(sc_core::sc_time_stamp());
-    finished_ev_.notify(to_sc_time(end_ > stamp ? end_ - stamp : 0));
+    finished_at(end_);
 }
 
 NvmeResult Nvme::result() const {
-    const Stats& s = *s_;
+    const NvmeStats& s = *s_;
     NvmeResult r;
     r.submitted = s.submitted.value();
     r.completed = s.completed.value();
@@ -299,7 +265,7 @@ NvmeResult Nvme::result() const {
 }
 
 double Nvme::progress() const {
-    if (finished_) return 1.0;
+    if (finished()) return 1.0;
     double f = p_.count ? double(submitted_) / double(p_.count) : 0.0;
     const Tick now = engine_.now();
     if (stop_at_ != kNever && now > t0_)

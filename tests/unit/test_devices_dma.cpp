@@ -8,7 +8,9 @@
 
 #include "core/config.h"
 #include "devices/dma_bench_params.h"
-#include "devices/dma_timing.h"
+#include "devices/dma_engine_params.h"
+#include "devices/dma_issue_scheduler.h"
+#include "devices/dma_requests.h"
 
 using namespace iommusim;
 

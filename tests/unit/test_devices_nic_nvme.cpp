@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "core/config.h"
+#include "devices/ethernet.h"
 #include "devices/nic_params.h"
 #include "devices/nvme_params.h"
+#include "devices/nvme_prp.h"
 #include "devices/size_dist.h"
 
 using namespace iommusim;
