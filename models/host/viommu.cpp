@@ -387,7 +387,10 @@ private:
 class NestedViommu final : public Viommu {
 public:
     NestedViommu(const ViommuParams& p, const ViommuHost& h, StatGroup& g, uint16_t s1)
-        : Viommu(p, h, g), s1_(s1), direct_(p.mode == ViommuMode::NestedDirect) {}
+        : Viommu(p, h, g),
+          s1_(s1),
+          direct_(p.mode == ViommuMode::NestedDirect),
+          fq_({p.guest_fq_entries, p.guest_fq_timeout_us * 1000}) {}
 
     std::optional<Addr> map_long(Addr hpa, uint64_t len, std::string* why) override {
         auto gpa = gpa_of(hpa, len, why);
@@ -401,6 +404,8 @@ public:
     }
 
     std::optional<DmaMapper::Mapped> map(Addr hpa, uint64_t len, bool write, Tick at) override {
+        // A lazy guest's flush queue times out on its next call, as shadowing's does.
+        const Tick t0 = lazy_tick(at);
         auto gpa = gpa_of(hpa, len, nullptr);
         std::optional<Addr> iova;
         if (gpa && guest_ram(*gpa, len, nullptr))
@@ -411,35 +416,29 @@ public:
         }
         ++st_.guest_maps;
         // The guest writes its own first-level tables: nothing reaches the host.
-        const Tick t = at + ns(p_.guest_map_ns);
+        const Tick t = t0 + ns(p_.guest_map_ns);
         st_.map_cost.add(ns_between(at, t));
         return DmaMapper::Mapped{*iova, t};
     }
 
+    // The guest's own iommu.strict (`guest_strict`): strict invalidates the range at once
+    // and waits; lazy clears its PTEs, queues the IOVA, and flushes the whole first level
+    // with one PASID-selective invalidation when the queue fills or times out.
     Tick unmap(Addr iova, uint64_t len, Tick at) override {
         ++st_.guest_unmaps;
-        Tick t = at + ns(p_.guest_unmap_ns);
-        host_.drv->unmap_free(s1_, iova, len, t / kTicksPerNs);
-        host_.drv->tick(t / kTicksPerNs);
-        Tick done = t;
-        if (!host_.drv->descriptors().empty()) {  // the guest invalidates (strict, or a flush)
-            const Tick start = t;
-            ++st_.guest_inv;
-            t += ns(p_.guest_inv_submit_ns);
-            if (direct_) {
-                ++st_.direct_inv;
-                t += ns(p_.direct_submit_ns);
-            } else {
-                ++st_.exits_inv;
-                ++st_.passed_down;
-                t += ns(p_.vm_exit_ns) + ns(p_.passdown_ns);
-            }
-            done = host_.submit(t);
-            st_.inv_latency.add(ns_between(start, done));
-            if (!host_.drv->config().strict) done = t;  // lazy: the flush is not waited for
+        Tick t = lazy_tick(at) + ns(p_.guest_unmap_ns);
+        AddressSpace& as = *host_.drv->space(s1_);
+        const Addr base = iova & ~(kPage - 1), glen = page_round(len + (iova - base), kPage);
+        as.unmap(base, glen);  // the guest clears its first-level PTEs
+        if (p_.guest_strict) {
+            host_.drv->invalidate(s1_, base, glen);
+            t = guest_invalidate(t);
+            as.iova().free(base);
+        } else if (fq_.push({0, base, glen, t / kTicksPerNs, true})) {
+            t = flush(t);
         }
-        st_.unmap_cost.add(ns_between(at, done));
-        return done;
+        st_.unmap_cost.add(ns_between(at, t));
+        return t;
     }
 
     Expectation guest_intent(Addr iova) const override {
@@ -450,6 +449,43 @@ public:
     }
 
 private:
+    static constexpr Addr kPage = 4096;
+    static constexpr Addr kAll = Addr(1) << 48;
+
+    // The guest submits what the driver model just queued for its first level and waits for
+    // it: trapped (VM exit, the VMM passes it down) or written to its own hardware queue.
+    Tick guest_invalidate(Tick t) {
+        const Tick start = t;
+        ++st_.guest_inv;
+        t += ns(p_.guest_inv_submit_ns);
+        if (direct_) {
+            ++st_.direct_inv;
+            t += ns(p_.direct_submit_ns);
+        } else {
+            ++st_.exits_inv;
+            ++st_.passed_down;
+            t += ns(p_.vm_exit_ns) + ns(p_.passdown_ns);
+        }
+        t = host_.submit(t);
+        st_.inv_latency.add(ns_between(start, t));
+        return t;
+    }
+    Tick lazy_tick(Tick t) {
+        if (!p_.guest_strict && fq_.due(t / kTicksPerNs)) return flush(t);
+        return t;
+    }
+    // One PASID-selective invalidation for everything queued, waited for; then the IOVAs
+    // are free again (Linux's flush queue: flush_iotlb_all, then free).
+    Tick flush(Tick t) {
+        auto pending = fq_.drain();
+        if (pending.empty()) return t;
+        host_.drv->invalidate(s1_, 0, kAll);
+        t = guest_invalidate(t);
+        AddressSpace& as = *host_.drv->space(s1_);
+        for (const auto& u : pending) as.iova().free(u.iova);
+        return t;
+    }
+
     // The static second level: the VM's RAM, mapped GPA -> HPA in 1 GiB pieces as the guest
     // first uses them (a VMM maps all of it at start; only the touched part is built here).
     bool guest_ram(Addr gpa, uint64_t len, std::string* why) {
@@ -472,6 +508,7 @@ private:
 
     uint16_t s1_;
     bool direct_;
+    FlushQueue fq_;  // the guest's own (lazy); the host driver's policy is not the guest's
     std::set<Addr> ram_;
 };
 

@@ -47,22 +47,28 @@ struct EnumParam<ViommuMode> {
 struct ViommuParams {
     ViommuMode mode = ViommuMode::None;
     Addr hpa_offset = Addr(4) << 30;  // host physical = guest physical + this
-    bool guest_strict = true;         // the guest's iommu.strict (shadow)
-    uint32_t guest_fq_entries = 256;  // lazy guest: flush-queue size
-    uint64_t guest_fq_timeout_us = 10'000;
-    uint64_t host_page_size = 4096;       // the host IOMMU's IO page (must divide the guest's)
-    double vm_exit_ns = 1500;             // VM exit + entry round trip, to the VMM and back
-    double guest_map_ns = 150;            // guest dma_map: IOVA allocation, PTE writes
-    double guest_unmap_ns = 150;          // guest dma_unmap before its invalidation
-    double guest_inv_submit_ns = 100;     // guest writes descriptors and the queue tail
-    double vmm_read_ns = 60;              // VMM: one guest table entry read (shadow walk)
-    double host_map_ns = 1000;            // one host map call (VFIO/iommufd map: pin + map)
-    double host_unmap_ns = 800;           // one host unmap call, before its invalidation
-    double host_pte_ns = 10;              // one host page-table entry written
-    double passdown_ns = 500;             // nested: VMM hands one invalidation to the host
-    double direct_submit_ns = 100;        // nested-direct: guest writes its hardware queue
-    double hcall_ns = 1500;               // sPAPR: one hypercall's entry and exit
-    double hcall_tce_ns = 30;             // sPAPR: per TCE a hypercall handles
+    // Sources and derivations of every default: docs/viommu.md, "Parameters and sources".
+    bool guest_strict = true;               // the guest's iommu.strict (shadow and nested)
+    uint32_t guest_fq_entries = 256;        // Linux dma-iommu IOVA_FQ_SIZE
+    uint64_t guest_fq_timeout_us = 10'000;  // Linux dma-iommu IOVA_FQ_TIMEOUT (10 ms)
+    uint64_t host_page_size = 4096;         // the host IOMMU's IO page (must divide the guest's)
+    // KVM_RUN round trip of 2 528 cycles (AMD, LKML 2020-12) = 0.84 us at 3 GHz, plus the
+    // VMM's MMIO decode and dispatch (allowance, no public figure).
+    double vm_exit_ns = 1500;
+    double guest_map_ns = 150;    // = the host's driver.map_ns: the same Linux code in the guest
+    double guest_unmap_ns = 150;  // = the host's driver.unmap_ns
+    double guest_inv_submit_ns = 100;  // two descriptor stores and the tail write (allowance)
+    double vmm_read_ns = 60;  // QEMU dma_memory_read of one guest PTE: cached line + dispatch
+    // VFIO type1 pin + iommu_map per 4 KiB page, 0.50 us (Broadwell, 1 GiB in 0.61 s, 21 %
+    // not page zeroing: Linux commit 4d83de6da265) + one ioctl's entry and exit (1 152
+    // cycles, LKML 2020-12: 0.38 us at 3 GHz).
+    double host_map_ns = 870;
+    double host_unmap_ns = 870;     // unpin + iommu_unmap taken as map's mirror, + the ioctl
+    double host_pte_ns = 10;        // one 8-byte store to a cached line (coherent unit: no clflush)
+    double passdown_ns = 500;       // IOMMU_HWPT_INVALIDATE: ioctl 0.38 us + request copy/convert
+    double direct_submit_ns = 100;  // one posted MMIO doorbell write to the guest's VCMDQ page
+    double hcall_ns = 1500;         // a hypercall leaves the guest as a trapped write does
+    double hcall_tce_ns = 30;       // one TCE read from the list page and stored (allowance)
     uint64_t dma32_size = Addr(1) << 30;  // sPAPR default window at bus address 0
     uint32_t dma32_page_shift = 12;
     uint64_t ddw_size = 0;  // sPAPR DDW (0: none); the guest maps through it
@@ -77,7 +83,8 @@ struct ViommuParams {
         v("hpa_offset", hpa_offset, "bytes",
           "host physical = guest physical + this (the VM's RAM, 1 GiB aligned)", Addr(0),
           Addr(1) << 52);
-        v("guest_strict", guest_strict, "", "the guest's iommu.strict (shadow path)", 0, 1);
+        v("guest_strict", guest_strict, "",
+          "the guest's iommu.strict (shadow and nested paths; sPAPR guests are strict)", 0, 1);
         v("guest_fq_entries", guest_fq_entries, "entries", "lazy guest: flush-queue size", 1,
           1 << 20);
         v("guest_fq_timeout_us", guest_fq_timeout_us, "us", "lazy guest: flush-queue timeout", 1,

@@ -405,6 +405,10 @@ Addr Driver::unmap_free(uint16_t did, Addr iova, Addr size, uint64_t now_ns) {
     return bytes;
 }
 
+void Driver::invalidate(uint16_t did, Addr iova, Addr size) {
+    if (const Domain* d = domain(did)) invalidate_range(*d, iova, size);
+}
+
 void Driver::tick(uint64_t now_ns) {
     if (fq_.due(now_ns)) drain(now_ns);
 }

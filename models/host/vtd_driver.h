@@ -74,6 +74,10 @@ public:
                                   Addr limit = ~Addr(0), std::string* why = nullptr);
     // Unmap an IOVA from map_alloc and release it (at once if strict, after the flush if lazy).
     Addr unmap_free(uint16_t did, Addr iova, Addr size, uint64_t now_ns = 0);
+    // Invalidate [iova, + size) of domain `did` now, whatever `strict` says (a guest's own
+    // policy on its nested first level): page-selective, or PASID/domain-selective beyond
+    // CAP.MAMV; then a wait descriptor.
+    void invalidate(uint16_t did, Addr iova, Addr size);
     // Lazy mode: flush when the oldest deferred unmap has timed out.
     void tick(uint64_t now_ns);
     void flush_all();
