@@ -17,6 +17,11 @@
 // most twice the live intervals plus a small constant (16 bytes each). A job arriving before
 // what is kept finds the server free. SystemC owners call forget_before(current SystemC
 // time) before each use: no initiator's local time lies behind it, so nothing is lost.
+//
+// Speed: every job of every TLP passes here several times (tags, both link directions, a DRAM
+// channel), so the common cases are inline and allocation-free: an in-order job compares
+// with the last interval only, and an out-of-order one is placed with a single binary search
+// (find, then fill the gap it found) plus a short move of the intervals after it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -26,10 +31,81 @@
 
 namespace iommusim {
 
+// One server's busy intervals: disjoint, not touching, sorted by start; [head, size) are live
+// (pruning advances head and compacts now and then). The building block of ServerPool and
+// BandwidthServer.
+class BusyTimeline {
+public:
+    static constexpr size_t kMaxIntervals = size_t(1) << 15;
+
+    // Where a job fits: its start, and the index before which its interval goes.
+    struct Gap {
+        Tick start;
+        size_t at;
+    };
+    // The earliest start >= arrival with `need` (>= 1) free ticks from it on.
+    Gap find(Tick arrival, Tick need) const {
+        const size_t n = iv_.size();
+        if (n == head_) return {arrival, n};
+        // Nothing starts after the arrival (in-order arrivals): only the last interval can be
+        // in the way.
+        const Interval& last = iv_[n - 1];
+        if (arrival >= last.start) return {arrival > last.end ? arrival : last.end, n};
+        return find_between(arrival, need);
+    }
+    // Mark [g.start, end) busy, g from find() with need >= end - g.start and nothing changed
+    // since: it merges with the neighbours it touches.
+    void fill(const Gap& g, Tick end) {
+        const size_t n = iv_.size();
+        if (g.at == n) {  // after everything: extend the last interval or append
+            if (n != head_ && iv_[n - 1].end == g.start)
+                iv_[n - 1].end = end;
+            else
+                iv_.push_back({g.start, end});
+            return;
+        }
+        fill_between(g, end);
+    }
+    // Mark [start, until) busy, merging with every interval it overlaps or touches.
+    void occupy(Tick start, Tick until) {
+        const size_t n = iv_.size();
+        if (n == head_ || start > iv_[n - 1].end)
+            iv_.push_back({start, until});
+        else if (start >= iv_[n - 1].start)  // touches the last interval: extend it
+            iv_[n - 1].end = until > iv_[n - 1].end ? until : iv_[n - 1].end;
+        else
+            merge(start, until);
+    }
+    // Forget the intervals that end before `horizon`, and the oldest beyond kMaxIntervals.
+    void prune(Tick horizon) {
+        const size_t n = iv_.size();
+        while (head_ < n && iv_[head_].end < horizon) ++head_;
+        if (n - head_ > kMaxIntervals) head_ = n - kMaxIntervals;
+        if (head_ >= kCompactAt && head_ * 2 >= n) compact();
+    }
+    bool busy_at(Tick t) const;
+    size_t kept() const { return iv_.size() - head_; }
+    // End of the latest busy interval (0 when none is kept).
+    Tick free_at() const { return iv_.size() == head_ ? 0 : iv_.back().end; }
+
+private:
+    static constexpr size_t kCompactAt = 32;  // dead intervals before the vector is compacted
+    struct Interval {
+        Tick start, end;
+    };
+    Gap find_between(Tick arrival, Tick need) const;
+    void fill_between(const Gap& g, Tick end);
+    void merge(Tick start, Tick until);
+    void compact();
+
+    std::vector<Interval> iv_;
+    size_t head_ = 0;
+};
+
 class ServerPool {
 public:
     static constexpr Tick kDefaultHistory = 1'000'000'000;  // 1 ms
-    static constexpr size_t kMaxIntervals = size_t(1) << 15;
+    static constexpr size_t kMaxIntervals = BusyTimeline::kMaxIntervals;
 
     explicit ServerPool(unsigned servers, Tick history = kDefaultHistory);
 
@@ -39,9 +115,19 @@ public:
     };
     // The earliest start >= arrival on any server with a free gap of at least `service`
     // (ties: the lowest server). Keep it with occupy().
-    Slot earliest(Tick arrival, Tick service = 0) const;
+    Slot earliest(Tick arrival, Tick service = 0) const {
+        if (leaves_ && arrival >= latest_) return earliest_in_order(arrival);
+        return earliest_any(arrival, service);
+    }
     // Mark [start, until) busy on `server` (overlaps with existing intervals merge).
-    void occupy(unsigned server, Tick start, Tick until);
+    void occupy(unsigned server, Tick start, Tick until) {
+        if (until <= start) return;
+        BusyTimeline& t = busy_[server];
+        t.occupy(start, until);
+        if (start > latest_) latest_ = start;
+        t.prune(horizon());
+        if (leaves_) update_tree(server);
+    }
     // earliest() + occupy() for a job of known length; returns its start.
     Tick acquire(Tick arrival, Tick service) {
         Slot s = earliest(arrival, service);
@@ -55,27 +141,21 @@ public:
     unsigned size() const { return unsigned(busy_.size()); }
     unsigned busy_at(Tick t) const;
     // Busy intervals the server keeps (the memory bound above).
-    size_t kept(unsigned server) const { return busy_[server].iv.size() - busy_[server].head; }
+    size_t kept(unsigned server) const { return busy_[server].kept(); }
     // End of the server's latest busy interval (0 when it has none).
-    Tick free_at(unsigned server) const {
-        const Timeline& t = busy_[server];
-        return t.iv.size() == t.head ? 0 : t.iv.back().end;
-    }
+    Tick free_at(unsigned server) const { return busy_[server].free_at(); }
 
 private:
-    struct Interval {
-        Tick start, end;
-    };
-    // Per server: disjoint intervals sorted by start; [head, size) are live (pruning only
-    // advances head, compacting now and then). Arrivals are mostly in time order, so the
-    // common case appends or extends the last interval.
-    struct Timeline {
-        std::vector<Interval> iv;
-        size_t head = 0;
-    };
-    Tick fit(const Timeline& t, Tick arrival, Tick service) const;
-    void prune(Timeline& t);
-    std::vector<Timeline> busy_;
+    // Intervals ending before it go: history_ behind the latest start, or forget_before().
+    Tick horizon() const {
+        const Tick h = latest_ > history_ ? latest_ - history_ : 0;
+        return h > floor_ ? h : floor_;
+    }
+    Slot earliest_in_order(Tick arrival) const;
+    Slot earliest_any(Tick arrival, Tick service) const;
+    void update_tree(unsigned server);
+
+    std::vector<BusyTimeline> busy_;
     Tick history_;
     Tick latest_ = 0;  // latest job start: intervals ending history_ before it are pruned
     Tick floor_ = 0;   // forget_before()
@@ -95,11 +175,14 @@ public:
     // `ps` finite and >= 0 (0: work takes no time).
     static Rate ps_per_unit(double ps);
     // Time of `units` done alone, rounded up to whole picoseconds.
-    Tick time(uint64_t units) const;
+    Tick time(uint64_t units) const { return ceil_ps(exact(units)); }
     bool zero() const { return whole_ == 0 && frac_ == 0; }
 
 private:
     friend class BandwidthServer;
+    using Exact = unsigned __int128;  // ps x 2^32
+    Exact exact(uint64_t units) const { return Exact(units) * ((Exact(whole_) << 32) | frac_); }
+    static Tick ceil_ps(Exact e) { return Tick(e >> 32) + ((e & 0xffffffffu) != 0); }
     uint64_t whole_ = 0;  // ps
     uint32_t frac_ = 0;   // 2^-32 ps
 };
@@ -108,30 +191,59 @@ private:
 // served before it ended continues that job's exact (sub-picosecond) schedule, so a busy
 // period of back-to-back jobs ends at ceil(total units x period) from its start however the
 // work is split; a job after a gap starts a new busy period. Gap filling and the memory
-// bound are ServerPool's.
+// bound are ServerPool's (one server).
 class BandwidthServer {
 public:
     explicit BandwidthServer(Rate rate, Tick history = ServerPool::kDefaultHistory)
-        : pool_(1, history), rate_(rate) {}
+        : rate_(rate), history_(history) {}
 
     struct Span {
         Tick start, end;
     };
     // Serve `units` ready at `ready` in the earliest gap >= ready that holds them.
-    Span serve(Tick ready, uint64_t units);
+    Span serve(Tick ready, uint64_t units) {
+        Rate::Exact e = rate_.exact(units);
+        // Fit the job without credit (it is at most 1 ps longer), then take the credit if it
+        // continues the previous job's busy period.
+        const Tick alone = Rate::ceil_ps(e);
+        const BusyTimeline::Gap g = busy_.find(ready, alone ? alone : 1);
+        if (g.start == last_end_) {
+            if (e <= credit_) {  // done within the picosecond the previous job already took
+                credit_ -= uint32_t(e);
+                return {g.start, g.start};
+            }
+            e -= credit_;
+        }
+        const Tick service = Rate::ceil_ps(e);
+        credit_ = uint32_t((Rate::Exact(service) << 32) - e);
+        last_end_ = g.start + service;
+        if (service) {  // as ServerPool::occupy: a job of no time keeps nothing
+            busy_.fill(g, last_end_);
+            if (g.start > latest_) latest_ = g.start;
+            const Tick h = latest_ > history_ ? latest_ - history_ : 0;
+            busy_.prune(h > floor_ ? h : floor_);
+        }
+        return {g.start, last_end_};
+    }
     // When serve(ready, units) would start, without serving.
     Tick earliest(Tick ready, uint64_t units) const {
-        return pool_.earliest(ready, rate_.time(units)).start;
+        const Tick alone = rate_.time(units);
+        return busy_.find(ready, alone ? alone : 1).start;
     }
     // End of the latest busy interval: when everything served so far is done.
-    Tick free_at() const { return pool_.free_at(0); }
-    void forget_before(Tick t) { pool_.forget_before(t); }
+    Tick free_at() const { return busy_.free_at(); }
+    void forget_before(Tick t) {
+        if (t > floor_) floor_ = t;
+    }
     const Rate& rate() const { return rate_; }
-    size_t kept() const { return pool_.kept(0); }
+    size_t kept() const { return busy_.kept(); }
 
 private:
-    ServerPool pool_;
+    BusyTimeline busy_;
     Rate rate_;
+    Tick history_;
+    Tick latest_ = 0;      // latest job start (the history bound)
+    Tick floor_ = 0;       // forget_before()
     Tick last_end_ = 0;    // end of the job served last
     uint32_t credit_ = 0;  // 2^-32 ps by which last_end_ lies after that job's exact end
 };

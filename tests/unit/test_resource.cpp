@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <deque>
 #include <random>
 #include <vector>
 
@@ -128,4 +130,169 @@ TEST_CASE("BandwidthServer: back to back keeps the exact rate, a gap restarts", 
     CHECK(g.serve(0, 400).start == 1000);  // [1000, 5000) holds it
     CHECK(g.serve(0, 1).start == 6000);    // nothing left before 6000
     CHECK(g.free_at() == 6010);
+}
+
+namespace {
+
+// The server model restated as plainly as possible, to check the fast one against: busy
+// intervals in a deque, every search a linear scan, the same pruning rule.
+struct RefTimeline {
+    struct Iv {
+        Tick start, end;
+    };
+    std::deque<Iv> iv;
+    Tick fit(Tick arrival, Tick service) const {
+        const Tick need = service ? service : 1;
+        Tick s = arrival;
+        for (const Iv& i : iv) {
+            if (i.end <= s) continue;
+            if (i.start >= s + need) break;
+            s = i.end;
+        }
+        return s;
+    }
+    void occupy(Tick start, Tick until) {
+        Iv m{start, until};
+        std::deque<Iv> out;
+        for (const Iv& i : iv) {
+            if (i.end < m.start || i.start > m.end) {
+                out.push_back(i);
+            } else {  // overlaps or touches: merge
+                m.start = std::min(m.start, i.start);
+                m.end = std::max(m.end, i.end);
+            }
+        }
+        auto at =
+            std::find_if(out.begin(), out.end(), [&](const Iv& i) { return i.start > m.start; });
+        out.insert(at, m);
+        iv.swap(out);
+    }
+    void prune(Tick horizon) {
+        while (!iv.empty() && iv.front().end < horizon) iv.pop_front();
+        while (iv.size() > ServerPool::kMaxIntervals) iv.pop_front();
+    }
+};
+
+struct RefPool {
+    std::vector<RefTimeline> s;
+    Tick history, latest = 0, floor = 0;
+    RefPool(unsigned n, Tick h) : s(n), history(h) {}
+    ServerPool::Slot earliest(Tick arrival, Tick service) const {
+        ServerPool::Slot best{0, s[0].fit(arrival, service)};
+        for (unsigned i = 1; i < s.size(); ++i) {
+            const Tick t = s[i].fit(arrival, service);
+            if (t < best.start) best = {i, t};
+        }
+        return best;
+    }
+    void occupy(unsigned server, Tick start, Tick until) {
+        if (until <= start) return;
+        s[server].occupy(start, until);
+        latest = std::max(latest, start);
+        s[server].prune(std::max(latest > history ? latest - history : 0, floor));
+    }
+    Tick free_at(unsigned server) const {
+        return s[server].iv.empty() ? 0 : s[server].iv.back().end;
+    }
+    unsigned busy_at(Tick t) const {
+        unsigned n = 0;
+        for (const RefTimeline& r : s)
+            for (const auto& i : r.iv) n += i.start <= t && t < i.end;
+        return n;
+    }
+};
+
+// Arrivals as initiators under a quantum make them: mostly ahead of the latest, often up to
+// `behind` before it.
+Tick arrival(std::mt19937_64& rng, Tick& latest, Tick behind) {
+    latest += rng() % 300;
+    return rng() % 3 == 0 && latest > behind ? latest - rng() % behind : latest;
+}
+
+}  // namespace
+
+TEST_CASE("ServerPool: the fast paths match the plain reference, step by step", "[resource]") {
+    for (uint64_t seed : {7u, 8u, 9u}) {
+        for (unsigned servers : {1u, 3u, 64u}) {
+            for (Tick history : {Tick(0), Tick(20'000), ServerPool::kDefaultHistory}) {
+                std::mt19937_64 rng(seed * 1000 + servers + history);
+                ServerPool p(servers, history);
+                RefPool r(servers, history);
+                Tick latest = 0;
+                for (int i = 0; i < 4000; ++i) {
+                    const Tick at = arrival(rng, latest, 8000);
+                    const Tick service = rng() % 8 == 0 ? 0 : 1 + rng() % 500;
+                    const ServerPool::Slot a = p.earliest(at, service), b = r.earliest(at, service);
+                    REQUIRE(a.server == b.server);
+                    REQUIRE(a.start == b.start);
+                    if (rng() % 10 == 0) {  // a range that may overlap what is there: merges
+                        const unsigned s = unsigned(rng() % servers);
+                        const Tick from = at > 1000 ? at - rng() % 1000 : at;
+                        const Tick to = from + rng() % 2000;
+                        p.occupy(s, from, to);
+                        r.occupy(s, from, to);
+                    } else {
+                        p.occupy(a.server, a.start, a.start + service);
+                        r.occupy(b.server, b.start, b.start + service);
+                    }
+                    if (rng() % 50 == 0) {  // the SystemC time catches up
+                        const Tick f = latest > 10'000 ? latest - 10'000 : 0;
+                        p.forget_before(f);
+                        r.floor = std::max(r.floor, f);
+                    }
+                    const unsigned s = unsigned(rng() % servers);
+                    REQUIRE(p.free_at(s) == r.free_at(s));
+                    REQUIRE(p.kept(s) == r.s[s].iv.size());
+                    const Tick probe = at > 4000 ? at - rng() % 4000 : at;
+                    REQUIRE(p.busy_at(probe) == r.busy_at(probe));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("BandwidthServer: the fast paths match the plain reference, step by step", "[resource]") {
+    for (uint64_t seed : {11u, 12u}) {
+        for (double ps : {0.0, 10.0, 1000.0 / 3, 0.4}) {
+            for (Tick history : {Tick(0), Tick(30'000), ServerPool::kDefaultHistory}) {
+                std::mt19937_64 rng(seed);
+                const Rate rate = Rate::ps_per_unit(ps);
+                BandwidthServer b(rate, history);
+                RefPool r(1, history);
+                Tick last_end = 0;
+                uint64_t credit = 0;  // the reference's carry, in 2^-32 ps
+                Tick latest = 0;
+                for (int i = 0; i < 4000; ++i) {
+                    const Tick at = arrival(rng, latest, 6000);
+                    const uint64_t units = rng() % 10 == 0 ? 0 : rng() % 300;
+                    REQUIRE(b.earliest(at, units) == r.earliest(at, rate.time(units)).start);
+                    // The exact work and the credit of a job continuing the previous one.
+                    using Exact = unsigned __int128;
+                    Exact e = Exact(units) * Exact(uint64_t(std::floor(ps * 0x1p32)));
+                    const Tick start = r.earliest(at, rate.time(units)).start;
+                    Tick end;
+                    if (start == last_end && e <= credit) {
+                        credit -= uint64_t(e);
+                        end = start;
+                    } else {
+                        if (start == last_end) e -= credit;
+                        const Tick service = Tick(e >> 32) + ((e & 0xffffffffu) != 0);
+                        credit = uint64_t((Exact(service) << 32) - e);
+                        end = last_end = start + service;
+                        r.occupy(0, start, end);
+                    }
+                    const BandwidthServer::Span s = b.serve(at, units);
+                    REQUIRE(s.start == start);
+                    REQUIRE(s.end == end);
+                    if (rng() % 50 == 0) {
+                        const Tick f = latest > 10'000 ? latest - 10'000 : 0;
+                        b.forget_before(f);
+                        r.floor = std::max(r.floor, f);
+                    }
+                    REQUIRE(b.free_at() == r.free_at(0));
+                    REQUIRE(b.kept() == r.s[0].iv.size());
+                }
+            }
+        }
+    }
 }
