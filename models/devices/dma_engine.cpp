@@ -84,7 +84,7 @@ void DmaEngine::run() {
 }
 
 Tick DmaEngine::advance(Tick at) {
-    Tick stamp = to_ticks(sc_core::sc_time_stamp());
+    Tick stamp = to_ticks(qk_.stamp());
     qk_.set(to_sc_time(at - stamp));
     if (qk_.need_sync()) {
         // With a zero quantum need_sync() is always true; skip the delta cycle when the
@@ -137,7 +137,7 @@ void DmaEngine::issue(DmaTransfer& t) {
 
         // A target may have waited inside b_transport: the delay is then relative to the
         // new time, and the engine's own time is the later of the two.
-        const Tick after = to_ticks(sc_core::sc_time_stamp());
+        const Tick after = to_ticks(qk_.stamp());
         const Tick done = std::max(after + to_ticks(delay), g.at);
         if (after != stamp) {
             qk_.reset();

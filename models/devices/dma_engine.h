@@ -82,6 +82,20 @@ public:
 
 private:
     struct Slot;
+    // The standard quantum keeper with the SystemC time read inline: sc_time_stamp() is a
+    // library call, and the engine asks for the time several times per request.
+    class QuantumKeeper : public tlm_utils::tlm_quantumkeeper {
+    public:
+        static const sc_core::sc_time& stamp() {
+            return sc_core::sc_get_curr_simcontext()->time_stamp();
+        }
+        bool need_sync() const override { return stamp() + m_local_time >= m_next_sync_point; }
+        void reset() override {
+            m_local_time = sc_core::SC_ZERO_TIME;
+            m_next_sync_point = stamp() + compute_local_quantum();
+        }
+        sc_core::sc_time get_current_time() const override { return stamp() + m_local_time; }
+    };
     void run();
     void issue(DmaTransfer& t);
     // Move the local time to `at` (synchronising when the quantum is used up); returns the
@@ -100,7 +114,7 @@ private:
 
     DmaEngineParams p_;
     DmaIssueScheduler sched_;
-    tlm_utils::tlm_quantumkeeper qk_;
+    QuantumKeeper qk_;
     std::vector<std::unique_ptr<Slot>> slots_;  // one reusable payload per tag
     std::vector<uint8_t> scratch_;
     std::deque<DmaTransfer> queue_;

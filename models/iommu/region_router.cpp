@@ -31,13 +31,19 @@ std::string RegionRouter::check(std::vector<DmaRegion>& r) {
 
 std::string RegionRouter::set_regions(uint16_t rid, std::vector<DmaRegion> regions) {
     std::string err = check(regions);
-    if (err.empty()) by_rid_[rid] = std::move(regions);
+    if (err.empty()) {
+        by_rid_[rid] = std::move(regions);
+        cached_rid_ = -1;  // it may have been cached as having no list of its own
+    }
     return err;
 }
 
 std::string RegionRouter::set_default_regions(std::vector<DmaRegion> regions) {
     std::string err = check(regions);
-    if (err.empty()) default_ = std::move(regions);
+    if (err.empty()) {
+        default_ = std::move(regions);
+        cached_rid_ = -1;
+    }
     return err;
 }
 
@@ -45,8 +51,12 @@ const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
     const PcieAttr* attr = p.get_extension<PcieAttr>();
     const std::vector<DmaRegion>* list = &default_;
     if (attr) {
-        auto it = by_rid_.find(attr->req.rid);
-        if (it != by_rid_.end()) list = &it->second;
+        if (attr->req.rid != cached_rid_) {
+            auto it = by_rid_.find(attr->req.rid);
+            cached_rid_ = attr->req.rid;
+            cached_list_ = it != by_rid_.end() ? &it->second : &default_;
+        }
+        list = cached_list_;
     }
     const Addr a = p.get_address(), len = std::max(1u, p.get_data_length());
     auto it = std::upper_bound(list->begin(), list->end(), a,

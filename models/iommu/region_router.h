@@ -53,6 +53,10 @@ private:
 
     std::map<uint16_t, std::vector<DmaRegion>> by_rid_;
     std::vector<DmaRegion> default_;
+    // The last requester looked up and its list: devices issue runs of requests, so most
+    // lookups skip the map. Reset by set_regions() and set_default_regions().
+    mutable int cached_rid_ = -1;
+    mutable const std::vector<DmaRegion>* cached_list_ = nullptr;
     Counter *translated_, *bypassed_, *reserved_, *outside_;
     log::Channel log_;  // each DMA's region, at trace level
 };

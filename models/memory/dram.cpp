@@ -62,6 +62,8 @@ DramTiming::DramTiming(const DramParams& p, StatGroup& stats, uint64_t seed)
     line_ = Rate::ps_per_unit(double(p.line_bytes) * 1000.0 / p.channel_gbps);
     latency_ = Tick(p.latency_ns) * kTicksPerNs;
     llc_latency_ = Tick(p.llc_latency_ns) * kTicksPerNs;
+    if ((p.line_bytes & (p.line_bytes - 1)) == 0)
+        line_shift_ = unsigned(__builtin_ctz(p.line_bytes));
     ch_.resize(p.channels);
     for (unsigned i = 0; i < p.channels; ++i) {
         ch_[i].server = BandwidthServer(line_);
@@ -96,15 +98,17 @@ Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, 
     }
 
     const uint64_t L = p_.line_bytes, C = p_.channels;
-    const uint64_t first = addr / L;
-    const uint64_t lines = (bytes ? (addr + bytes - 1) / L : first) - first + 1;
+    const uint64_t first = line_of(addr);
+    const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
     const uint64_t used = std::min(lines, C);
     Tick end = at, wait = 0;
     // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other
     // back to back, so each channel is acquired once for all of its lines.
-    for (uint64_t j = 0; j < used; ++j) {
-        Channel& c = ch_[(first + j) % C];
-        const uint64_t k = (lines - j + C - 1) / C;
+    unsigned ch = unsigned(C & (C - 1) ? first % C : first & (C - 1));
+    for (uint64_t j = 0; j < used; ++j, ch = ch + 1 == C ? 0 : ch + 1) {
+        Channel& c = ch_[ch];
+        const uint64_t k = used == lines ? 1 : (lines - j + C - 1) / C;
+        c.server.forget_before(floor_);
         const BandwidthServer::Span s = c.server.serve(at, k);
         wait = std::max(wait, s.start - at);
         end = std::max(end, s.end);
@@ -165,7 +169,8 @@ void Dram::b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
 void Dram::serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk) {
     if (p.is_read() || p.is_write()) {
         if (check(p) && move_data(p)) {
-            const Tick now = to_ticks(sc_core::sc_time_stamp());
+            // Read inline: sc_time_stamp() is a library call, and this is once per access.
+            const Tick now = to_ticks(sc_core::sc_get_curr_simcontext()->time_stamp());
             timing_.forget_before(now);  // every initiator's local time is at or after it
             const Tick at = now + to_ticks(delay);
             const Tick done =

@@ -61,10 +61,11 @@ public:
     Tick access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at);
 
     // No access will arrive before t (the SystemC time): the channels may forget before it.
+    // Kept here and handed to a channel when it serves (all a channel does with it).
     void forget_before(Tick t) {
-        for (Channel& c : ch_) c.server.forget_before(t);
+        if (t > floor_) floor_ = t;
     }
-    unsigned channel_of(Addr addr) const { return unsigned((addr / p_.line_bytes) % p_.channels); }
+    unsigned channel_of(Addr addr) const { return unsigned(line_of(addr) % p_.channels); }
     // Transfer time of one line on an idle channel, in ps (rounded up; a busy channel keeps
     // the exact rate).
     Tick line_ticks() const { return line_.time(1); }
@@ -76,11 +77,18 @@ private:
         Counter *reads, *writes, *bytes, *busy;
     };
     bool llc_hit(Addr addr);
+    // addr / line_bytes, a shift when line_bytes is a power of two: 64-bit divisions are slow
+    // and every access needs a few.
+    uint64_t line_of(Addr addr) const {
+        return line_shift_ ? addr >> line_shift_ : addr / p_.line_bytes;
+    }
 
     DramParams p_;
     uint64_t seed_;
     Rate line_;  // one line's transfer time on a channel
     Tick latency_, llc_latency_;
+    unsigned line_shift_ = 0;  // log2(line_bytes) when a power of two, else 0
+    Tick floor_ = 0;           // forget_before()
     uint64_t walk_reads_seen_ = 0;
     std::vector<Channel> ch_;
     Counter &reads_, &writes_, &bytes_read_, &bytes_written_, &walk_reads_, &walk_writes_,
