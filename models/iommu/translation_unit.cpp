@@ -8,6 +8,7 @@
 #include <queue>
 
 #include "core/bits.h"
+#include "core/log.h"
 #include "core/timeline.h"
 
 namespace iommusim {
@@ -71,6 +72,12 @@ uint64_t cache_seed(const UnitParams& p, uint64_t which) {
     return which + p.seed * 0x9E3779B97F4A7C15ull;
 }
 
+// For log lines: "4 KiB", "2 MiB", "1 GiB".
+std::string page_size(unsigned shift) {
+    static const char* const kUnit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    return fmt::format("{} {}", Addr(1) << (shift % 10), kUnit[shift / 10]);
+}
+
 }  // namespace
 
 struct TranslationUnit::Impl {
@@ -97,6 +104,7 @@ struct TranslationUnit::Impl {
             if (c.entries) walk_caches[l].emplace(c.geometry(cache_seed(p, 20 + l)));
         }
         register_stats();
+        log_ch = log::Channel(g.path());
     }
 
     using Iotlb = SetAssocCache<IotlbKey, IotlbEntry, IotlbKeyHash>;
@@ -134,6 +142,8 @@ struct TranslationUnit::Impl {
     Tick latest = 0;  // latest arrival seen
     Oracle oracle;
     size_t keep_stale = 0;
+    log::Channel log_ch;    // cache decisions, walk steps, fills, invalidations (debug)
+    bool log_walk = false;  // this request is logged (channel on, requester followed)
 
     StatGroup& stats;
     Counter *translations, *faults, *stale_hits, *iotlb_lookups, *iotlb_hits, *iotlb_misses,
@@ -226,12 +236,15 @@ struct TranslationUnit::Impl {
         return nullptr;
     }
 
+    // A walk step for the log: the entry as read (or as a walk cache held it) and decoded.
+    void log_read(const WalkStep& s, const uint8_t* buf, bool cached, Tick at) const;
     // One read of a walk, timed through memory after the walker's step work.
     void timed_read(const WalkStep& s, Tick& cur) {
         uint8_t buf[64];
         MemDone d = mem.read(s.addr, buf, s.size, cur + clk.cycles(p.walk_step_cycles));
         ++*mem_reads;
         cur = d.at;
+        if (log_walk) log_read(s, d.ok ? buf : nullptr, false, cur);
         if (d.ok)
             walker.feed(buf);
         else
@@ -287,6 +300,8 @@ struct TranslationUnit::Impl {
                 if (tr.last_cached && mem.peek(s.addr, &v, 8)) v |= s.wdata & ~tr.cached_value;
                 cur = mem.write(s.addr, &v, 8, cur).at;
                 ++*mem_writes;
+                IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, cur, "walk {} L{} write {:#x} = {:#018x} (accessed/dirty)",
+                                to_string(s.stage), s.level, s.addr, v);
                 continue;
             }
             tr.last_cached = false;
@@ -331,6 +346,11 @@ struct TranslationUnit::Impl {
         }
         cur += clk.cycles(p.walk_cache_latency);
         const PagingEntry used = c->entry;
+        if (log_walk) {
+            uint8_t b[8];
+            for (unsigned i = 0; i < 8; ++i) b[i] = uint8_t(used.value >> (8 * i));
+            log_read(s, b, true, cur);
+        }
         walker.feed_cached(used);
         tr.last_cached = true;
         tr.cached_value = used.value;
@@ -373,6 +393,9 @@ struct TranslationUnit::Impl {
         TranslateOutcome out;
     };
 
+    static std::string who(const Txn& x) {
+        return fmt::format("{} {} {:#x}", to_string(x.req), to_string(x.acc), x.iova);
+    }
     TranslateOutcome translate(const Requester& req, Addr iova, Access acc, Tick t0);
     bool context_stage(Txn& x);
     bool iotlb_stage(Txn& x);
@@ -448,9 +471,25 @@ void TranslationUnit::Impl::record(Timeline& tl, const Requester& req, Addr iova
 // The stages, in the order a request meets them: context (context and PASID caches, or a
 // context walk), IOTLB, merge onto an in-flight walk, walk (then fill). Each returns true
 // once the request's outcome is known.
+void TranslationUnit::Impl::log_read(const WalkStep& s, const uint8_t* buf, bool cached,
+                                     Tick at) const {
+    std::string value;  // the entry as one number, most significant quadword first
+    for (unsigned i = cached ? 1 : s.size / 8; buf && i-- > 0;) {
+        uint64_t q = 0;
+        for (unsigned b = 0; b < 8; ++b) q |= uint64_t(buf[8 * i + b]) << (8 * b);
+        value += fmt::format("{:016x}", q);
+    }
+    IOMMUSIM_LOG(log_ch, Debug, at, "walk {}{}{} read {:#x} = {}{}: {}", to_string(s.stage),
+                 s.level ? fmt::format(" L{}", s.level) : std::string(),
+                 s.nested ? " (nested)" : "", s.addr, buf ? value : "error",
+                 cached ? " (walk cache hit: no memory read)" : "",
+                 buf ? walker.describe(s, buf) : std::string("read failed"));
+}
+
 TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iova, Access acc,
                                                   Tick t0) {
     retire(t0);
+    log_walk = IOMMUSIM_LOG_ON(log_ch, Debug) && log::wants(req);
     Txn x(req, iova, acc, t0);
     ++*translations;
     x.pr = &requester(req);
@@ -464,6 +503,8 @@ void TranslationUnit::Impl::take_walker(Txn& x) {
     lat_queue->add(ns(x.slot.start - x.t));
     x.walking = true;
     ++*walks;
+    IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.slot.start, "{}: walk on walker {} (queued {} ns)",
+                    who(x), x.slot.server, ns(x.slot.start - x.t));
 }
 
 // The context: the context cache (a complete context, or in scalable mode the context entry
@@ -493,6 +534,11 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     }
     if (Timeline* tl = timeline(); tl && tl->near(x.t0, kNever))
         tr.record = true, x.ws.reads0 = mem_reads->value();
+    IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: context cache {}{}", who(x),
+                    !ce ? "miss" : x.dev_cached || x.have_ctx ? "hit" : "hit, not usable here",
+                    !pasid_checked   ? ""
+                    : x.pasid_cached ? ", PASID cache hit"
+                                     : ", PASID cache miss");
     if (x.have_ctx) return false;
     take_walker(x);
     if (x.dev_cached)  // scalable mode: the PASID stage from the cached context entry
@@ -520,6 +566,9 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     const PasidKey pk{req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid};
     if (pasid_walked) pasid_cache.insert(pk, x.ctx);
     if (!ce) ctx_cache.insert(req.rid, walker.device_context());
+    IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: context decoded, tag {}{}{}", who(x),
+                    x.ctx.tag, ce ? "" : ", context cache fill",
+                    pasid_walked ? ", PASID cache fill" : "");
     return false;
 }
 
@@ -545,6 +594,8 @@ bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
     if (!e || !permits(e->perm, perm_needed(x.acc, false))) {
         ++*iotlb_misses;
         ++*x.pr->misses;
+        IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: IOTLB miss{}", who(x),
+                        e ? " (the cached entry lacks the rights: walk again)" : "");
         return false;
     }
     if (x.walking) walkers.occupy(x.slot.server, x.slot.start, x.t), x.ws.end = x.t;
@@ -558,6 +609,8 @@ bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
     r.perm = e->perm;
     r.mem_type = e->mem_type;
     r.tag = e->out_tag;
+    IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: IOTLB hit -> {:#x} ({} page, {}, tag {})",
+                    who(x), r.out, page_size(shift), perm_string(r.perm), r.tag);
     return true;
 }
 
@@ -579,6 +632,8 @@ bool TranslationUnit::Impl::merge_stage(Txn& x) {
     const Addr mask = (Addr(1) << r.page_shift) - 1;
     r.out = (r.out & ~mask) | (x.iova & mask);
     x.t = it->second.done;
+    IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: merged onto the in-flight walk of its page",
+                    who(x));
     return true;
 }
 
@@ -591,6 +646,11 @@ void TranslationUnit::Impl::walk_stage(Txn& x) {
     last_walk = x.t - x.slot.start;
     x.out.result = walker.result();
     fill_walk_caches(x.tr);
+    if (log_walk && IOMMUSIM_LOG_ON(log_ch, Debug) && !x.tr.fills.empty()) {
+        std::string levels;
+        for (const WalkTrace::Fill& f : x.tr.fills) levels += fmt::format(" L{}", f.level + 2);
+        IOMMUSIM_LOG(log_ch, Debug, x.t, "walk cache fill:{}", levels);
+    }
     if (x.tr.context_time) lat_context->add(ns(x.tr.context_time));
     if (x.tr.pasid_time) lat_pasid->add(ns(x.tr.pasid_time));
     for (unsigned l = 1; l <= 5; ++l)
@@ -623,8 +683,14 @@ void TranslationUnit::Impl::fill(const WalkContext& ctx, Addr iova, const WalkRe
     const Translation& x = r.tr;
     const unsigned sh = x.page_shift;
     const IotlbEntry e{x.page_out(), x.perm, x.mem_type, x.tag, ready};
-    if (iotlb_for(sh).insert({ctx.tag, ctx.pasid, iova >> sh, uint8_t(sh)}, e)) ++*iotlb_evictions;
+    const bool evicted =
+        bool(iotlb_for(sh).insert({ctx.tag, ctx.pasid, iova >> sh, uint8_t(sh)}, e));
+    if (evicted) ++*iotlb_evictions;
     shifts_seen |= uint64_t(1) << sh;
+    IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, ready,
+                    "IOTLB fill {:#x} -> {:#x} ({} page, {}, tag {}){}", (iova >> sh) << sh,
+                    x.page_out(), page_size(sh), perm_string(x.perm), x.tag,
+                    evicted ? ", evicting an entry" : "");
 }
 
 void TranslationUnit::Impl::fill_walk_caches(const WalkTrace& tr) {
@@ -683,6 +749,16 @@ TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
     if (!x.out.result.ok()) ++*faults;
     x.out.done = x.t;
     check_stale(x);
+    if (log_walk) {
+        if (x.have_ctx) log::note_domain(x.req, x.ctx.tag);
+        const Fault& f = x.out.result.fault;
+        IOMMUSIM_LOG(log_ch, Debug, x.t, "{}: {} in {} ns{}", who(x),
+                     x.out.result.ok() ? fmt::format("-> {:#x}", x.out.result.tr.out)
+                                       : fmt::format("{} fault, reason {:#x}, level {}",
+                                                     to_string(f.kind), f.reason, f.level),
+                     ns(x.t - x.t0),
+                     x.out.stale ? ", STALE: a cached entry differs from memory" : "");
+    }
     lat_all->add(ns(x.t - x.t0));
     (x.out.iotlb_hit ? lat_hit : lat_miss)->add(ns(x.t - x.t0));
     if (x.tr.record) {
@@ -780,6 +856,8 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
         case K::Wait: break;
     }
     *invalidated_entries += n;
+    IOMMUSIM_LOG_IF(log_ch, Debug, log::wants(s), at, "invalidation {}: {} entries removed",
+                    to_string(s), n);
     if (Timeline* tl = timeline(); tl && tl->near(at, at)) {
         const std::string& proc = tl->process_of(&walker);
         tl->span(tl->track(proc, "invalidations"), to_string(s.kind), at,
