@@ -1,5 +1,5 @@
-// Shared pieces of the SystemC benches: a checker that counts and prints, and an initiator
-// that issues one DMA with PCIe attributes under a quantum keeper.
+// Shared pieces of the SystemC benches: a checker that counts and prints, the payload of one
+// DMA as a device sends it, and an initiator that issues one under a quantum keeper.
 #pragma once
 #include <fmt/format.h>
 
@@ -39,6 +39,29 @@ struct Checker {
     }
 };
 
+// One DMA request as a device sends it: a memory read or write of `len` bytes at `iova` with
+// the requester's PCIe attributes attached (detached again when it goes away: the payload
+// must not outlive them), the response status still incomplete.
+struct DmaPayload {
+    tlm::tlm_generic_payload p;
+    PcieAttr attr;
+
+    DmaPayload(const Requester& req, bool write, Addr iova, uint8_t* buf, unsigned len) {
+        attr.req = req;
+        attr.tlp = write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
+        p.set_extension(&attr);
+        p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+        p.set_address(iova);
+        p.set_data_ptr(buf);
+        p.set_data_length(len);
+        p.set_streaming_width(len);
+        p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    }
+    ~DmaPayload() { p.clear_extension(&attr); }
+    DmaPayload(const DmaPayload&) = delete;
+    DmaPayload& operator=(const DmaPayload&) = delete;
+};
+
 class Initiator : public sc_core::sc_module {
 public:
     tlm_utils::simple_initiator_socket<Initiator> socket;
@@ -49,25 +72,14 @@ public:
     // One DMA at the keeper's local time; returns the response and the latency it reported.
     tlm::tlm_response_status dma(const Requester& req, Addr iova, uint8_t* buf, unsigned len,
                                  bool write, sc_core::sc_time* latency = nullptr) {
-        tlm::tlm_generic_payload p;
-        PcieAttr attr;
-        attr.req = req;
-        attr.tlp = write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
-        p.set_extension(&attr);
-        p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-        p.set_address(iova);
-        p.set_data_ptr(buf);
-        p.set_data_length(len);
-        p.set_streaming_width(len);
-        p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        DmaPayload d(req, write, iova, buf, len);
         sc_core::sc_time delay = qk.get_local_time();
         const sc_core::sc_time before = delay;
-        socket->b_transport(p, delay);
+        socket->b_transport(d.p, delay);
         if (latency) *latency = delay - before;
         qk.set(delay);
         if (qk.need_sync()) qk.sync();
-        p.clear_extension(&attr);
-        return p.get_response_status();
+        return d.p.get_response_status();
     }
     unsigned dbg(const Requester& req, Addr iova, uint8_t* buf, unsigned len) {
         tlm::tlm_generic_payload p;

@@ -36,22 +36,11 @@ using Socket = tlm_utils::simple_initiator_socket<sc_module>;
 // A DMA issued at absolute time `at` (not before now); returns its completion time.
 Tick dma(Socket& s, Requester req, bool write, Addr a, uint8_t* buf, unsigned len, Tick at,
          tlm::tlm_response_status* st = nullptr) {
-    tlm::tlm_generic_payload p;
-    PcieAttr attr;
-    attr.req = req;
-    attr.tlp = write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
-    p.set_extension(&attr);
-    p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-    p.set_address(a);
-    p.set_data_ptr(buf);
-    p.set_data_length(len);
-    p.set_streaming_width(len);
-    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    test::DmaPayload d(req, write, a, buf, len);
     const Tick now = to_ticks(sc_time_stamp());
     sc_time delay = to_sc_time(at > now ? at - now : 0);
-    s->b_transport(p, delay);
-    p.clear_extension(&attr);
-    if (st) *st = p.get_response_status();
+    s->b_transport(d.p, delay);
+    if (st) *st = d.p.get_response_status();
     return to_ticks(sc_time_stamp() + delay);
 }
 

@@ -26,23 +26,12 @@ const Requester kDev = Requester::bdf(1, 0, 0);
 // A DMA of `len` bytes issued `delay` after the current time; returns the completion time.
 Tick dma(tlm_utils::simple_initiator_socket<sc_module>& s, bool write, Addr a, uint8_t* buf,
          unsigned len, tlm::tlm_response_status* st = nullptr, bool byte_enables = false) {
-    tlm::tlm_generic_payload p;
-    PcieAttr attr;
-    attr.req = kDev;
-    attr.tlp = write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
-    p.set_extension(&attr);
-    p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-    p.set_address(a);
-    p.set_data_ptr(buf);
-    p.set_data_length(len);
-    p.set_streaming_width(len);
-    uint8_t be[4] = {0xff, 0xff, 0xff, 0xff};
-    if (byte_enables) p.set_byte_enable_ptr(be), p.set_byte_enable_length(4);
-    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    uint8_t be[4] = {0xff, 0xff, 0xff, 0xff};  // outlives the payload that points to it
+    test::DmaPayload d(kDev, write, a, buf, len);
+    if (byte_enables) d.p.set_byte_enable_ptr(be), d.p.set_byte_enable_length(4);
     sc_time delay = SC_ZERO_TIME;
-    s->b_transport(p, delay);
-    p.clear_extension(&attr);
-    if (st) *st = p.get_response_status();
+    s->b_transport(d.p, delay);
+    if (st) *st = d.p.get_response_status();
     return to_ticks(sc_time_stamp() + delay);
 }
 
