@@ -11,14 +11,6 @@ namespace {
 
 constexpr uint64_t kTxSalt = 0x5458'5458'5458'5458ull;  // TX sizes: a stream of their own
 
-const NicParams& checked(const NicParams& p, const DmaMapper* m) {
-    std::string why;
-    if (!p.valid(&why)) throw std::invalid_argument(why);
-    if (p.buffers == NicBufferPolicy::PerPacket && !m)
-        throw std::invalid_argument("nic: buffers = per_packet needs a DmaMapper");
-    return p;
-}
-
 }  // namespace
 
 NicStats::NicStats(StatGroup& g)
@@ -50,7 +42,11 @@ NicStats::NicStats(StatGroup& g)
 
 Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams& ep,
          const NicLayout& layout, DmaMapper* mapper, StatGroup& stats)
-    : PerIoDevice(name, ep, stats, mapper, checked(p, mapper).requester(), p.sw_ns),
+    : PerIoDevice(name, ep, stats, mapper,
+                  checked_params(p, p.buffers == NicBufferPolicy::PerPacket, mapper,
+                                 "nic: buffers = per_packet needs a DmaMapper")
+                      .requester(),
+                  p.sw_ns),
       p_(p),
       lay_(layout),
       sizes_(*p_.size_dist()),

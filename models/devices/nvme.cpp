@@ -19,14 +19,6 @@ enum Kind : uint8_t {
     kCqe,      // write the completion queue entry
 };
 
-const NvmeParams& checked(const NvmeParams& p, const DmaMapper* m) {
-    std::string why;
-    if (!p.valid(&why)) throw std::invalid_argument(why);
-    if (p.buffers == NvmeBufferPolicy::PerIo && !m)
-        throw std::invalid_argument("nvme: buffers = per_io needs a DmaMapper");
-    return p;
-}
-
 }  // namespace
 
 struct Nvme::Cmd {
@@ -70,7 +62,11 @@ struct NvmeStats {
 
 Nvme::Nvme(sc_core::sc_module_name name, const NvmeParams& p, const DmaEngineParams& ep,
            const NvmeLayout& layout, DmaMapper* mapper, StatGroup& stats)
-    : PerIoDevice(name, ep, stats, mapper, checked(p, mapper).requester(), p.sw_ns),
+    : PerIoDevice(name, ep, stats, mapper,
+                  checked_params(p, p.buffers == NvmeBufferPolicy::PerIo, mapper,
+                                 "nvme: buffers = per_io needs a DmaMapper")
+                      .requester(),
+                  p.sw_ns),
       p_(p),
       lay_(layout),
       sizes_(*p_.size_dist()),

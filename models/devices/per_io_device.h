@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <queue>
+#include <stdexcept>
+#include <string>
 #include <systemc>
 #include <tlm>
 #include <vector>
@@ -28,6 +30,18 @@ struct DeviceEvent {
     bool operator>(const DeviceEvent& o) const { return t != o.t ? t > o.t : seq > o.seq; }
 };
 
+// `p` if it is valid and, when its driver maps per I/O, a mapper is given; otherwise throws
+// std::invalid_argument with the parameter's reason or `no_mapper`. For the base's
+// constructor arguments, so that nothing is built or registered for an invalid device.
+template <typename Params>
+const Params& checked_params(const Params& p, bool maps_per_io, const DmaMapper* mapper,
+                             const char* no_mapper) {
+    std::string why;
+    if (!p.valid(&why)) throw std::invalid_argument(why);
+    if (maps_per_io && !mapper) throw std::invalid_argument(no_mapper);
+    return p;
+}
+
 // `Stats` is the device's statistics, built from its StatGroup before the engine's (so its
 // statistics come first in the output), with a `DriverStats driver` member.
 template <typename Stats>
@@ -43,8 +57,7 @@ public:
 protected:
     using Ev = DeviceEvent;
 
-    // The parameters are checked by the caller before this runs (nothing is registered for a
-    // device that cannot be built).
+    // The caller checks its parameters first (checked_params).
     PerIoDevice(sc_core::sc_module_name name, const DmaEngineParams& ep, StatGroup& stats,
                 DmaMapper* mapper, Requester req, double sw_ns)
         : sc_module(name),

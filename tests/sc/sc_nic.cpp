@@ -10,9 +10,8 @@
 #include <systemc>
 
 #include "devices/nic.h"
-#include "memory/fixed_memory.h"
+#include "sc_device_rig.h"
 #include "sc_harness.h"
-#include "sc_test_mapper.h"
 
 using namespace iommusim;
 using namespace sc_core;
@@ -23,25 +22,10 @@ constexpr Tick kNs = kTicksPerNs;
 const NicLayout kLayout{0x1000'0000, 0x1010'0000, 0x2000'0000};
 
 // A NIC on a tap on a fixed-latency memory.
-struct Rig {
-    StatGroup stats;
-    test::TestMapper mapper;
-    FixedMemory mem;
-    std::unique_ptr<test::Tap> tap;
-    std::unique_ptr<Nic> nic;
+struct Rig : test::DeviceRig<Nic> {
     Rig(const char* name, SparseMemory& store, Tick latency, const NicParams& p, uint32_t tags = 64,
         Tick map_cost = 0, Tick unmap_cost = 0)
-        : stats(name), mem(fmt::format("{}_mem", name).c_str(), store, to_sc_time(latency)) {
-        mapper.map_cost = map_cost, mapper.unmap_cost = unmap_cost;
-        DmaEngineParams e;
-        e.tags = tags;
-        tap = std::make_unique<test::Tap>(fmt::format("{}_tap", name).c_str(), p.requester().rid);
-        nic = std::make_unique<Nic>(name, p, e, kLayout, &mapper, stats);
-        nic->dma.bind(tap->target);
-        tap->down.bind(mem.target);
-    }
-    NicResult r() const { return nic->result(); }
-    uint64_t engine(const char* n) { return stats.child("engine").counter(n, "").value(); }
+        : DeviceRig(name, store, latency, p, kLayout, tags, map_cost, unmap_cost) {}
 };
 
 NicParams nic(NicDirection d, const char* sizes, double gbps, uint64_t count,
@@ -112,7 +96,7 @@ int sc_main(int, char*[]) {
     NicParams dp = nic(Rx, "1500", 10, 0);
     dp.duration_ns = 10'000;
     Rig dur("dur", store, 100 * kNs, dp);
-    test::Watcher watch("watch", rx64.nic->finished_event());
+    test::Watcher watch("watch", rx64.dev->finished_event());
 
     sc_start();
 
@@ -194,7 +178,7 @@ int sc_main(int, char*[]) {
                   rxfail.stats.child("rx").counter("drops_no_buffer", "").value() == 184,
               fmt::format("rx map failures: {} delivered, {} dropped", r.rx.packets, r.rx.drops));
         check(r.map_failures == rxfail.mapper.failures && r.map_failures > 0 &&
-                  rxfail.nic->finished(),
+                  rxfail.dev->finished(),
               "map failures counted, the run finished");
     }
     {
@@ -233,13 +217,13 @@ int sc_main(int, char*[]) {
     // Duration: 1500-byte frames at 10 Gb/s start every 1216 ns; 9 start before 10 us.
     {
         const NicResult r = dur.r();
-        check(r.rx.offered == 9 && r.rx.packets == 9 && dur.nic->finished(),
+        check(r.rx.offered == 9 && r.rx.packets == 9 && dur.dev->finished(),
               fmt::format("duration run: {} frames", r.rx.offered));
-        check(dur.nic->summary().find("rx 0.") != std::string::npos, dur.nic->summary());
+        check(dur.dev->summary().find("rx 0.") != std::string::npos, dur.dev->summary());
     }
     if (std::getenv("NIC_VERBOSE"))
         for (Rig* g : {&rx64, &rximix, &tximix, &both, &rxmap, &txmap, &rxfail, &txfail, &rxfault,
                        &rxslow, &rxbusy, &dur})
-            fmt::print("{}\n", g->nic->summary());
+            fmt::print("{}\n", g->dev->summary());
     return check.finish();
 }

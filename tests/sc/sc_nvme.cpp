@@ -10,9 +10,8 @@
 #include <systemc>
 
 #include "devices/nvme.h"
-#include "memory/fixed_memory.h"
+#include "sc_device_rig.h"
 #include "sc_harness.h"
-#include "sc_test_mapper.h"
 
 using namespace iommusim;
 using namespace sc_core;
@@ -22,25 +21,11 @@ namespace {
 constexpr Tick kNs = kTicksPerNs;
 const NvmeLayout kLayout{0x3000'0000, 0x3010'0000, 0x3020'0000, 0x4000'0000};
 
-struct Rig {
-    StatGroup stats;
-    test::TestMapper mapper;
-    FixedMemory mem;
-    std::unique_ptr<test::Tap> tap;
-    std::unique_ptr<Nvme> dev;
+// An NVMe controller on a tap on a memory of 100 ns.
+struct Rig : test::DeviceRig<Nvme> {
     Rig(const char* name, SparseMemory& store, const NvmeParams& p, Tick map_cost = 0,
         Tick unmap_cost = 0)
-        : stats(name), mem(fmt::format("{}_mem", name).c_str(), store, to_sc_time(100 * kNs)) {
-        mapper.map_cost = map_cost, mapper.unmap_cost = unmap_cost;
-        DmaEngineParams e;
-        e.tags = 64;
-        tap = std::make_unique<test::Tap>(fmt::format("{}_tap", name).c_str(), p.requester().rid);
-        dev = std::make_unique<Nvme>(name, p, e, kLayout, &mapper, stats);
-        dev->dma.bind(tap->target);
-        tap->down.bind(mem.target);
-    }
-    NvmeResult r() const { return dev->result(); }
-    uint64_t engine(const char* n) { return stats.child("engine").counter(n, "").value(); }
+        : DeviceRig(name, store, 100 * kNs, p, kLayout, 64, map_cost, unmap_cost) {}
     const Histogram& hist(const char* n) { return stats.histogram(n, "ns", ""); }
 };
 
