@@ -17,10 +17,11 @@ Json json_string(const std::string& s, std::string_view what) {
     if (ascii) return j;
     try {
         (void)j.dump(-1, ' ', false, Json::error_handler_t::strict);
-    } catch (const Json::type_error& e) {
+    } catch (const Json::type_error&) {
+        // The library's message names the byte after the bad sequence; the quoted string
+        // shows the bad bytes themselves (\xNN).
         throw std::invalid_argument(
-            fmt::format("{} {} is not valid UTF-8 and cannot be written to JSON ({})", what,
-                        quote(s), e.what()));
+            fmt::format("{} {} is not valid UTF-8 and cannot be written to JSON", what, quote(s)));
     }
     return j;
 }
