@@ -28,6 +28,9 @@ public:
     // Unmap what map() returned; returns when the call (and, in strict mode, its
     // invalidation) is complete.
     virtual Tick unmap(Addr iova, uint64_t len, Tick at) = 0;
+    // The CPU the following calls run on (a multi-queue NIC's driver context): Linux's IOVA
+    // allocator keeps per-CPU caches of freed ranges. Mappers without per-CPU state ignore it.
+    virtual void set_cpu(unsigned /*cpu*/) {}
 };
 
 // The host driver of one device's domain as a trace replay drives it: maps and unmaps at the

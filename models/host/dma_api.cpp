@@ -27,6 +27,21 @@ Tick VtdQueueFeeder::submit(Tick at) {
     return done;
 }
 
+VtdDmaApi::VtdDmaApi(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did,
+                     const HostDriverParams& p)
+    : drv_(drv), feeder_(feeder), did_(did), p_(p) {
+    AddressSpace* as = drv_.space(did_);
+    if (p_.iova_rcache && as && !as->iova().rcache_enabled()) {
+        IovaRcacheConfig c;
+        c.granule = Addr(1) << as->min_page_shift();
+        as->iova().enable_rcache(c);
+    }
+}
+
+void VtdDmaApi::set_cpu(unsigned cpu) {
+    if (AddressSpace* as = drv_.space(did_)) as->iova().set_cpu(cpu);
+}
+
 std::optional<DmaMapper::Mapped> VtdDmaApi::map(Addr pa, uint64_t len, bool write, Tick at) {
     auto iova = drv_.map_alloc(did_, pa, len, write ? kPermRW : kPermR);
     if (!iova) return std::nullopt;

@@ -20,8 +20,9 @@ struct HostDriverParams {
     bool strict = true;
     uint32_t fq_entries = 256;
     uint64_t fq_timeout_us = 10'000;
-    double map_ns = 150;    // dma_map_single: IOVA allocation and PTE writes
-    double unmap_ns = 150;  // dma_unmap_single, before any invalidation wait
+    double map_ns = 150;       // dma_map_single: IOVA allocation and PTE writes
+    double unmap_ns = 150;     // dma_unmap_single, before any invalidation wait
+    bool iova_rcache = false;  // Linux's per-CPU IOVA range caches (off: the tree only)
 
     template <typename V>
     void visit(V&& v) {
@@ -34,6 +35,10 @@ struct HostDriverParams {
         v("map_ns", map_ns, "ns", "software cost of one dma_map call", 0.0, 1e9);
         v("unmap_ns", unmap_ns, "ns",
           "software cost of one dma_unmap call (without the invalidation wait)", 0.0, 1e9);
+        v("iova_rcache", iova_rcache, "",
+          "Linux's per-CPU IOVA range caches (alloc_iova_fast): freed IOVAs reused LIFO by the "
+          "CPU that freed them; off: every map allocates top-down from the tree",
+          0, 1);
     }
 };
 
@@ -61,10 +66,11 @@ Tick vtd_unmap(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, Addr iova
 
 class VtdDmaApi final : public DmaMapper {
 public:
-    VtdDmaApi(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, const HostDriverParams& p)
-        : drv_(drv), feeder_(feeder), did_(did), p_(p) {}
+    // With p.iova_rcache, turns on the domain's per-CPU IOVA range caches.
+    VtdDmaApi(vtd::Driver& drv, VtdQueueFeeder& feeder, uint16_t did, const HostDriverParams& p);
     std::optional<Mapped> map(Addr pa, uint64_t len, bool write, Tick at) override;
     Tick unmap(Addr iova, uint64_t len, Tick at) override;
+    void set_cpu(unsigned cpu) override;
 
 private:
     vtd::Driver& drv_;

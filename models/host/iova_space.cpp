@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <iterator>
+#include <stdexcept>
+#include <unordered_set>
 #include <utility>
 
 namespace iommusim {
@@ -93,7 +95,7 @@ std::optional<Addr> IovaSpace::fit(Addr lo, Addr hi, Addr size, Addr mask, Addr 
     return at;
 }
 
-std::optional<Addr> IovaSpace::alloc(Addr size, Addr limit) {
+std::optional<Addr> IovaSpace::tree_alloc(Addr size, Addr limit) {
     if (size == 0) return std::nullopt;
     // Align to the power of two >= size; above 2^63 only address 0 is aligned.
     const unsigned order = size == 1 ? 0 : floor_log2(size - 1) + 1;
@@ -139,7 +141,7 @@ std::optional<Addr> IovaSpace::alloc(Addr size, Addr limit) {
     return at;
 }
 
-void IovaSpace::free(Addr iova) {
+void IovaSpace::tree_free(Addr iova) {
     auto a = allocs_.find(iova);
     if (a == allocs_.end()) return;
     const Addr last = iova + (a->second - 1);
@@ -168,8 +170,177 @@ void IovaSpace::free(Addr iova) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Per-CPU IOVA range caches (Linux drivers/iommu/iova.c: iova_rcache_get/_insert)
+
+struct IovaSpace::Rcache {
+    using Mag = std::vector<Addr>;  // IOVA bases, pushed and popped at the end
+    struct Cpu {
+        Mag loaded, prev;
+    };
+    struct Bin {
+        std::vector<Cpu> cpus;
+        std::vector<Mag> depot;  // full magazines
+    };
+    IovaRcacheConfig cfg;
+    std::vector<Bin> bins;  // by order (log2 of the size in granules)
+    unsigned cpu = 0;
+    std::unordered_set<Addr> held;  // every cached base
+    IovaRcacheCounts n;
+};
+
 bool IovaSpace::allocated(Addr iova) const {
-    return allocs_.count(iova) != 0;
+    return allocs_.count(iova) != 0 && !(rc_ && rc_->held.count(iova));
+}
+
+IovaSpace::IovaSpace() = default;
+IovaSpace::~IovaSpace() = default;
+IovaSpace::IovaSpace(IovaSpace&&) noexcept = default;
+IovaSpace& IovaSpace::operator=(IovaSpace&&) noexcept = default;
+
+namespace {
+
+constexpr unsigned kMaxRcacheCpus = 4096;
+
+unsigned ceil_log2(Addr v) {
+    return v <= 1 ? 0 : floor_log2(v - 1) + 1;
+}
+
+}  // namespace
+
+void IovaSpace::enable_rcache(const IovaRcacheConfig& c) {
+    if (c.cpus < 1 || c.cpus > kMaxRcacheCpus || c.mag_size < 1 || c.max_order < 1 ||
+        c.max_order > 20 || c.granule == 0 || (c.granule & (c.granule - 1)))
+        throw std::invalid_argument(fmt::format(
+            "iova rcache: cpus {} (expected 1..{}), mag_size {} (>= 1), max_order {} (1..20), "
+            "granule {:#x} (a power of two)",
+            c.cpus, kMaxRcacheCpus, c.mag_size, c.max_order, c.granule));
+    if (rc_) flush_rcache();
+    rc_ = std::make_unique<Rcache>();
+    rc_->cfg = c;
+    rc_->bins.resize(c.max_order);
+    for (auto& b : rc_->bins) b.cpus.resize(c.cpus);
+}
+
+void IovaSpace::set_cpu(unsigned cpu) {
+    if (!rc_) return;
+    if (cpu >= kMaxRcacheCpus)
+        throw std::invalid_argument(fmt::format(
+            "iova rcache: cpu {} out of range (expected below {})", cpu, kMaxRcacheCpus));
+    if (cpu >= rc_->bins[0].cpus.size())
+        for (auto& b : rc_->bins) b.cpus.resize(cpu + 1);
+    rc_->cpu = cpu;
+}
+
+const IovaRcacheCounts& IovaSpace::rcache_counts() const {
+    static const IovaRcacheCounts none;
+    return rc_ ? rc_->n : none;
+}
+
+void IovaSpace::flush_rcache() {
+    if (!rc_) return;
+    std::vector<Addr> all;
+    for (auto& b : rc_->bins) {
+        for (auto& c : b.cpus) {
+            all.insert(all.end(), c.loaded.begin(), c.loaded.end());
+            all.insert(all.end(), c.prev.begin(), c.prev.end());
+            c.loaded.clear(), c.prev.clear();
+        }
+        for (auto& m : b.depot) all.insert(all.end(), m.begin(), m.end());
+        b.depot.clear();
+    }
+    for (Addr a : all) tree_free(a);
+    rc_->held.clear();
+    rc_->n.to_tree += all.size();
+    cached_ = 0;
+}
+
+std::optional<Addr> IovaSpace::alloc(Addr size, Addr limit) {
+    if (!rc_) return tree_alloc(size, limit);
+    if (size == 0) return std::nullopt;
+    const Addr g = rc_->cfg.granule;
+    Addr pages = size / g + (size % g != 0);
+    const unsigned max_order = rc_->cfg.max_order;
+    // As alloc_iova_fast: cacheable sizes become powers of two, so that a freed range fits
+    // any later request of its order.
+    if (pages < (Addr(1) << (max_order - 1))) pages = Addr(1) << ceil_log2(pages);
+    const unsigned order = ceil_log2(pages);
+    if (pages > ~Addr(0) / g) return tree_alloc(size, limit);  // cannot be cached anyway
+    const Addr len = pages * g;
+    if (order < max_order) {
+        Rcache::Bin& b = rc_->bins[order];
+        Rcache::Cpu& c = b.cpus[rc_->cpu];
+        bool have = true;
+        if (c.loaded.empty()) {
+            if (!c.prev.empty()) {
+                std::swap(c.loaded, c.prev);
+            } else if (!b.depot.empty()) {
+                c.loaded = std::move(b.depot.back());
+                b.depot.pop_back();
+            } else {
+                have = false;
+            }
+        }
+        if (have) {
+            // iova_magazine_pop: the newest entry that ends at or below the limit.
+            Rcache::Mag& m = c.loaded;
+            for (size_t i = m.size(); i-- > 0;) {
+                if (m[i] + (len - 1) > limit) continue;
+                const Addr a = m[i];
+                m[i] = m.back();
+                m.pop_back();
+                rc_->held.erase(a);
+                --cached_;
+                ++rc_->n.hits;
+                return a;
+            }
+        }
+        ++rc_->n.misses;
+    }
+    auto a = tree_alloc(len, limit);
+    if (!a && cached_) {  // the tree is full: give every cached range back, then retry
+        ++rc_->n.flushes;
+        flush_rcache();
+        a = tree_alloc(len, limit);
+    }
+    return a;
+}
+
+void IovaSpace::free(Addr iova) {
+    if (!rc_) return tree_free(iova);
+    auto it = allocs_.find(iova);
+    if (it == allocs_.end() || rc_->held.count(iova)) return;
+    const Addr g = rc_->cfg.granule, size = it->second, pages = size / g;
+    const unsigned order = ceil_log2(pages);
+    if (size % g != 0 || (pages & (pages - 1)) != 0 || order >= rc_->cfg.max_order)
+        return tree_free(iova);
+    Rcache::Bin& b = rc_->bins[order];
+    Rcache::Cpu& c = b.cpus[rc_->cpu];
+    const size_t mag = rc_->cfg.mag_size;
+    Rcache::Mag spill;
+    if (c.loaded.size() >= mag) {
+        if (c.prev.size() < mag) {
+            std::swap(c.loaded, c.prev);
+        } else {
+            // Both full: the loaded one goes to the depot, or back to the tree when the
+            // depot is full (Linux 6.0 __iova_rcache_insert).
+            if (b.depot.size() < rc_->cfg.depot_mags)
+                b.depot.push_back(std::move(c.loaded));
+            else
+                spill = std::move(c.loaded);
+            c.loaded = {};
+        }
+    }
+    c.loaded.push_back(iova);
+    rc_->held.insert(iova);
+    ++cached_;
+    ++rc_->n.inserts;
+    for (Addr a : spill) {
+        rc_->held.erase(a);
+        --cached_;
+        tree_free(a);
+    }
+    rc_->n.to_tree += spill.size();
 }
 
 void IovaSpace::add_gap(Addr lo, Addr hi) {

@@ -193,3 +193,133 @@ TEST_CASE("iova alloc stays fast with thousands live", "[host][iova]") {
     }
     CHECK(s.live() == live.size());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-CPU range caches (Linux iova_rcache)
+
+TEST_CASE("iova rcache reuses a freed range LIFO on the CPU that freed it", "[host][iova]") {
+    IovaSpace s;
+    s.add_window({0x100000, 0x100000, "w"});
+    s.enable_rcache({});
+    s.set_cpu(0);
+    const Addr a = *s.alloc(0x1000), b = *s.alloc(0x1000), c = *s.alloc(0x1000);
+    CHECK(a == 0x1ff000);  // top-down from the tree while the caches are empty
+    CHECK(b == 0x1fe000);
+    CHECK(c == 0x1fd000);
+    s.free(a);
+    s.free(c);
+    CHECK_FALSE(s.allocated(a));
+    CHECK(s.live() == 1);
+    // Another CPU's cache is empty: the tree, below the cached (still reserved) ranges.
+    s.set_cpu(1);
+    const Addr d = *s.alloc(0x1000);
+    CHECK(d == 0x1fc000);
+    s.set_cpu(0);
+    CHECK(s.alloc(0x1000) == c);  // newest first
+    CHECK(s.alloc(0x1000) == a);
+    CHECK(s.rcache_counts().hits == 2);
+    // Sizes round up to a power of two of granules, so a 3-page range serves 4-page requests.
+    const Addr e = *s.alloc(0x3000);
+    CHECK((e & 0x3fff) == 0);
+    s.free(e);
+    CHECK(s.alloc(0x4000) == e);
+    // 32 granules and more are beyond the caches (IOVA_RANGE_CACHE_MAX_SIZE 6).
+    const Addr big = *s.alloc(0x40000);
+    s.free(big);
+    CHECK(s.rcache_counts().inserts == 3);
+    CHECK_FALSE(s.allocated(big));
+}
+
+TEST_CASE("iova rcache: full magazines go to the depot, then back to the tree", "[host][iova]") {
+    IovaSpace s;
+    s.add_window({0, Addr(1) << 32, "w"});
+    IovaRcacheConfig c;
+    c.mag_size = 4;
+    c.depot_mags = 2;
+    s.enable_rcache(c);
+    std::vector<Addr> v;
+    for (int i = 0; i < 20; ++i) v.push_back(*s.alloc(0x1000));
+    // loaded (4) + prev (4) + depot (2 x 4) = 16 cached; the 17th free spills a magazine.
+    for (int i = 0; i < 17; ++i) s.free(v[size_t(i)]);
+    CHECK(s.rcache_counts().to_tree == 4);
+    CHECK(s.live() == 3);
+    // A CPU with empty magazines takes a full one from the depot.
+    s.set_cpu(3);
+    CHECK(s.alloc(0x1000).has_value());
+    CHECK(s.rcache_counts().hits == 1);
+    s.flush_rcache();
+    CHECK(s.live() == 4);
+}
+
+TEST_CASE("iova rcache: a full tree flushes the caches and retries", "[host][iova]") {
+    IovaSpace s;
+    s.add_window({0x10000, 0x4000, "small"});
+    s.enable_rcache({});
+    for (int i = 0; i < 4; ++i) CHECK(s.alloc(0x1000).has_value());
+    s.free(0x13000);
+    s.free(0x12000);
+    s.set_cpu(1);  // its cache is empty and the tree is full of cached ranges
+    CHECK(s.alloc(0x2000) == Addr(0x12000));
+    CHECK(s.rcache_counts().flushes == 1);
+    CHECK_THROWS_AS(s.set_cpu(1u << 20), std::invalid_argument);
+    IovaRcacheConfig bad;
+    bad.granule = 3000;
+    CHECK_THROWS_AS(s.enable_rcache(bad), std::invalid_argument);
+}
+
+TEST_CASE("iova rcache property: never hands out a live IOVA, reuses what a CPU freed",
+          "[host][iova]") {
+    for (uint64_t seed : {1u, 2u, 3u, 4u}) {
+        std::mt19937_64 rng(seed);
+        IovaSpace s;
+        s.add_window({0, Addr(1) << 30, "w"});
+        s.add_reserved(x86_msi_region());
+        IovaRcacheConfig c;
+        c.mag_size = 8;
+        c.depot_mags = 3;
+        c.cpus = 4;
+        s.enable_rcache(c);
+        std::map<Addr, Addr> live;                                 // base -> requested size
+        std::vector<std::vector<std::pair<Addr, Addr>>> freed(4);  // per CPU: (base, pages)
+        uint64_t expected_hits = 0;
+        for (int step = 0; step < 20000; ++step) {
+            const unsigned cpu = unsigned(rng() % 4);
+            s.set_cpu(cpu);
+            if (live.empty() || rng() % 100 < 55) {
+                const Addr pages = Addr(1) << (rng() % 7);  // 1..64: the last is uncached
+                const Addr size = pages * 0x1000 - (rng() % 2 ? 0x800 : 0);
+                const auto a = s.alloc(size);
+                REQUIRE(a.has_value());
+                // Never overlapping a live range.
+                auto next = live.lower_bound(*a);
+                if (next != live.end()) REQUIRE(next->first >= *a + size);
+                if (next != live.begin()) {
+                    auto prev = std::prev(next);
+                    REQUIRE(prev->first + prev->second <= *a);
+                }
+                REQUIRE(s.allocated(*a));
+                // What this CPU freed last of this size, if still in its cache, comes back.
+                auto& f = freed[cpu];
+                if (pages < 32 && !f.empty() && f.back().second == pages && f.back().first == *a)
+                    ++expected_hits;
+                live.emplace(*a, size);
+            } else {
+                auto it = live.begin();
+                std::advance(it, long(rng() % live.size()));
+                const Addr pages = (it->second + 0xfff) / 0x1000;
+                s.free(it->first);
+                REQUIRE_FALSE(s.allocated(it->first));
+                freed[cpu].push_back({it->first, pages});
+                live.erase(it);
+            }
+            REQUIRE(s.live() == live.size());
+        }
+        CHECK(s.rcache_counts().hits > 1000);  // reuse happens
+        CHECK(expected_hits > 100);
+        // Immediately after a free, the same CPU gets that range back (LIFO).
+        s.set_cpu(2);
+        const Addr x = *s.alloc(0x2000);
+        s.free(x);
+        CHECK(s.alloc(0x2000) == x);
+    }
+}
