@@ -94,6 +94,21 @@ bool PcieLinkParams::valid(std::string* why) const {
         bad = fmt::format("pcie rcb = {} is not a Read Completion Boundary 64 or 128", rcb);
     else if (latency_ns > 1000000)
         bad = fmt::format("pcie latency_ns = {} is outside [0, 1000000]", latency_ns);
+    else if (fc_ph > 255 || fc_nph > 255 || fc_cplh > 255)
+        bad = fmt::format("pcie fc.ph/nph/cplh = {}/{}/{}: header credits are 8-bit (0..255)",
+                          fc_ph, fc_nph, fc_cplh);
+    else if (fc_pd > 4095 || fc_npd > 4095 || fc_cpld > 4095)
+        bad = fmt::format("pcie fc.pd/npd/cpld = {}/{}/{}: data credits are 12-bit (0..4095)",
+                          fc_pd, fc_npd, fc_cpld);
+    // A TLP can never be sent if one alone needs more credits than advertised (2.6.1).
+    else if (fc_pd && fc_pd * 16 < mps)
+        bad = fmt::format("pcie fc.pd = {} ({} bytes) cannot hold one MWr of mps = {}", fc_pd,
+                          fc_pd * 16, mps);
+    else if (fc_npd && fc_npd < 2)
+        bad = fmt::format("pcie fc.npd = {} cannot hold one AtomicOp (up to 32 bytes: 2)", fc_npd);
+    else if (fc_cpld && fc_cpld * 16 < (cpl_rcb_chunks ? rcb : mps))
+        bad = fmt::format("pcie fc.cpld = {} ({} bytes) cannot hold one CplD of {} bytes", fc_cpld,
+                          fc_cpld * 16, cpl_rcb_chunks ? rcb : mps);
     if (bad.empty()) return true;
     if (why) *why = bad;
     return false;
@@ -148,6 +163,17 @@ double skip_overhead(const PcieLinkParams&) {
 
 double tlp_gbps(const PcieLinkParams& p) {
     return raw_gbps(p) * (1.0 - dllp_overhead(p) - skip_overhead(p));
+}
+
+double symbol_ns(const PcieLinkParams& p) {
+    return 8.0 / (transfer_rate_gts(p.gen) * encoding_efficiency(p));
+}
+
+Tick credit_return_ticks(const PcieLinkParams& p) {
+    // UpdateFCs go out every guideline interval on a busy link, so a freed credit waits half
+    // an interval on average before it is announced.
+    const double wait_ns = 0.5 * fc_update_interval(p.gen, p.lanes, p.mps) * symbol_ns(p);
+    return Tick(wait_ns * kTicksPerNs + 0.5) + Tick(p.latency_ns) * kTicksPerNs;
 }
 
 unsigned tlp_overhead_bytes(const PcieLinkParams& p, TlpType t) {

@@ -25,6 +25,11 @@ struct PcieLinkParams {
     bool addr64 = true;           // memory requests use the 4-DW header (64-bit address)
     bool flit_layout = false;     // Gen6: account the 256-byte flit exactly
     uint32_t latency_ns = 100;    // one traversal, excluding serialization
+    // Flow-control credits the receivers advertise (PCIe Base Spec section 2.6.1), 0 =
+    // infinite: at the host end for the device's requests (posted and non-posted, header and
+    // 16-byte data credits), at the device end for completions (an Endpoint must advertise
+    // infinite completion credits).
+    uint32_t fc_ph = 0, fc_pd = 0, fc_nph = 0, fc_npd = 0, fc_cplh = 0, fc_cpld = 0;
 
     // v(name, field, unit, doc, min, max) for every parameter, in documentation order.
     template <typename V>
@@ -44,6 +49,19 @@ struct PcieLinkParams {
         v("latency_ns", latency_ns, "ns",
           "one traversal of the link (PHY and data-link pipelines, flight), not serialization", 0,
           1000000);
+        v("fc.ph", fc_ph, "credits",
+          "posted header credits advertised at the host end (one per MWr/Msg); 0 = infinite", 0,
+          255);
+        v("fc.pd", fc_pd, "credits",
+          "posted data credits at the host end (one per 16 bytes); 0 = infinite", 0, 4095);
+        v("fc.nph", fc_nph, "credits",
+          "non-posted header credits at the host end (one per MRd/AtomicOp); 0 = infinite", 0, 255);
+        v("fc.npd", fc_npd, "credits",
+          "non-posted data credits at the host end (AtomicOp operands); 0 = infinite", 0, 4095);
+        v("fc.cplh", fc_cplh, "credits",
+          "completion header credits at the device end; 0 = infinite (Endpoints must)", 0, 255);
+        v("fc.cpld", fc_cpld, "credits",
+          "completion data credits at the device end (one per 16 bytes); 0 = infinite", 0, 4095);
     }
     // Every field valid (ranges and powers of two); otherwise false with the reason in *why.
     bool valid(std::string* why = nullptr) const;
@@ -87,6 +105,13 @@ double dllp_overhead(const PcieLinkParams& p);
 double skip_overhead(const PcieLinkParams& p);
 // The rate left for TLPs, per direction: raw x (1 - DLLP - SKIP overheads).
 double tlp_gbps(const PcieLinkParams& p);
+// One symbol time (8 data bits on a lane), in ns: 4 at Gen1, 2 at Gen2, 1.016 at Gen3.
+double symbol_ns(const PcieLinkParams& p);
+// How long after a receiver frees buffer space the transmitter has the credits back: half
+// the spec's UpdateFC transmission latency guideline (Tables 2-46..2-48, in symbol times,
+// the table behind fc_update_interval: UpdateFCs go out that often on a busy link, so a
+// freed credit waits half of it on average) plus one traversal of the link.
+Tick credit_return_ticks(const PcieLinkParams& p);
 
 // Bytes a TLP puts on the wire besides its payload: framing + sequence + LCRC (none with
 // flit_layout: the flit carries them), header, optional digest.

@@ -35,6 +35,20 @@ void PcieLink::Direction::init(const PcieLinkParams& p, StatGroup& g, const char
     busy_ps = &g.counter("busy_ps", "time spent serializing TLPs (ps); / simulated time = load");
     queueing = &g.histogram("queueing", "ns",
                             "wait of a transaction's first TLP for the direction to be free");
+    credit_stalls =
+        &g.counter("credit_stalls", "TLPs that waited for the receiver's flow-control credits");
+    credit_stall_ns = &g.counter("credit_stall_ns", "time those TLPs waited for credits (ns)");
+}
+
+Tick PcieLink::Direction::credits(Tick ready, CreditPool& hdr, CreditPool& data,
+                                  uint32_t data_units) {
+    if (hdr.infinite() && data.infinite()) return ready;
+    const Tick h = hdr.available(1), d = data.available(data_units);
+    const Tick at = h > d ? h : d;
+    if (at <= ready) return ready;
+    ++*credit_stalls;
+    *credit_stall_ns += ns(at - ready);
+    return at;
 }
 
 PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGroup& stats)
@@ -49,7 +63,14 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
       oh_cpl_(tlp_overhead_bytes(p, TlpType::Cpl)),
       oh_msg_(tlp_overhead_bytes(p, TlpType::Msg)),
       oh_atomic_(tlp_overhead_bytes(p, TlpType::AtomicOp)),
-      cpl_unit_(completion_unit(p)) {
+      cpl_unit_(completion_unit(p)),
+      fc_ph_(p.fc_ph),
+      fc_pd_(p.fc_pd),
+      fc_nph_(p.fc_nph),
+      fc_npd_(p.fc_npd),
+      fc_cplh_(p.fc_cplh),
+      fc_cpld_(p.fc_cpld),
+      credit_return_(credit_return_ticks(p)) {
     if (sc_core::sc_get_time_resolution() != sc_core::sc_time(1, sc_core::SC_PS))
         SC_REPORT_FATAL(basename(), "iommusim needs a time resolution of 1 ps");
     transactions_ = &stats.counter("transactions", "transactions received from the device");
@@ -97,19 +118,24 @@ Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsi
 
 Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
     const PayloadExtent x(p);
-    Tick done = t0, ready = t0;
+    Tick left = t0, ready = t0;
     unsigned off = 0;
     do {  // the device has the whole buffer: each MWr follows the one before it
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mps);
-        const Slot s = send(up_, ready, oh_mwr_, n);
-        ready = s.end;
+        const uint32_t units = data_credits(n);
+        const Slot s = send(up_, up_.credits(ready, fc_ph_, fc_pd_, units), oh_mwr_, n);
+        ready = left = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
         ++*mwr_;
-        done = std::max(done, forward(p, x, off, n, s.end));
+        // The root complex holds the write in its posted buffer (its credits) until the host
+        // side has taken it: translated, its miss walked, committed to memory.
+        const Tick taken = forward(p, x, off, n, s.end) + credit_return_;
+        fc_ph_.take(1, taken);
+        fc_pd_.take(units, taken);
         off += n;
     } while (off < x.len && p.is_response_ok());
     x.restore(p);
-    return done;
+    return left;  // posted: the device is done with a write once its last MWr has left
 }
 
 Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
@@ -118,10 +144,14 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
     unsigned off = 0;
     do {  // requests go out back to back; each one's completions follow its return
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mrrs);
-        const Slot s = send(up_, ready, oh_mrd_, 0);
+        const Slot s = send(up_, up_.credits(ready, fc_nph_, fc_npd_, 0), oh_mrd_, 0);
         ready = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
         ++*mrd_;
+        // The root port moves a read request out of its receive buffer as it arrives (into
+        // the host's read tracking; the device's tags bound reads in flight), unlike a write,
+        // which stays there until translated.
+        fc_nph_.take(1, s.end + latency_ + credit_return_);
         const Tick ret = forward(p, x, off, n, s.end);
         Tick last = ret;
         if (p.is_response_ok()) {
@@ -129,7 +159,12 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
             Tick c_ready = ret;
             do {
                 const unsigned c = piece_bytes(x.addr + off + c_off, n - c_off, cpl_unit_);
-                const Slot cs = send(down_, c_ready, oh_cpld_, c);
+                const uint32_t units = data_credits(c);
+                const Slot cs =
+                    send(down_, down_.credits(c_ready, fc_cplh_, fc_cpld_, units), oh_cpld_, c);
+                // The device takes a completion as it arrives.
+                fc_cplh_.take(1, cs.end + credit_return_);
+                fc_cpld_.take(units, cs.end + credit_return_);
                 c_ready = cs.end;
                 if (c_off == 0) down_.queueing->add(ns(cs.start - ret));
                 ++*cpld_;
@@ -137,7 +172,8 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
                 c_off += c;
             } while (c_off < n);
         } else {  // the completer's error status comes back as a Cpl without data
-            const Slot cs = send(down_, ret, oh_cpl_, 0);
+            const Slot cs = send(down_, down_.credits(ret, fc_cplh_, fc_cpld_, 0), oh_cpl_, 0);
+            fc_cplh_.take(1, cs.end + credit_return_);
             down_.queueing->add(ns(cs.start - ret));
             ++*cpl_;
             last = cs.end;
@@ -152,14 +188,26 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
 Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& kind,
                       bool completion, Tick t0) {
     const PayloadExtent x(p);
-    const Slot s = send(up_, t0, overhead, x.len);
+    const uint32_t units = data_credits(x.len);
+    CreditPool& hdr = completion ? fc_nph_ : fc_ph_;
+    CreditPool& data = completion ? fc_npd_ : fc_pd_;
+    const Slot s = send(up_, up_.credits(t0, hdr, data, units), overhead, x.len);
     up_.queueing->add(ns(s.start - t0));
     ++kind;
     const Tick ret = forward(p, x, 0, x.len, s.end);
     x.restore(p);
-    if (!completion) return ret;
+    // As in read() and write(): a non-posted request leaves the buffer on arrival, a posted
+    // one when the host side has taken it.
+    const Tick freed = completion ? s.end + latency_ : ret;
+    hdr.take(1, freed + credit_return_);
+    data.take(units, freed + credit_return_);
+    if (!completion) return s.end;  // posted: done once it has left
     const bool ok = p.is_response_ok();
-    const Slot cs = send(down_, ret, ok ? oh_cpld_ : oh_cpl_, ok ? x.len : 0);
+    const uint32_t c_units = ok ? data_credits(x.len) : 0;
+    const Slot cs = send(down_, down_.credits(ret, fc_cplh_, fc_cpld_, c_units),
+                         ok ? oh_cpld_ : oh_cpl_, ok ? x.len : 0);
+    fc_cplh_.take(1, cs.end + credit_return_);
+    fc_cpld_.take(c_units, cs.end + credit_return_);
     down_.queueing->add(ns(cs.start - ret));
     ++*(ok ? cpld_ : cpl_);
     return cs.end + latency_;

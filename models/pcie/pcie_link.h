@@ -22,6 +22,7 @@
 
 #include "core/resource.h"
 #include "core/stats.h"
+#include "flow_control.h"
 #include "link_model.h"
 #include "tlp.h"
 
@@ -44,8 +45,11 @@ private:
     // One direction of the link: a server whose service time is wire bytes at the TLP rate.
     struct Direction {
         BandwidthServer server{Rate()};
-        Counter *tlps, *payload_bytes, *wire_bytes, *busy_ps;
+        Counter *tlps, *payload_bytes, *wire_bytes, *busy_ps, *credit_stalls, *credit_stall_ns;
         Histogram* queueing;
+        // The later of `ready` and when the receiver has credits for the TLP (header and
+        // data pools of its type), counting the wait.
+        Tick credits(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units);
         void init(const PcieLinkParams& p, StatGroup& g, const char* toward);
     };
     using Slot = BandwidthServer::Span;
@@ -67,6 +71,10 @@ private:
     const unsigned oh_mwr_, oh_mrd_, oh_cpld_, oh_cpl_, oh_msg_, oh_atomic_;
     const uint32_t cpl_unit_;
     Direction up_, down_;
+    // Credits of the receivers: at the host end for posted and non-posted requests, at the
+    // device end for completions; and how long a freed credit takes to come back.
+    CreditPool fc_ph_, fc_pd_, fc_nph_, fc_npd_, fc_cplh_, fc_cpld_;
+    const Tick credit_return_;
     Counter *transactions_, *errors_;
     Counter *mwr_, *mrd_, *atomic_, *msg_, *cpld_, *cpl_;
 };

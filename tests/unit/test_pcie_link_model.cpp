@@ -261,5 +261,5 @@ TEST_CASE("pcie: parameter validation names the parameter", "[pcie]") {
         CHECK(double(field) <= double(hi));
         ++n;
     });
-    CHECK(n == 10);
+    CHECK(n == 16);
 }
