@@ -42,14 +42,7 @@ NicStats::NicStats(StatGroup& g)
 
 Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams& ep,
          const NicLayout& layout, DmaMapper* mapper, StatGroup& stats)
-    : PerIoDevice(name, ep, stats, mapper,
-                  checked_params(p, p.buffers == NicBufferPolicy::PerPacket, mapper,
-                                 "nic: buffers = per_packet needs a DmaMapper")
-                      .requester(),
-                  p.sw_ns),
-      p_(p),
-      lay_(layout),
-      sizes_(*p_.size_dist()),
+    : PerIoDevice(name, p, ep, layout, mapper, stats),
       nbuf_(p_.buffers_per_direction()),
       rx_(p_.ring_size),
       tx_(p_.ring_size),

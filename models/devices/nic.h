@@ -56,7 +56,7 @@ struct NicStats {
     explicit NicStats(StatGroup& g);
 };
 
-class Nic : public PerIoDevice<NicStats> {
+class Nic : public PerIoDevice<NicParams, NicLayout, NicStats> {
 public:
     // `mapper` is called by the driver model with per_packet buffers (required then; unused
     // with pool). Throws std::invalid_argument when a parameter is invalid. Statistics go to
@@ -65,7 +65,6 @@ public:
         const NicLayout& layout, DmaMapper* mapper, StatGroup& stats);
     ~Nic() override;
 
-    const NicParams& params() const { return p_; }
     NicResult result() const;
     // One line: configuration, per-direction rate, throughput, drops, latency percentiles.
     std::string summary() const;
@@ -109,9 +108,6 @@ private:
     void tx_clean(Tick at);
     Addr buffer_addr(bool tx, uint32_t buf) const;
 
-    NicParams p_;
-    NicLayout lay_;
-    SizeDist sizes_;
     uint32_t nbuf_;
     Tick t0_ = 0, stop_at_ = kNever;
 

@@ -95,7 +95,9 @@ struct NicParams {
         v("requester.function", function, "", "requester function number", 0, 7);
     }
 
+    static constexpr const char* kName = "nic";  // in messages
     Requester requester() const { return Requester::bdf(bus, device, function); }
+    bool maps_per_io() const { return buffers == NicBufferPolicy::PerPacket; }
     uint32_t buffers_per_direction() const {
         return buffers == NicBufferPolicy::Pool && pool_buffers ? pool_buffers : ring_size;
     }

@@ -62,14 +62,7 @@ struct NvmeStats {
 
 Nvme::Nvme(sc_core::sc_module_name name, const NvmeParams& p, const DmaEngineParams& ep,
            const NvmeLayout& layout, DmaMapper* mapper, StatGroup& stats)
-    : PerIoDevice(name, ep, stats, mapper,
-                  checked_params(p, p.buffers == NvmeBufferPolicy::PerIo, mapper,
-                                 "nvme: buffers = per_io needs a DmaMapper")
-                      .requester(),
-                  p.sw_ns),
-      p_(p),
-      lay_(layout),
-      sizes_(*p_.size_dist()),
+    : PerIoDevice(name, p, ep, layout, mapper, stats),
       list_pages_(p_.list_pages_per_command()),
       slot_bytes_(p_.slot_bytes()),
       cmds_(p_.queue_depth),

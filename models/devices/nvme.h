@@ -37,7 +37,7 @@ struct NvmeResult {
 
 struct NvmeStats;  // nvme.cpp
 
-class Nvme : public PerIoDevice<NvmeStats> {
+class Nvme : public PerIoDevice<NvmeParams, NvmeLayout, NvmeStats> {
 public:
     // `mapper` is called by the driver model with per_io buffers (required then; unused with
     // pool). Throws std::invalid_argument when a parameter is invalid. Statistics go to
@@ -46,7 +46,6 @@ public:
          const NvmeLayout& layout, DmaMapper* mapper, StatGroup& stats);
     ~Nvme() override;
 
-    const NvmeParams& params() const { return p_; }
     NvmeResult result() const;
     // One line: configuration, IOPS, bandwidth, latency percentiles, failures.
     std::string summary() const;
@@ -63,9 +62,6 @@ private:
     void post_cqe(uint32_t c, Tick at);
     void reap(uint32_t c, Tick at);
 
-    NvmeParams p_;
-    NvmeLayout lay_;
-    SizeDist sizes_;
     uint64_t list_pages_, slot_bytes_;
     std::vector<Cmd> cmds_;
     uint64_t state_, submitted_ = 0, sq_tail_ = 0, cq_tail_ = 0;

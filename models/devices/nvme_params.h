@@ -80,7 +80,9 @@ struct NvmeParams {
         v("requester.function", function, "", "requester function number", 0, 7);
     }
 
+    static constexpr const char* kName = "nvme";  // in messages
     Requester requester() const { return Requester::bdf(bus, device, function); }
+    bool maps_per_io() const { return buffers == NvmeBufferPolicy::PerIo; }
     std::optional<SizeDist> size_dist(std::string* why = nullptr) const {
         return SizeDist::parse(sizes, kNvmeMinIo, kNvmeMaxIo, why);
     }

@@ -17,6 +17,7 @@
 #include "core/stats.h"
 #include "core/time.h"
 #include "dma_engine.h"
+#include "size_dist.h"
 
 namespace iommusim {
 
@@ -30,25 +31,16 @@ struct DeviceEvent {
     bool operator>(const DeviceEvent& o) const { return t != o.t ? t > o.t : seq > o.seq; }
 };
 
-// `p` if it is valid and, when its driver maps per I/O, a mapper is given; otherwise throws
-// std::invalid_argument with the parameter's reason or `no_mapper`. For the base's
-// constructor arguments, so that nothing is built or registered for an invalid device.
-template <typename Params>
-const Params& checked_params(const Params& p, bool maps_per_io, const DmaMapper* mapper,
-                             const char* no_mapper) {
-    std::string why;
-    if (!p.valid(&why)) throw std::invalid_argument(why);
-    if (maps_per_io && !mapper) throw std::invalid_argument(no_mapper);
-    return p;
-}
-
-// `Stats` is the device's statistics, built from its StatGroup before the engine's (so its
-// statistics come first in the output), with a `DriverStats driver` member.
-template <typename Stats>
+// `Params` has valid(why), requester(), size_dist(), sw_ns, `buffers`, maps_per_io() (the
+// driver maps each I/O through the DmaMapper) and kName. `Stats` is the device's statistics,
+// built from its StatGroup before the engine's (so they come first in the output), with a
+// `DriverStats driver` member.
+template <typename Params, typename Layout, typename Stats>
 class PerIoDevice : public sc_core::sc_module {
 public:
     tlm::tlm_initiator_socket<> dma;  // the engine's requests (bound through to it)
 
+    const Params& params() const { return p_; }
     DmaEngine& engine() { return engine_; }
     // Every I/O done; the event is notified at the last completion.
     bool finished() const { return finished_; }
@@ -57,16 +49,20 @@ public:
 protected:
     using Ev = DeviceEvent;
 
-    // The caller checks its parameters first (checked_params).
-    PerIoDevice(sc_core::sc_module_name name, const DmaEngineParams& ep, StatGroup& stats,
-                DmaMapper* mapper, Requester req, double sw_ns)
+    // Throws std::invalid_argument when a parameter is invalid, or when the driver maps per
+    // I/O and `mapper` is null; before anything is built or registered.
+    PerIoDevice(sc_core::sc_module_name name, const Params& p, const DmaEngineParams& ep,
+                const Layout& layout, DmaMapper* mapper, StatGroup& stats)
         : sc_module(name),
           dma("dma"),
+          p_(checked(p, mapper)),
+          lay_(layout),
           mapper_(mapper),
           s_(std::make_unique<Stats>(stats)),
           engine_("engine", ep, stats.child("engine")),
-          req_(req),
-          sw_ps_(ticks_from_ns(sw_ns)) {
+          sizes_(*p_.size_dist()),
+          req_(p_.requester()),
+          sw_ps_(ticks_from_ns(p_.sw_ns)) {
         engine_.dma.bind(dma);  // hierarchical: the platform binds the device's socket
         engine_.set_source([this](DmaTransfer& t) { return next(t); });
         engine_.on_complete([this](const DmaTransfer& t, const DmaResult& r) { completed(t, r); });
@@ -99,13 +95,25 @@ protected:
         finished_ev_.notify(to_sc_time(end > stamp ? end - stamp : 0));
     }
 
+    const Params p_;
+    const Layout lay_;
     DmaMapper* mapper_;
     std::unique_ptr<Stats> s_;
     DmaEngine engine_;
+    SizeDist sizes_;
     Requester req_;
     Tick sw_ps_;  // driver software cost per I/O
 
 private:
+    static const Params& checked(const Params& p, const DmaMapper* mapper) {
+        std::string why;
+        if (!p.valid(&why)) throw std::invalid_argument(why);
+        if (p.maps_per_io() && !mapper)
+            throw std::invalid_argument(std::string(Params::kName) + ": buffers = " +
+                                        to_string(p.buffers) + " needs a DmaMapper");
+        return p;
+    }
+
     // Events are taken in time order, so whatever an event decides only depends on events at
     // or before its time; every DMA it creates is ready no earlier than that time.
     bool next(DmaTransfer& t) {
