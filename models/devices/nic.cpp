@@ -9,7 +9,8 @@ namespace iommusim {
 
 namespace {
 
-constexpr uint64_t kTxSalt = 0x5458'5458'5458'5458ull;  // TX sizes: a stream of their own
+constexpr uint64_t kTxSalt = 0x5458'5458'5458'5458ull;   // TX sizes: a stream of their own
+constexpr uint64_t kRssSalt = 0x5253'5352'5353'5253ull;  // the RSS key: a stream of its own
 
 }  // namespace
 
@@ -44,8 +45,11 @@ Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams
          const NicLayout& layout, DmaMapper* mapper, StatGroup& stats)
     : PerIoDevice(name, p, ep, layout, mapper, stats),
       nbuf_(p_.buffers_per_direction()),
-      rx_(p_.ring_size),
-      tx_(p_.ring_size),
+      q_(p_.queues),
+      rss_(kNicRssTable),
+      rss_key_(p_.seed ^ kRssSalt),
+      rx_(p_.slots()),
+      tx_(p_.slots()),
       rx_line_(eth_line_rate(p_.line_rate)),
       rx_state_(p_.seed),
       tx_app_(eth_line_rate(p_.line_rate)),
@@ -53,6 +57,28 @@ Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams
       tx_state_(p_.seed ^ kTxSalt) {
     if (p_.buffers == NicBufferPolicy::Pool)
         for (uint32_t i = 0; i < nbuf_; ++i) rx_pool_.push_back(i), tx_pool_.push_back(i);
+    // Linux's default indirection table (ethtool_rxfh_indir_default): entry i -> i mod queues.
+    for (uint32_t i = 0; i < kNicRssTable; ++i) rss_[i] = i % p_.queues;
+}
+
+uint32_t Nic::queue_of(uint64_t k) const {
+    if (p_.queues == 1) return 0;
+    const uint64_t flow = (k / p_.flow_burst) % p_.flows;
+    if (p_.steering == NicSteering::Flow) return uint32_t(flow % p_.queues);
+    uint64_t h = rss_key_ ^ flow;  // stands in for the Toeplitz hash of the flow's 5-tuple
+    return rss_[splitmix64(h) % kNicRssTable];
+}
+
+Tick Nic::cpu_start(uint32_t q, Tick at) {
+    if (mapper_) mapper_->set_cpu(q);
+    return at > q_[q].cpu ? at : q_[q].cpu;
+}
+
+void Nic::cpu_end(uint32_t q, Tick from, Tick to) {
+    const Tick before = busy_ps_ / kTicksPerNs;
+    busy_ps_ += to - from;
+    s_->driver.busy_ns += busy_ps_ / kTicksPerNs - before;
+    q_[q].cpu = to;
 }
 
 Nic::~Nic() = default;
@@ -61,10 +87,14 @@ void Nic::start() {
     rx_on_ = p_.direction != NicDirection::Tx;
     tx_on_ = p_.direction != NicDirection::Rx;
     const Tick now = engine_.now();
-    Tick t = now;
-    if (rx_on_) rx_refill(t);  // interface up: the driver fills the RX ring first
-    driver_end(now, t);
-    t0_ = t;
+    t0_ = now;
+    for (uint32_t q = 0; q < p_.queues; ++q) {
+        // Interface up: each queue's driver context fills its RX ring first.
+        Tick t = cpu_start(q, now);
+        if (rx_on_) rx_refill(t, q);
+        cpu_end(q, now, t);
+        t0_ = std::max(t0_, t);
+    }
     if (p_.duration_ns) stop_at_ = t0_ + p_.duration_ns * kTicksPerNs;
     if (rx_on_) rx_schedule();
     if (tx_on_) {
@@ -79,16 +109,18 @@ bool Nic::handle(const Ev& e, DmaTransfer& t) {
     switch (e.kind) {
         case kRxArrive: rx_arrive(e.t); return false;
         case kRxRefill: {
-            refill_pending_ = false;
-            Tick x = driver_start(e.t);
+            const uint32_t q = e.slot;
+            if (defer(q, e.t, kRxRefill, q)) return false;
+            q_[q].refill_pending = false;
+            Tick x = cpu_start(q, e.t);
             const Tick from = x;
-            rx_refill(x);
-            driver_end(from, x);
+            rx_refill(x, q);
+            cpu_end(q, from, x);
             return false;
         }
-        case kRxClean: rx_clean(e.t); return false;
+        case kRxClean: rx_clean(e.t, e.slot / p_.ring_size); return false;
         case kTxOffer: tx_offer(e.t); return false;
-        case kTxClean: tx_clean(e.t); return false;
+        case kTxClean: tx_clean(e.t, e.slot / p_.ring_size); return false;
         default: break;
     }
     const bool rx = e.kind == kRxData || e.kind == kRxDesc;
@@ -118,7 +150,8 @@ void Nic::rx_schedule() {
 void Nic::rx_arrive(Tick at) {
     ++s_->rx_offered;
     rx_last_ = at;
-    const uint32_t frame = rx_size_, ring = p_.ring_size;
+    const uint32_t frame = rx_size_, ring = p_.ring_size, q = queue_of(rx_scheduled_ - 1);
+    Queue& Q = q_[q];
     while (fifo_known_ && fifo_.front().leave <= at) {
         fifo_bytes_ -= fifo_.front().bytes;
         fifo_.pop_front();
@@ -126,16 +159,16 @@ void Nic::rx_arrive(Tick at) {
     }
     if (fifo_bytes_ + frame > p_.rx_fifo) {
         ++s_->rx_fifo;
-    } else if (rx_head_ == rx_tail_ || rx_[rx_head_ % ring].avail > at) {
+    } else if (Q.rx_head == Q.rx_tail || rx_[q * ring + Q.rx_head % ring].avail > at) {
         // No descriptor: drop at once (as with SRRCTL.DROP_EN). If slots wait for a refill
         // that failed, the missed-packet interrupt makes the driver try again.
         ++s_->rx_no_buffer;
-        if (!refill_pending_ && rx_tail_ - rx_clean_ < ring) {
-            refill_pending_ = true;
-            push(at, kRxRefill);
+        if (!Q.refill_pending && Q.rx_tail - Q.rx_clean < ring) {
+            Q.refill_pending = true;
+            push(at, kRxRefill, q);
         }
     } else {
-        const uint32_t pos = uint32_t(rx_head_++ % ring);
+        const uint32_t pos = q * ring + uint32_t(Q.rx_head++ % ring);
         Slot& s = rx_[pos];
         s.frame = frame, s.start = at, s.done = kNever, s.fault = false;
         fifo_.push_back({kNever, frame});

@@ -1,11 +1,13 @@
-// An Ethernet NIC with one RX and one TX descriptor ring in host memory, fed at line rate.
+// An Ethernet NIC with `queues` RX/TX descriptor ring pairs in host memory, fed at line rate;
+// frames belong to flows, steered to queues by RSS or by flow.
 // RX: a frame arrives, the NIC writes it into the next posted buffer, then writes the RX
 // descriptor back (posted writes, in order). TX: the NIC reads the descriptor the driver
 // posted, then the packet, sends it on the line, then writes the descriptor back. Every DMA
 // goes through the owned DmaEngine with the NIC's requester.
 //
 // The host side (the driver refilling RX buffers, posting TX packets, cleaning completions)
-// is modelled inside the device as one serial CPU with a software cost per packet: the
+// is modelled inside the device as one serial CPU per queue (its driver context: NAPI and the
+// IOVA allocator's per-CPU caches) with a software cost per packet: the
 // mapping calls it makes through DmaMapper (per_packet policy) are on the packet's path, as
 // with the Linux DMA API. See docs/devices.md, "NIC".
 #pragma once
@@ -100,27 +102,47 @@ private:
     void finish() override;
     void rx_arrive(Tick at);
     void rx_schedule();
-    bool rx_post(Tick& t);
-    void rx_refill(Tick& t);
-    void rx_clean(Tick at);
+    bool rx_post(Tick& t, uint32_t q);
+    void rx_refill(Tick& t, uint32_t q);
+    void rx_clean(Tick at, uint32_t q);
     void tx_offer(Tick at);
-    void tx_schedule(Tick posted);
-    void tx_clean(Tick at);
+    void tx_schedule();
+    void tx_clean(Tick at, uint32_t q);
     Addr buffer_addr(bool tx, uint32_t buf) const;
+    // The queue of the k-th frame of a direction: its flow (flows take turns in bursts of
+    // flow_burst frames), steered by RSS or by flow.
+    uint32_t queue_of(uint64_t k) const;
+    // Queue q's driver context (one CPU per queue): work triggered at `at` starts when the
+    // CPU is free; cpu_end books [from, to) and frees it at `to`. The mapper is told the CPU.
+    Tick cpu_start(uint32_t q, Tick at);
+    bool defer(uint32_t q, Tick at, uint8_t kind, uint32_t slot);
+    void cpu_end(uint32_t q, Tick from, Tick to);
 
     uint32_t nbuf_;
     Tick t0_ = 0, stop_at_ = kNever;
 
-    // RX ring: buffers posted (tail), taken by the device (head), cleaned by the driver.
+    // Per queue pair: RX buffers posted (tail), taken by the device (head), cleaned by the
+    // driver; TX descriptors posted (tail) and cleaned. Slot i of queue q is entry
+    // q * ring_size + i of rx_/tx_ and of the ring memory.
+    struct Queue {
+        uint64_t rx_tail = 0, rx_head = 0, rx_clean = 0;
+        uint64_t tx_tail = 0, tx_clean = 0;
+        Tick cpu = 0;        // the driver context is free from then
+        Tick tx_posted = 0;  // end of the last TX post (the sender runs on this CPU)
+        bool refill_pending = false;
+    };
+    std::vector<Queue> q_;
+    std::vector<uint32_t> rss_;  // RSS indirection table: entry -> queue
+    uint64_t rss_key_;           // seeds the flow hash (Linux draws a random RSS key at boot)
+    Tick busy_ps_ = 0;           // all driver contexts (driver.busy_ns keeps sub-ns remainders)
     std::vector<Slot> rx_, tx_;
-    uint64_t rx_tail_ = 0, rx_head_ = 0, rx_clean_ = 0;
     std::deque<uint32_t> rx_pool_, tx_pool_;  // free pool buffers
     BandwidthServer rx_line_;                 // the wire frames arrive on
     uint64_t rx_state_, rx_scheduled_ = 0;
     uint32_t rx_size_ = 0;  // frame of the scheduled arrival
-    bool rx_on_ = false, refill_pending_ = false;
-    // On-chip FIFO: frames admitted, with when their last write request issued (kNever
-    // until known; known for a prefix, `fifo_known_` entries).
+    bool rx_on_ = false;
+    // On-chip FIFO (shared by the queues): frames admitted, with when their last write
+    // request issued (kNever until known; known for a prefix, `fifo_known_` entries).
     struct Held {
         Tick leave;
         uint32_t bytes;
@@ -128,8 +150,6 @@ private:
     std::deque<Held> fifo_;
     uint64_t fifo_bytes_ = 0, fifo_known_ = 0;
 
-    // TX ring: descriptors posted (tail), cleaned by the driver.
-    uint64_t tx_tail_ = 0, tx_clean_ = 0;
     BandwidthServer tx_app_, tx_wire_;  // the application's pacing, the line
     uint64_t tx_state_, tx_scheduled_ = 0;
     uint32_t tx_size_ = 0;  // frame of the scheduled offer

@@ -1,5 +1,6 @@
-// The host side of the NIC's rings, modelled inside the device: one serial driver CPU that
-// fills and refills the RX ring, posts TX frames and reclaims completed descriptors, with a
+// The host side of the NIC's rings, modelled inside the device: one serial driver CPU per
+// queue pair that fills and refills its RX ring, posts TX frames and reclaims completed
+// descriptors, with a
 // software cost per packet and, with per_packet buffers, the DMA API's map and unmap calls on
 // the packet's path (Linux dma_map_single/dma_unmap_single). Its time is explicit: every
 // call starts when both its trigger and the CPU are ready, so the mapper sees non-decreasing
@@ -14,11 +15,12 @@ Addr Nic::buffer_addr(bool tx, uint32_t buf) const {
     return lay_.buffers + (Addr(tx ? nbuf_ : 0) + buf) * p_.buffer_size;
 }
 
-bool Nic::rx_post(Tick& t) {
-    const uint32_t pos = uint32_t(rx_tail_ % p_.ring_size);
+bool Nic::rx_post(Tick& t, uint32_t q) {
+    Queue& Q = q_[q];
+    const uint32_t pos = q * p_.ring_size + uint32_t(Q.rx_tail % p_.ring_size);
     Slot& s = rx_[pos];
     if (p_.buffers == NicBufferPolicy::Pool) {
-        s.buf = rx_pool_.front();  // never empty: the pool holds at least a ring of buffers
+        s.buf = rx_pool_.front();  // never empty: the pool holds at least every ring's buffers
         rx_pool_.pop_front();
         s.iova = buffer_addr(false, s.buf);
     } else {
@@ -34,22 +36,35 @@ bool Nic::rx_post(Tick& t) {
         s.iova = m->iova;
     }
     s.avail = t;
-    ++rx_tail_;
+    ++Q.rx_tail;
     return true;
 }
 
-void Nic::rx_refill(Tick& t) {
+void Nic::rx_refill(Tick& t, uint32_t q) {
     // In ring order; stop at the first failure (the IOVA space is exhausted for now).
-    while (rx_tail_ - rx_clean_ < p_.ring_size && rx_post(t)) {
+    const Queue& Q = q_[q];
+    while (Q.rx_tail - Q.rx_clean < p_.ring_size && rx_post(t, q)) {
     }
 }
 
-void Nic::rx_clean(Tick at) {
-    Tick t = driver_start(at);
+bool Nic::defer(uint32_t q, Tick at, uint8_t kind, uint32_t slot) {
+    // Several driver contexts share the DMA API (the IOVA allocator, the IOMMU's invalidation
+    // queue), which takes calls in time order: a context does its work when it is free, one
+    // packet per event, rather than running ahead of the others. One context keeps its
+    // batches (the single-queue model's behaviour).
+    if (p_.queues == 1 || q_[q].cpu <= at) return false;
+    push(q_[q].cpu, kind, slot);
+    return true;
+}
+
+void Nic::rx_clean(Tick at, uint32_t q) {
+    Queue& Q = q_[q];
+    if (defer(q, at, kRxClean, q * p_.ring_size)) return;
+    Tick t = cpu_start(q, at);
     const Tick from = t;
     // In ring order, as the driver follows the descriptor-done bits.
-    while (rx_clean_ < rx_head_) {
-        const Slot& s = rx_[rx_clean_ % p_.ring_size];
+    while (Q.rx_clean < Q.rx_head) {
+        const Slot& s = rx_[q * p_.ring_size + Q.rx_clean % p_.ring_size];
         if (s.done > at) break;
         t += sw_ps_;
         if (p_.buffers == NicBufferPolicy::Pool) {
@@ -59,24 +74,27 @@ void Nic::rx_clean(Tick at) {
             t = std::max(t, mapper_->unmap(s.iova, p_.buffer_size, t));
         }
         if (!s.fault) s_->rx_host_latency.add((t - s.start) / kTicksPerNs);
-        ++rx_clean_;
-        rx_refill(t);
+        ++Q.rx_clean;
+        rx_refill(t, q);
+        if (p_.queues > 1) break;  // one packet per event: the others have events of their own
     }
-    driver_end(from, t);
+    cpu_end(q, from, t);
 }
 
 void Nic::tx_offer(Tick at) {
-    const uint32_t ring = p_.ring_size;
-    if (tx_tail_ - tx_clean_ == ring) {  // ring full: wait for the driver to reclaim a slot
+    const uint32_t ring = p_.ring_size, q = queue_of(tx_scheduled_ - 1);
+    Queue& Q = q_[q];
+    if (defer(q, at, kTxOffer, 0)) return;
+    if (Q.tx_tail - Q.tx_clean == ring) {  // ring full: wait for the driver to reclaim a slot
         tx_blocked_ = true;
         ++s_->tx_ring_full;
         return;
     }
     ++s_->tx_offered;
     tx_last_ = at;
-    const uint32_t frame = tx_size_, pos = uint32_t(tx_tail_ % ring);
+    const uint32_t frame = tx_size_, pos = q * ring + uint32_t(Q.tx_tail % ring);
     tx_app_.serve(at, eth_wire_bits(frame));
-    Tick t = driver_start(at);
+    Tick t = cpu_start(q, at);
     const Tick from = t;
     t += sw_ps_;
     Slot& s = tx_[pos];
@@ -97,20 +115,25 @@ void Nic::tx_offer(Tick at) {
             ok = false;
         }
     }
-    driver_end(from, t);
+    cpu_end(q, from, t);
+    Q.tx_posted = t;
     if (ok) {
         s.frame = frame, s.start = tx_offered_at_, s.avail = t, s.done = kNever, s.fault = false;
-        ++tx_tail_;
+        ++Q.tx_tail;
         push(t, kTxDesc, pos);  // the tail doorbell: the NIC fetches the descriptor
     }
-    tx_schedule(t);
+    tx_schedule();
 }
 
-void Nic::tx_schedule(Tick posted) {
-    // The sender (on the driver's CPU) offers the next frame once the line has had time for
-    // this one and the driver has finished posting it.
-    const Tick next = std::max(tx_app_.free_at(), posted);
-    if ((p_.count && tx_scheduled_ >= p_.count) || next >= stop_at_) {
+void Nic::tx_schedule() {
+    // The sender (on the driver CPU of its flow's queue) offers the next frame once the line
+    // has had time for this one and that CPU has finished posting its previous frame.
+    if (p_.count && tx_scheduled_ >= p_.count) {
+        tx_on_ = false;
+        return;
+    }
+    const Tick next = std::max(tx_app_.free_at(), q_[queue_of(tx_scheduled_)].tx_posted);
+    if (next >= stop_at_) {
         tx_on_ = false;
         return;
     }
@@ -120,12 +143,14 @@ void Nic::tx_schedule(Tick posted) {
     push(next, kTxOffer);
 }
 
-void Nic::tx_clean(Tick at) {
+void Nic::tx_clean(Tick at, uint32_t q) {
     const uint32_t ring = p_.ring_size;
-    Tick t = driver_start(at);
+    Queue& Q = q_[q];
+    if (defer(q, at, kTxClean, q * ring)) return;
+    Tick t = cpu_start(q, at);
     const Tick from = t;
-    while (tx_clean_ < tx_tail_) {
-        const Slot& s = tx_[tx_clean_ % ring];
+    while (Q.tx_clean < Q.tx_tail) {
+        const Slot& s = tx_[q * ring + Q.tx_clean % ring];
         if (s.done > at) break;
         if (p_.buffers == NicBufferPolicy::Pool) {
             tx_pool_.push_back(s.buf);
@@ -133,10 +158,12 @@ void Nic::tx_clean(Tick at) {
             ++s_->driver.unmaps;
             t = std::max(t, mapper_->unmap(s.iova, s.frame - kEthFcsBytes, t));
         }
-        ++tx_clean_;
+        ++Q.tx_clean;
+        if (p_.queues > 1) break;
     }
-    driver_end(from, t);
-    if (tx_blocked_ && tx_tail_ - tx_clean_ < ring) {
+    cpu_end(q, from, t);
+    // The held offer is the next frame, for its own queue.
+    if (tx_blocked_ && q == queue_of(tx_scheduled_ - 1) && Q.tx_tail - Q.tx_clean < ring) {
         tx_blocked_ = false;
         push(t, kTxOffer);
     }

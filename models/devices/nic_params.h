@@ -16,12 +16,19 @@ namespace iommusim {
 
 enum class NicDirection : uint8_t { Rx, Tx, Both };
 enum class NicBufferPolicy : uint8_t { PerPacket, Pool };
+// How a flow picks its queue: rss hashes it through a 128-entry indirection table (Linux's
+// default table spreads the entries round-robin over the queues); flow pins flow f to queue
+// f mod queues (ntuple/aRFS steering, each flow on its consumer's CPU).
+enum class NicSteering : uint8_t { Rss, Flow };
 
 inline const char* to_string(NicDirection d) {
     return d == NicDirection::Rx ? "rx" : d == NicDirection::Tx ? "tx" : "both";
 }
 inline const char* to_string(NicBufferPolicy b) {
     return b == NicBufferPolicy::Pool ? "pool" : "per_packet";
+}
+inline const char* to_string(NicSteering s) {
+    return s == NicSteering::Flow ? "flow" : "rss";
 }
 
 template <>
@@ -50,7 +57,19 @@ struct EnumParam<NicBufferPolicy> {
     }
 };
 
+template <>
+struct EnumParam<NicSteering> {
+    static std::optional<NicSteering> parse(std::string_view s) {
+        if (s == "rss") return NicSteering::Rss;
+        if (s == "flow") return NicSteering::Flow;
+        return std::nullopt;
+    }
+    static std::string name(NicSteering s) { return to_string(s); }
+    static std::vector<NicSteering> values() { return {NicSteering::Rss, NicSteering::Flow}; }
+};
+
 constexpr uint32_t kNicDescBytes = 16;  // RX/TX descriptor size
+constexpr uint32_t kNicRssTable = 128;  // RSS indirection-table entries (ethtool -x)
 
 struct NicParams {
     double line_rate = 100.0;    // Gb/s
@@ -65,6 +84,10 @@ struct NicParams {
     NicBufferPolicy buffers = NicBufferPolicy::PerPacket;
     uint32_t pool_buffers = 0;  // pool policy: buffers per direction; 0 = ring_size
     double sw_ns = 100.0;       // driver software cost per packet
+    uint32_t queues = 1;        // RX/TX queue pairs, each with its own driver CPU
+    uint32_t flows = 1;         // flows the traffic is spread over
+    NicSteering steering = NicSteering::Rss;
+    uint32_t flow_burst = 1;  // consecutive frames of one flow before the next flow's turn
     uint32_t bus = 2, device = 0, function = 0;
 
     template <typename V>
@@ -90,6 +113,17 @@ struct NicParams {
         v("pool_buffers", pool_buffers, "buffers",
           "pool policy: buffers per direction (>= ring_size); 0 = ring_size", 0, 1u << 24);
         v("sw_ns", sw_ns, "ns", "driver software cost per packet (besides map/unmap)", 0.0, 1e9);
+        v("queues", queues, "queues",
+          "RX/TX queue pairs, each with its own rings and driver CPU (IOVA cache context)", 1,
+          1024);
+        v("flows", flows, "flows", "flows the frames belong to, steered to queues", 1, 1u << 20);
+        v("steering", steering, "",
+          "rss: flows hashed through a 128-entry indirection table; flow: flow f on queue f mod "
+          "queues",
+          0, 1);
+        v("flow_burst", flow_burst, "frames",
+          "consecutive frames of one flow on the line before the next flow's (e.g. a TSO burst)", 1,
+          1u << 20);
         v("requester.bus", bus, "", "requester bus number", 0, 255);
         v("requester.device", device, "", "requester device number", 0, 31);
         v("requester.function", function, "", "requester function number", 0, 7);
@@ -98,12 +132,13 @@ struct NicParams {
     static constexpr const char* kName = "nic";  // in messages
     Requester requester() const { return Requester::bdf(bus, device, function); }
     bool maps_per_io() const { return buffers == NicBufferPolicy::PerPacket; }
+    uint32_t slots() const { return ring_size * queues; }  // descriptors per direction
     uint32_t buffers_per_direction() const {
-        return buffers == NicBufferPolicy::Pool && pool_buffers ? pool_buffers : ring_size;
+        return buffers == NicBufferPolicy::Pool && pool_buffers ? pool_buffers : slots();
     }
-    // Host memory the platform provides (NicLayout): each ring, and the buffer region (RX
-    // buffers, then TX buffers).
-    uint64_t ring_bytes() const { return uint64_t(ring_size) * kNicDescBytes; }
+    // Host memory the platform provides (NicLayout): each direction's rings (queue after
+    // queue), and the buffer region (RX buffers, then TX buffers).
+    uint64_t ring_bytes() const { return uint64_t(slots()) * kNicDescBytes; }
     uint64_t buffer_region_bytes() const {
         return 2 * uint64_t(buffers_per_direction()) * buffer_size;
     }
@@ -123,9 +158,14 @@ struct NicParams {
             (buffer_size < 64 || buffer_size > 65536 || d->max() - kEthFcsBytes > buffer_size))
             e = "buffer_size out of 64..65536 or smaller than the largest frame - FCS";
         if (e.empty() && d->max() > rx_fifo) e = "rx_fifo smaller than the largest frame";
-        if (e.empty() && buffers == NicBufferPolicy::Pool && pool_buffers &&
-            pool_buffers < ring_size)
-            e = "pool_buffers below ring_size";
+        if (e.empty() && (queues < 1 || queues > 1024)) e = "queues out of 1..1024";
+        if (e.empty() && uint64_t(ring_size) * queues > (uint64_t(1) << 24))
+            e = "ring_size x queues above 2^24 descriptors";
+        if (e.empty() && (flows < 1 || flows > (1u << 20) || flow_burst < 1 ||
+                          flow_burst > (1u << 20) || steering > NicSteering::Flow))
+            e = "flows or flow_burst out of 1..2^20, or bad steering";
+        if (e.empty() && buffers == NicBufferPolicy::Pool && pool_buffers && pool_buffers < slots())
+            e = "pool_buffers below ring_size x queues";
         if (e.empty() && !(sw_ns >= 0.0 && sw_ns <= 1e9)) e = "sw_ns out of range";
         if (e.empty() && (bus > 255 || device > 31 || function > 7)) e = "requester out of range";
         if (e.empty() && (direction > NicDirection::Both || buffers > NicBufferPolicy::Pool))
@@ -140,7 +180,7 @@ struct NicParams {
 // per_packet, the physical base of the packet buffers (the driver maps each through the
 // DmaMapper); with pool, the IOVA of the pool the platform mapped once.
 struct NicLayout {
-    Addr rx_ring = 0;  // IOVA, NicParams::ring_bytes()
+    Addr rx_ring = 0;  // IOVA, NicParams::ring_bytes(): queue q's ring at q * ring_size
     Addr tx_ring = 0;  // IOVA, NicParams::ring_bytes()
     Addr buffers = 0;  // NicParams::buffer_region_bytes(); RX buffers first
 };

@@ -190,8 +190,30 @@ TEST_CASE("NIC parameters: checks, layout, names", "[devices]") {
     CHECK_FALSE(r.valid(&why));
     CHECK(why.find("rx_fifo") != std::string::npos);
 
+    // Queues: each has its own rings and, per packet, its own buffers.
+    NicParams m;
+    m.queues = 8;
+    m.ring_size = 256;
+    CHECK(m.valid());
+    CHECK(m.ring_bytes() == 8 * 256 * 16);
+    CHECK(m.buffer_region_bytes() == 2 * 8 * 256 * 2048);
+    m.buffers = NicBufferPolicy::Pool;
+    m.pool_buffers = 1024;
+    CHECK_FALSE(m.valid(&why));
+    CHECK(why.find("pool_buffers below ring_size x queues") != std::string::npos);
+    m.pool_buffers = 2048;
+    CHECK(m.valid());
+    m.queues = 0;
+    CHECK_FALSE(m.valid(&why));
+    CHECK(why.find("queues") != std::string::npos);
+    m.queues = 2;
+    m.flows = 0;
+    CHECK_FALSE(m.valid(&why));
+    CHECK(why.find("flows") != std::string::npos);
+
     const auto n = names(NicParams{});
     CHECK(n.front() == "line_rate");
+    CHECK(std::find(n.begin(), n.end(), "queues") != n.end());
     CHECK(std::find(n.begin(), n.end(), "requester.function") != n.end());
 }
 
@@ -241,7 +263,8 @@ TEST_CASE("NIC and NVMe parameters bind through the configuration", "[devices]")
     Config c;
     c.load_string(
         "[system.nic0]\nline_rate = 200\nsizes = imix\ndirection = both\nbuffers = pool\n"
-        "sw_ns = 2.5\nring_size = 4K\n[system.nvme0]\nsizes = 4K:7,128K:1\nbuffers = pool\n"
+        "sw_ns = 2.5\nring_size = 4K\nqueues = 4\nflows = 16\nsteering = flow\n"
+        "[system.nvme0]\nsizes = 4K:7,128K:1\nbuffers = pool\n"
         "queue_depth = 128\nread_percent = 70\n",
         "test.ini");
     reg.apply(c);
@@ -251,6 +274,9 @@ TEST_CASE("NIC and NVMe parameters bind through the configuration", "[devices]")
     CHECK(n.buffers == NicBufferPolicy::Pool);
     CHECK(n.sw_ns == 2.5);
     CHECK(n.ring_size == 4000);  // a count, not bytes: K is 1000
+    CHECK(n.queues == 4);
+    CHECK(n.flows == 16);
+    CHECK(n.steering == NicSteering::Flow);
     CHECK(n.valid());
     CHECK(d.sizes == "4K:7,128K:1");
     CHECK(d.buffers == NvmeBufferPolicy::Pool);
