@@ -37,6 +37,7 @@ Addr IntentMap::erase(Addr iova, Addr size) {
     auto it = by_start_.upper_bound(iova);
     if (it != by_start_.begin() && last_of(std::prev(it)->second) >= iova) --it;
 
+    last_ = Mapping{};
     Addr removed = 0;
     while (it != by_start_.end() && it->first <= last) {
         const Mapping m = it->second;
@@ -64,9 +65,12 @@ const Mapping* IntentMap::find(Addr iova) const {
 }
 
 std::optional<IntentHit> IntentMap::translate(Addr iova) const {
-    const Mapping* m = find(iova);
-    if (!m) return std::nullopt;
-    return IntentHit{m->pa + (iova - m->iova), m->perm};
+    if (iova - last_.iova >= last_.size) {  // outside the last mapping (or none kept)
+        const Mapping* m = find(iova);
+        if (!m) return std::nullopt;
+        last_ = *m;
+    }
+    return IntentHit{last_.pa + (iova - last_.iova), last_.perm};
 }
 
 }  // namespace iommusim

@@ -42,6 +42,10 @@ public:
 private:
     std::map<Addr, Mapping> by_start_;  // non-overlapping, keyed by iova
     Addr bytes_ = 0;
+    // translate()'s last mapping (size 0: none), a copy: checking mode asks for every
+    // request, and requests come in runs on the same mapping. erase() forgets it; insert()
+    // cannot change it (mappings never overlap).
+    mutable Mapping last_;
 };
 
 }  // namespace iommusim

@@ -243,6 +243,7 @@ bool Driver::attach(uint16_t rid, uint16_t did, std::string* why) {
     emit({InvalidationScope::Kind::ContextDevice, did, Requester::kNoPasid, rid});
     emit({InvalidationScope::Kind::Wait});
     rid_domain_[rid] = did;
+    expect_memo_ = {};
     return true;
 }
 
@@ -259,6 +260,7 @@ bool Driver::attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool super
                     "{} attached to domain {}", to_string(Requester{rid}.with_pasid(pasid)), did);
     emit({InvalidationScope::Kind::Wait});
     pasid_domain_[{rid, pasid}] = did;
+    expect_memo_ = {};
     return true;
 }
 
@@ -267,6 +269,7 @@ void Driver::detach(uint16_t rid) {
     if (it == rid_domain_.end()) return;
     uint16_t did = it->second;
     rid_domain_.erase(it);
+    expect_memo_ = {};
     if (!hw_.scalable) {
         store_entry(mem_, context_entry_addr(rid), ContextEntry{});
     } else {
@@ -283,6 +286,7 @@ void Driver::detach_pasid(uint16_t rid, uint32_t pasid) {
     if (it == pasid_domain_.end()) return;
     uint16_t did = it->second;
     pasid_domain_.erase(it);
+    expect_memo_ = {};
     store_entry(mem_, pasid_entry_addr(rid, pasid), PasidEntry{});
     emit({InvalidationScope::Kind::PasidCache, did, pasid, rid});
     emit({InvalidationScope::Kind::Pasid, did, pasid, rid});
@@ -446,17 +450,20 @@ void Driver::drain(uint64_t) {
 
 Expectation Driver::expect(const Requester& req, Addr iova) const {
     Expectation e;
-    uint16_t did = 0;
-    if (req.has_pasid()) {
-        auto it = pasid_domain_.find({req.rid, req.pasid});
-        if (it == pasid_domain_.end()) return e;
-        did = it->second;
-    } else {
-        auto it = rid_domain_.find(req.rid);
-        if (it == rid_domain_.end()) return e;
-        did = it->second;
+    const uint64_t key = (uint64_t(req.rid) << 32) | req.pasid;
+    if (key != expect_memo_.key) {
+        const Domain* found = nullptr;
+        if (req.has_pasid()) {
+            auto it = pasid_domain_.find({req.rid, req.pasid});
+            if (it != pasid_domain_.end()) found = domain(it->second);
+        } else {
+            auto it = rid_domain_.find(req.rid);
+            if (it != rid_domain_.end()) found = domain(it->second);
+        }
+        expect_memo_ = {key, found};
     }
-    const Domain* d = domain(did);
+    const Domain* d = expect_memo_.domain;
+    if (!d) return e;
     if (d->identity) {
         if (hw_.haw < 64 && (iova >> hw_.haw)) return e;
         return {true, iova, kPermR | kPermW | kPermX};

@@ -138,6 +138,14 @@ private:
     uint64_t wait_seq_ = 0;
     FlushQueue fq_;
     log::Channel log_;  // attaches, maps, unmaps, invalidations submitted
+    // expect()'s last requester (RID << 32 | PASID) and its domain, null when none: checking
+    // mode asks for every request, and devices send runs of them. Domains never go away;
+    // attach and detach forget the memo.
+    struct ExpectMemo {
+        uint64_t key = ~uint64_t(0);
+        const Domain* domain = nullptr;
+    };
+    mutable ExpectMemo expect_memo_;
 };
 
 }  // namespace iommusim::vtd

@@ -36,7 +36,7 @@ private:
     }
     MemDone timed(tlm::tlm_command c, Addr a, uint8_t* d, size_t n, Tick at) {
         setup(c, a, d, n);
-        const Tick now = to_ticks(sc_core::sc_time_stamp());
+        const Tick now = sim_now();
         sc_core::sc_time delay = to_sc_time(at > now ? at - now : 0);
         socket_->b_transport(p_, delay);
         return {now + to_ticks(delay), p_.is_response_ok()};
@@ -94,12 +94,12 @@ void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay
     }
     const PayloadExtent x(p);
     const Access acc = attr->access();
-    engine_->forget_before(to_ticks(sc_core::sc_time_stamp()));
+    engine_->forget_before(sim_now());
     // A DMA crossing a translated page is translated (and forwarded) page by page.
     unsigned done_bytes = 0;
     while (done_bytes < x.len) {
         const Addr a = x.addr + done_bytes;
-        const Tick arrival = to_ticks(sc_core::sc_time_stamp() + delay);
+        const Tick arrival = sim_now() + to_ticks(delay);
         const TranslateOutcome o = engine_->translate(attr->req, a, acc, arrival);
         delay += to_sc_time(o.done - arrival);
         if (translate_hook_) translate_hook_(attr->req, a, arrival, o);

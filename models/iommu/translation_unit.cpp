@@ -157,6 +157,10 @@ struct TranslationUnit::Impl {
         Counter *lookups, *hits, *misses;
     };
     std::unordered_map<uint64_t, PerRequester> per_req;
+    // The last requester looked up (devices send runs of requests): most lookups skip the
+    // map. Values of per_req never move.
+    uint64_t last_req_key = ~uint64_t(0);
+    PerRequester* last_req = nullptr;
 
     void register_stats() {
         StatGroup& t = stats.child("iotlb");
@@ -211,14 +215,16 @@ struct TranslationUnit::Impl {
 
     PerRequester& requester(const Requester& r) {
         uint64_t key = (uint64_t(r.rid) << 32) | (r.has_pasid() ? r.pasid : 0xFFFFFFFFu);
+        if (key == last_req_key) return *last_req;
+        last_req_key = key;
         auto it = per_req.find(key);
-        if (it != per_req.end()) return it->second;
+        if (it != per_req.end()) return *(last_req = &it->second);
         std::string name = fmt::format("bdf_{:02x}_{:02x}_{:x}", r.bus(), r.dev(), r.fn());
         if (r.has_pasid()) name += fmt::format("_pasid_{:x}", r.pasid);
         StatGroup& g = stats.child("requesters").child(name);
         PerRequester pr{&g.counter("lookups", "translation requests"),
                         &g.counter("hits", "IOTLB hits"), &g.counter("misses", "IOTLB misses")};
-        return per_req.emplace(key, pr).first->second;
+        return *(last_req = &per_req.emplace(key, pr).first->second);
     }
 
     static Tick ns(Tick t) { return t / kTicksPerNs; }
@@ -254,8 +260,9 @@ struct TranslationUnit::Impl {
     // What one walk met on its way: times by part, walk-cache fills and, in checking mode,
     // the cached entries it used.
     struct WalkTrace {
-        bool have_ctx = false;
-        WalkContext ctx;  // for walk-cache tags, read once the walk reaches the page tables
+        // For walk-cache tags, read once the walk reaches the page tables. Optional: a
+        // WalkContext is large, and most requests never walk.
+        std::optional<WalkContext> ctx;
         std::array<Tick, 6> level_time{};
         Tick context_time = 0, pasid_time = 0;
         struct Fill {
@@ -333,8 +340,8 @@ struct TranslationUnit::Impl {
     void paging_step(const WalkStep& s, Tick& cur, WalkTrace& tr) {
         const int l = s.level >= 2 && s.level <= 5 ? s.level - 2 : kNoCache;
         if (l == kNoCache || !walk_caches[l]) return timed_read(s, cur);
-        if (!tr.have_ctx) tr.ctx = walker.context(), tr.have_ctx = true;
-        const WalkKey k{tr.ctx.tag, tr.ctx.pasid, s.shift < 64 ? s.input >> s.shift : 0,
+        if (!tr.ctx) tr.ctx.emplace(walker.context());
+        const WalkKey k{tr.ctx->tag, tr.ctx->pasid, s.shift < 64 ? s.input >> s.shift : 0,
                         uint8_t(s.stage), s.nested};
         WalkLine* c = walk_caches[l]->lookup(k);
         ++*(c ? wc_hits[l] : wc_misses[l]);
@@ -380,13 +387,18 @@ struct TranslationUnit::Impl {
         Tick t0;
         Tick t;  // where the request stands
         PerRequester* pr = nullptr;
-        WalkContext ctx;
+        // The request's context: an entry of the context or PASID cache (nothing changes
+        // those entries while a request is on its way), or own_ctx once walked (the walker's
+        // own moves on with its next walk). Pointers: a WalkContext is large, and every
+        // request finds one.
+        const WalkContext* ctx = nullptr;
+        std::optional<WalkContext> own_ctx;
         bool have_ctx = false;
         bool walking = false;    // holds a walker (slot) since the context stage
         bool at_tables = false;  // the walker stands at this request's page tables
         // Contexts used from the context and PASID caches (kept in checking mode).
         bool dev_cached = false, pasid_cached = false;
-        WalkContext cached_dev, cached_pasid;
+        const WalkContext *cached_dev = nullptr, *cached_pasid = nullptr;
         ServerPool::Slot slot{0, 0};
         WalkTrace tr;
         WalkSpan ws;
@@ -520,11 +532,11 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     if (ce) {
         ++*ctx_hits;
         x.dev_cached = true;
-        x.cached_dev = *ce;
+        x.cached_dev = ce;
         // A cached PASID-less context serves requests without PASID only: one with a PASID
         // is the walker's to judge (VT-d legacy mode blocks it).
         if (ce->complete && !req.has_pasid())
-            x.ctx = *ce, x.have_ctx = true;
+            x.ctx = ce, x.have_ctx = true;
         else if (ce->complete)
             x.dev_cached = false;  // not used: the walker starts afresh
         else
@@ -542,7 +554,7 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     if (x.have_ctx) return false;
     take_walker(x);
     if (x.dev_cached)  // scalable mode: the PASID stage from the cached context entry
-        walker.resume(x.cached_dev, req, x.iova, x.acc);
+        walker.resume(*x.cached_dev, req, x.iova, x.acc);
     else
         walker.start(req, x.iova, x.acc);
     x.t = drive(x.slot.start, Until::DeviceContext, tr);
@@ -559,15 +571,15 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
             x.out.result = walker.result();
             return true;
         }
-        x.ctx = walker.context();
+        x.ctx = &x.own_ctx.emplace(walker.context());
         x.have_ctx = true;
         x.at_tables = true;
     }
     const PasidKey pk{req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid};
-    if (pasid_walked) pasid_cache.insert(pk, x.ctx);
+    if (pasid_walked) pasid_cache.insert(pk, *x.ctx);
     if (!ce) ctx_cache.insert(req.rid, walker.device_context());
     IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: context decoded, tag {}{}{}", who(x),
-                    x.ctx.tag, ce ? "" : ", context cache fill",
+                    x.ctx->tag, ce ? "" : ", context cache fill",
                     pasid_walked ? ", PASID cache fill" : "");
     return false;
 }
@@ -580,9 +592,9 @@ bool TranslationUnit::Impl::pasid_lookup(Txn& x, bool miss_costs) {
     if (pc || miss_costs) x.t += clk.cycles(p.pasid_cache.latency);
     if (!pc) return ++*pasid_misses, false;
     ++*pasid_hits;
-    x.ctx = *pc;
+    x.ctx = pc;
     x.pasid_cached = true;
-    x.cached_pasid = *pc;
+    x.cached_pasid = pc;
     return true;
 }
 
@@ -590,7 +602,7 @@ bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
     ++*iotlb_lookups;
     x.t += clk.cycles(p.iotlb.latency);
     unsigned shift = 0;
-    IotlbEntry* e = iotlb_probe(x.ctx, x.iova, &shift);
+    IotlbEntry* e = iotlb_probe(*x.ctx, x.iova, &shift);
     if (!e || !permits(e->perm, perm_needed(x.acc, false))) {
         ++*iotlb_misses;
         ++*x.pr->misses;
@@ -617,7 +629,7 @@ bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
 // A miss to a page whose walk is in flight waits for that walk.
 bool TranslationUnit::Impl::merge_stage(Txn& x) {
     if (x.walking) return false;  // already holds a walker: walks on
-    const IotlbKey page{x.ctx.tag, x.ctx.pasid, x.iova >> 12, 12};
+    const IotlbKey page{x.ctx->tag, x.ctx->pasid, x.iova >> 12, 12};
     auto it = in_flight.find(page);
     // Only onto a walk whose result grants this access: a write must not ride on a read's
     // walk of a read-only page.
@@ -639,7 +651,7 @@ bool TranslationUnit::Impl::merge_stage(Txn& x) {
 
 void TranslationUnit::Impl::walk_stage(Txn& x) {
     if (!x.walking) take_walker(x), x.t = x.slot.start;
-    if (!x.at_tables) walker.resume(x.ctx, x.req, x.iova, x.acc);
+    if (!x.at_tables) walker.resume(*x.ctx, x.req, x.iova, x.acc);
     x.t = drive(x.t, Until::Done, x.tr);
     walkers.occupy(x.slot.server, x.slot.start, x.t);
     x.ws.end = x.t;
@@ -656,9 +668,9 @@ void TranslationUnit::Impl::walk_stage(Txn& x) {
     for (unsigned l = 1; l <= 5; ++l)
         if (x.tr.level_time[l]) lat_level[l]->add(ns(x.tr.level_time[l]));
     if (!x.out.result.ok()) return;
-    fill(x.ctx, x.iova, x.out.result, x.t);
+    fill(*x.ctx, x.iova, x.out.result, x.t);
     ++*iotlb_fills;
-    const IotlbKey page{x.ctx.tag, x.ctx.pasid, x.iova >> 12, 12};
+    const IotlbKey page{x.ctx->tag, x.ctx->pasid, x.iova >> 12, 12};
     in_flight[page] = {x.t, x.out.result};
     in_flight_due.push({x.t, page});
     if (p.prefetch_next_page) prefetch(x, x.out.result.tr.page_shift);
@@ -668,13 +680,13 @@ void TranslationUnit::Impl::walk_stage(Txn& x) {
 void TranslationUnit::Impl::prefetch(Txn& x, unsigned shift) {
     const Addr next = ((x.iova >> shift) + 1) << shift;
     WalkTrace pt;
-    walker.resume(x.ctx, x.req, next, Access::Read);
+    walker.resume(*x.ctx, x.req, next, Access::Read);
     const Tick end = drive(x.t, Until::Done, pt);
     walkers.occupy(x.slot.server, x.t, end);
     x.ws.prefetch_end = end;
     ++*prefetches;
     fill_walk_caches(pt);
-    if (walker.result().ok()) fill(x.ctx, next, walker.result(), end);
+    if (walker.result().ok()) fill(*x.ctx, next, walker.result(), end);
 }
 
 // A walk's translation into the IOTLB, ready (hits wait for it) at `ready`.
@@ -730,12 +742,12 @@ void TranslationUnit::Impl::check_stale(Txn& x) {
     }
     if (x.dev_cached) {
         const bool ok = fresh_walk(x, Until::DeviceContext);
-        if (!ok || !walker.same_context(walker.device_context(), x.cached_dev))
+        if (!ok || !walker.same_context(walker.device_context(), *x.cached_dev))
             what |= kStaleContext;
     }
     if (x.pasid_cached) {
         const bool ok = fresh_walk(x, Until::Context);
-        if (!ok || !walker.same_context(walker.context(), x.cached_pasid)) what |= kStalePasid;
+        if (!ok || !walker.same_context(walker.context(), *x.cached_pasid)) what |= kStalePasid;
     }
     if (!what) return;  // wrong, but not from a cache: not a stale use
     ++*stale_hits;
@@ -750,7 +762,7 @@ TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
     x.out.done = x.t;
     check_stale(x);
     if (log_walk) {
-        if (x.have_ctx) log::note_domain(x.req, x.ctx.tag);
+        if (x.have_ctx) log::note_domain(x.req, x.ctx->tag);
         const Fault& f = x.out.result.fault;
         IOMMUSIM_LOG(log_ch, Debug, x.t, "{}: {} in {} ns{}", who(x),
                      x.out.result.ok() ? fmt::format("-> {:#x}", x.out.result.tr.out)
