@@ -69,3 +69,23 @@ TEST_CASE("intent map handles the top of the 64-bit space", "[host][intent]") {
     CHECK(m.translate(top + 0x7ff)->pa == 0x77ff);
     CHECK_FALSE(m.translate(top + 0x800));
 }
+
+// translate() keeps its last mapping (checking mode asks for every request): what it answers
+// must follow erase() and insert() at once.
+TEST_CASE("intent map translate follows erase and insert after a hit", "[host][intent]") {
+    IntentMap m;
+    m.insert({0x10000, 0x4000, 0x8000'0000, kPermRW});
+    REQUIRE(m.translate(0x11008));
+    CHECK(m.translate(0x11008)->pa == 0x8000'1008);
+    CHECK(m.erase(0x11000, 0x1000) == 0x1000);  // the page just translated
+    CHECK_FALSE(m.translate(0x11008));
+    CHECK(m.translate(0x10010)->pa == 0x8000'0010);  // the part left below
+    CHECK(m.translate(0x12010)->pa == 0x8000'2010);  // and above
+    m.insert({0x11000, 0x1000, 0x5000'0000, kPermR});
+    REQUIRE(m.translate(0x11008));
+    CHECK(m.translate(0x11008)->pa == 0x5000'0008);
+    CHECK(m.translate(0x11008)->perm == kPermR);
+    CHECK(m.erase(0, ~Addr(0)) == 0x4000);
+    CHECK_FALSE(m.translate(0x11008));
+    CHECK_FALSE(m.translate(0x12010));
+}

@@ -184,3 +184,26 @@ TEST_CASE("attach, PASIDs and detach change what the unit translates", "[vtd][dr
     fl.stage = Stage::FirstLevel;
     CHECK_FALSE(legacy.drv.create_domain(fl, &why));
 }
+
+// expect() remembers the last requester's domain (checking mode asks for every request): an
+// attach or detach between two questions must change the answer at once.
+TEST_CASE("expect follows attach and detach of the requester asked last", "[vtd][driver]") {
+    Rig r(true);
+    DomainOptions o;
+    const uint16_t other = *r.drv.create_domain(o);
+    REQUIRE(r.drv.map(r.did, 0x1000, 0x11000, 4096, kPermRW));
+    REQUIRE(r.drv.map(other, 0x1000, 0x22000, 4096, kPermR));
+    CHECK(r.drv.expect(kDev, 0x1008).pa == 0x11008);
+    REQUIRE(r.drv.attach(kDev.rid, other));
+    CHECK(r.drv.expect(kDev, 0x1008).pa == 0x22008);
+    CHECK(r.drv.expect(kDev, 0x1008).perm == kPermR);
+    const Requester pasid = kDev.with_pasid(0x42);
+    CHECK_FALSE(r.drv.expect(pasid, 0x1008).mapped);
+    REQUIRE(r.drv.attach_pasid(kDev.rid, 0x42, r.did));
+    CHECK(r.drv.expect(pasid, 0x1008).pa == 0x11008);
+    r.drv.detach_pasid(kDev.rid, 0x42);
+    CHECK_FALSE(r.drv.expect(pasid, 0x1008).mapped);
+    CHECK(r.drv.expect(kDev, 0x1008).pa == 0x22008);
+    r.drv.detach(kDev.rid);
+    CHECK_FALSE(r.drv.expect(kDev, 0x1008).mapped);
+}
