@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/dma_mapper.h"
 #include "core/stats.h"
 #include "devices/dma_engine_params.h"
-#include "core/dma_mapper.h"
+#include "devices/replay_device.h"
 #include "iommu/iommu_unit.h"
 #include "pcie/link_model.h"
-#include "devices/replay_device.h"
 #include "traces/trace.h"
 
 namespace iommusim {

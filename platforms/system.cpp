@@ -12,11 +12,11 @@
 #include "bundles/viommu/viommu_domain.h"
 #include "core/quote.h"
 #include "devices/device_kind.h"
+#include "devices/replay_device.h"
 #include "host/dma_api.h"
 #include "iommu/region_router.h"
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
-#include "devices/replay_device.h"
 #include "traces/import_bdf.h"
 
 namespace iommusim {
@@ -684,8 +684,7 @@ void System::build() {
                 const Addr pa = alloc_pa(full(len));
                 if (!domain) return pa;
                 const std::optional<Addr> iova = domain->map_buffer(pa, full(len), slot, &why);
-                if (!iova)
-                    errors.push_back(fmt::format("{}: mapping the buffer: {}", name, why));
+                if (!iova) errors.push_back(fmt::format("{}: mapping the buffer: {}", name, why));
                 return iova.value_or(0);
             }
             DmaMapper* dma_api() override { return mapper; }

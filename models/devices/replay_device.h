@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "core/stats.h"
-#include "dma_engine.h"
 #include "core/translation.h"
+#include "dma_engine.h"
 
 namespace iommusim {
 

@@ -307,7 +307,8 @@ struct TranslationUnit::Impl {
                 if (tr.last_cached && mem.peek(s.addr, &v, 8)) v |= s.wdata & ~tr.cached_value;
                 cur = mem.write(s.addr, &v, 8, cur).at;
                 ++*mem_writes;
-                IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, cur, "walk {} L{} write {:#x} = {:#018x} (accessed/dirty)",
+                IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, cur,
+                                "walk {} L{} write {:#x} = {:#018x} (accessed/dirty)",
                                 to_string(s.stage), s.level, s.addr, v);
                 continue;
             }
@@ -547,7 +548,9 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     if (Timeline* tl = timeline(); tl && tl->near(x.t0, kNever))
         tr.record = true, x.ws.reads0 = mem_reads->value();
     IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: context cache {}{}", who(x),
-                    !ce ? "miss" : x.dev_cached || x.have_ctx ? "hit" : "hit, not usable here",
+                    !ce                          ? "miss"
+                    : x.dev_cached || x.have_ctx ? "hit"
+                                                 : "hit, not usable here",
                     !pasid_checked   ? ""
                     : x.pasid_cached ? ", PASID cache hit"
                                      : ", PASID cache miss");

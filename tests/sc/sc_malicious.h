@@ -35,7 +35,9 @@
 #include <vector>
 
 #include "arch/vtd/vtd_regs.h"
+#include "bundles/vtd/vtd_iommu.h"
 #include "devices/dma_engine.h"
+#include "host/dma_api.h"
 #include "host/vtd_driver.h"
 #include "host/vtd_inv_queue.h"
 #include "iommu/region_router.h"
@@ -43,8 +45,6 @@
 #include "memory/mux.h"
 #include "pcie/pcie_link.h"
 #include "pcie/root_complex.h"
-#include "host/dma_api.h"
-#include "bundles/vtd/vtd_iommu.h"
 #include "sc_harness.h"
 #include "support/property.h"
 

@@ -12,8 +12,8 @@
 #include <tlm>
 #include <vector>
 
-#include "core/pcie_ext.h"
 #include "core/dma_mapper.h"
+#include "core/pcie_ext.h"
 
 namespace iommusim::test {
 

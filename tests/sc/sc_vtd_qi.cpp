@@ -12,10 +12,10 @@
 
 #include "arch/vtd/vtd_fault.h"
 #include "arch/vtd/vtd_regs.h"
+#include "bundles/vtd/vtd_iommu.h"
 #include "host/vtd_driver.h"
 #include "host/vtd_inv_queue.h"
 #include "memory/fixed_memory.h"
-#include "bundles/vtd/vtd_iommu.h"
 #include "sc_harness.h"
 
 using namespace iommusim;

@@ -78,9 +78,8 @@ Tick RegisterFile::process_queue(Tick at) {
             if (IOMMUSIM_LOG_ON(log_, Debug)) {
                 const std::optional<InvalidationScope> sc = scope_of(d);
                 IOMMUSIM_LOG_IF(log_, Debug, !sc || log::wants(*sc), e.fetched,
-                                "invalidation queue: descriptor {} fetched from {:#x}: {}",
-                                e.index, q.iqa + Addr(e.index) * bytes,
-                                describe(d, desc_type(qw[0])));
+                                "invalidation queue: descriptor {} fetched from {:#x}: {}", e.index,
+                                q.iqa + Addr(e.index) * bytes, describe(d, desc_type(qw[0])));
             }
             const Tick next = execute(d, e.dispatched, end);
             return {next, (fsts_ & fsts::ITE) != 0};
