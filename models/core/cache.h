@@ -42,10 +42,18 @@ public:
 
     // A hit updates the replacement state and returns the value; a miss returns nullptr.
     Value* lookup(const Key& k) {
+        // Back-to-back lookups often hit the same entry (one device's context, one page): a
+        // key lives in one line only, so a match there is the hit the search would find.
+        if (last_way_ != kNoWay && valid_[last_base_ + last_way_] &&
+            lines_[last_base_ + last_way_].first == k) {
+            touch(last_base_, last_way_);
+            return &lines_[last_base_ + last_way_].second;
+        }
         const size_t base = size_t(set_of(k)) * geo_.ways;
         for (uint32_t w = 0; w < geo_.ways; ++w) {
             if (valid_[base + w] && lines_[base + w].first == k) {
                 touch(base, w);
+                last_base_ = base, last_way_ = w;
                 return &lines_[base + w].second;
             }
         }
@@ -164,8 +172,11 @@ private:
         return way;
     }
 
+    static constexpr uint32_t kNoWay = ~uint32_t(0);
     CacheGeometry geo_;
     uint32_t set_mask_;
+    uint32_t last_way_ = kNoWay;  // the line lookup() hit last: last_base_ + last_way_
+    size_t last_base_ = 0;
     std::vector<std::pair<Key, Value>> lines_;
     std::vector<uint8_t> valid_;
     std::vector<uint64_t> stamp_;  // LRU: last use; FIFO: insertion

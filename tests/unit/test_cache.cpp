@@ -181,15 +181,20 @@ std::vector<Entry> contents(const Cache& c) {
 }
 
 // Random operations on the cache and the reference, compared step by step.
-void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps) {
+// With repeat_pct > 0, that percentage of steps reuses the previous step's key (the cache's
+// same-entry fast path: hit, then evicted, erased or refilled under it).
+void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps,
+                           unsigned repeat_pct = 0) {
     INFO("policy " << to_string(g.policy) << " sets " << g.sets << " ways " << g.ways);
     REQUIRE(check(g).empty());
     Cache c(g);
     RefCache ref(g);
     std::mt19937_64 rng(seed);
     const uint64_t keys = 2 * uint64_t(g.entries()) + 3;
+    uint64_t prev = 0;
     for (int step = 0; step < steps; ++step) {
-        const uint64_t k = rng() % keys;
+        const uint64_t k = repeat_pct && step && rng() % 100 < repeat_pct ? prev : rng() % keys;
+        prev = k;
         const unsigned op = unsigned(rng() % 100);
         INFO("step " << step << " op " << op << " key " << k);
         if (op < 35) {
@@ -373,6 +378,16 @@ TEST_CASE("random operations match the reference model", "[cache]") {
     }
     for (Replacement p : {Replacement::LRU, Replacement::FIFO, Replacement::Random})
         run_against_reference(geo(3, 3, p), 8, 3000);  // non-power-of-two ways
+}
+
+TEST_CASE("repeated lookups of one key match the reference model", "[cache]") {
+    for (Replacement p :
+         {Replacement::LRU, Replacement::TreePLRU, Replacement::FIFO, Replacement::Random}) {
+        run_against_reference(geo(1, 4, p), 11, 4000, 60);
+        run_against_reference(geo(4, 2, p), 12, 4000, 60);
+        run_against_reference(geo(3, 4, p), 13, 4000, 40);
+        run_against_reference(geo(2, 1, p), 14, 2000, 50);
+    }
 }
 
 TEST_CASE("Random replacement is deterministic per seed and spreads over ways", "[cache]") {
