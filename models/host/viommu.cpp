@@ -12,6 +12,7 @@
 #include "flush_queue.h"
 #include "intent_map.h"
 #include "phys_alloc.h"
+#include "viommu_impl.h"
 
 namespace iommusim {
 
@@ -32,20 +33,19 @@ std::string EnumParam<ViommuMode>::name(ViommuMode m) {
     return "?";
 }
 
-namespace {
+using viommu_detail::kGiB;
+using viommu_detail::ns_between;
+using viommu_detail::page_round;
+using viommu_detail::size_text;
 
-constexpr Addr kGiB = Addr(1) << 30;
-
-std::string size_text(Addr v) {
+std::string viommu_detail::size_text(Addr v) {
     if (v && !(v & (kGiB - 1))) return fmt::format("{} GiB", v >> 30);
     if (v && !(v & ((Addr(1) << 20) - 1))) return fmt::format("{} MiB", v >> 20);
     if (v && !(v & 1023)) return fmt::format("{} KiB", v >> 10);
     return fmt::format("{:#x} bytes", v);
 }
 
-Addr page_round(Addr v, Addr page) {
-    return (v + page - 1) & ~(page - 1);
-}
+namespace {
 
 // A DMA API inside the guest: each call goes through its vIOMMU.
 class ViommuDmaApi final : public DmaMapper {
@@ -61,65 +61,6 @@ private:
 };
 
 }  // namespace
-
-HostIovaLimits host_iova_limits(const vtd::Driver& drv, uint64_t host_page_size) {
-    HostIovaLimits h;
-    h.width = std::min(vtd::aw_bits(vtd::levels_to_aw(drv.config().sl_levels)), drv.hw().mgaw);
-    h.reserved.push_back(x86_msi_region());
-    h.page_size = host_page_size;
-    return h;
-}
-
-std::optional<Addr> place_guest_window(const char* what, Addr base, Addr size, unsigned page_shift,
-                                       const HostIovaLimits& host, bool relocate,
-                                       std::string* why) {
-    const Addr tce_page = Addr(1) << page_shift;
-    if (host.page_size > tce_page) {
-        fail(why, fmt::format("{}: the host's IO page size {} is larger than the guest's TCE page "
-                              "size {}: one TCE could not be mapped on its own (expected a host "
-                              "page of at most {})",
-                              what, size_text(host.page_size), size_text(tce_page),
-                              size_text(tce_page)));
-        return std::nullopt;
-    }
-    if (size == 0 || (size & (tce_page - 1)) || (base & (tce_page - 1))) {
-        fail(why, fmt::format("{}: base {:#x} size {:#x} not aligned to its {} TCE pages", what,
-                              base, size, size_text(tce_page)));
-        return std::nullopt;
-    }
-    const Addr limit = host.width >= 64 ? ~Addr(0) : (Addr(1) << host.width) - 1;
-    auto problem = [&](Addr b) -> std::string {
-        const Addr last = b + (size - 1);
-        if (last < b || last > limit)
-            return fmt::format(
-                "[{:#x}, {:#x}] passes the host's {}-bit IOVA width (last "
-                "permitted address {:#x})",
-                b, b + (size - 1), host.width, limit);
-        for (const IovaRegion& r : host.reserved)
-            if (b <= r.last() && r.base <= last)
-                return fmt::format(
-                    "[{:#x}, {:#x}] overlaps the host's reserved {} range "
-                    "[{:#x}, {:#x}]",
-                    b, last, r.name, r.base, r.last());
-        return {};
-    };
-    std::string first = problem(base);
-    if (first.empty()) return base;
-    if (!relocate) {
-        fail(why, fmt::format("{} of {} at {:#x}: {}", what, size_text(size), base, first));
-        return std::nullopt;
-    }
-    // The lowest base at or above 4 GiB (clear of the 32-bit window and the MSI range)
-    // aligned to the window's size rounded up to a power of two, as PAPR windows are.
-    Addr align = Addr(1) << (64 - __builtin_clzll(size - 1));
-    if (size == 1) align = 1;
-    for (Addr b = std::max<Addr>(align, Addr(1) << 32); b && b <= limit; b += align)
-        if (problem(b).empty()) return b;
-    fail(why, fmt::format("{} of {} at {:#x}: {}; no base the host permits holds it either "
-                          "(host IOVA width {} bits)",
-                          what, size_text(size), base, first, host.width));
-    return std::nullopt;
-}
 
 Viommu::Stats::Stats(StatGroup& g)
     : exits_inv(g.child("vm_exits")
@@ -151,6 +92,16 @@ std::unique_ptr<DmaMapper> Viommu::dma_api() {
     return std::make_unique<ViommuDmaApi>(*this);
 }
 
+std::optional<DmaMapper::Mapped> Viommu::counted_map(std::optional<Addr> iova, Tick at, Tick done) {
+    if (!iova) {
+        ++st_.map_failures;
+        return std::nullopt;
+    }
+    ++st_.guest_maps;
+    st_.map_cost.add(viommu_detail::ns_between(at, done));
+    return DmaMapper::Mapped{*iova, done};
+}
+
 std::optional<Addr> Viommu::gpa_of(Addr hpa, std::string* why) const {
     if (hpa < p_.hpa_offset) {
         fail(why, fmt::format("host address {:#x} lies below the VM's RAM (hpa_offset {:#x})", hpa,
@@ -176,21 +127,100 @@ std::optional<Addr> Viommu::gpa_of(Addr hpa, uint64_t len, std::string* why) con
 
 namespace {
 
-Tick ns_between(Tick a, Tick b) {
-    return (b - a + kTicksPerNs / 2) / kTicksPerNs;
-}
+// ---- What a VT-d guest does alike on paths 1, 3 and 4: its dma_map and dma_unmap, its own
+// flush queue (iommu.strict=0) and the accounting of the invalidations it submits ----
+
+class VtdGuestViommu : public Viommu {
+public:
+    std::optional<DmaMapper::Mapped> map(Addr hpa, uint64_t len, bool write, Tick at) final {
+        const Tick t0 = lazy_tick(at);
+        auto gpa = gpa_of(hpa, len, nullptr);
+        auto iova = gpa ? guest_map(*gpa, len, write ? kPermRW : kPermR) : std::nullopt;
+        return counted_map(iova, at, iova ? mapped(*iova, len, t0 + ns(p_.guest_map_ns)) : at);
+    }
+
+    // The guest's own iommu.strict (`guest_strict`), whatever the host driver's: strict
+    // clears its PTEs, invalidates the range and waits; lazy clears them and queues the IOVA,
+    // and one invalidation of everything flushes the queue when it fills (this call pays)
+    // or its oldest entry times out (the next call pays).
+    Tick unmap(Addr iova, uint64_t len, Tick at) final {
+        ++st_.guest_unmaps;
+        Tick t = lazy_tick(at) + ns(p_.guest_unmap_ns);
+        const Addr base = iova & ~(kPage - 1), glen = page_round(len + (iova - base), kPage);
+        space().unmap(base, glen);
+        if (p_.guest_strict) {
+            t = invalidate(base, glen, t);
+            space().iova().free(base);
+        } else if (fq_.push({0, base, glen, t / kTicksPerNs, true})) {
+            t = flush(t);
+        }
+        st_.unmap_cost.add(ns_between(at, t));
+        return t;
+    }
+
+    Expectation guest_intent(Addr iova) const final {
+        auto hit = space().intent().translate(iova);
+        if (!hit) return {};
+        return {true, hit->pa + p_.hpa_offset, hit->perm};
+    }
+
+protected:
+    static constexpr Addr kPage = 4096;
+    static constexpr Addr kAll = Addr(1) << 48;  // the guest's whole IOVA space
+
+    VtdGuestViommu(const ViommuParams& p, const ViommuHost& h, StatGroup& g)
+        : Viommu(p, h, g), fq_({p.guest_fq_entries, p.guest_fq_timeout_us * 1000}) {}
+
+    // The guest driver's domain: its tables, IOVAs and intent.
+    virtual AddressSpace& space() = 0;
+    virtual const AddressSpace& space() const = 0;
+    // The guest's PTE writes for [gpa, + len): the IOVA, or nullopt when it cannot map.
+    virtual std::optional<Addr> guest_map(Addr gpa, uint64_t len, Perm perm) = 0;
+    // What follows the guest's PTE writes of a map; returns when the guest goes on.
+    virtual Tick mapped(Addr iova, uint64_t len, Tick t) = 0;
+    // The guest invalidates [iova, + len) (kAll: its whole space) and waits for it.
+    virtual Tick invalidate(Addr iova, Addr len, Tick t) = 0;
+
+    // One guest invalidation, counted and timed from the guest's descriptor writes:
+    // `deliver` takes it from the queue-tail write to completion.
+    template <typename Deliver>
+    Tick submit(Tick t, Deliver&& deliver) {
+        const Tick start = t;
+        ++st_.guest_inv;
+        t = deliver(t + ns(p_.guest_inv_submit_ns));
+        st_.inv_latency.add(ns_between(start, t));
+        return t;
+    }
+
+private:
+    // A timed-out flush queue is flushed by the guest's next call.
+    Tick lazy_tick(Tick t) {
+        if (!p_.guest_strict && fq_.due(t / kTicksPerNs)) return flush(t);
+        return t;
+    }
+    // One invalidation for everything queued, waited for; then the IOVAs are free again
+    // (Linux's flush queue: flush_iotlb_all, then free).
+    Tick flush(Tick t) {
+        auto pending = fq_.drain();
+        if (pending.empty()) return t;
+        t = invalidate(0, kAll, t);
+        for (const auto& u : pending) space().iova().free(u.iova);
+        return t;
+    }
+
+    FlushQueue fq_;  // the guest's own: the host driver's policy is not the guest's
+};
 
 // ---- Path 1: shadowing a caching-mode guest VT-d ----
 
-class ShadowViommu final : public Viommu {
+class ShadowViommu final : public VtdGuestViommu {
 public:
     ShadowViommu(const ViommuParams& p, const ViommuHost& h, StatGroup& g)
-        : Viommu(p, h, g),
+        : VtdGuestViommu(p, h, g),
           gfmt_(4, true, true),
           galloc_(kGuestTables, kGuestTablesSize),
-          gas_(gmem_, galloc_, gfmt_),
-          fq_({p.guest_fq_entries, p.guest_fq_timeout_us * 1000}) {
-        gas_.iova().add_window({0, Addr(1) << 48, "all"});
+          gas_(gmem_, galloc_, gfmt_) {
+        gas_.iova().add_window({0, kAll, "all"});
         gas_.iova().add_reserved(x86_msi_region());
     }
 
@@ -214,82 +244,40 @@ public:
         return true;
     }
 
-    std::optional<DmaMapper::Mapped> map(Addr hpa, uint64_t len, bool write, Tick at) override {
-        Tick t = at + ns(p_.guest_map_ns);
-        t = lazy_tick(t);
-        auto gpa = gpa_of(hpa, len, nullptr);
-        const Addr off = gpa ? *gpa & (kPage - 1) : 0, glen = page_round(len + off, kPage);
-        auto iova = gpa ? gas_.iova().alloc(glen) : std::nullopt;
-        if (!iova || !gas_.map(*iova, *gpa - off, glen, write ? kPermRW : kPermR)) {
-            if (iova) gas_.iova().free(*iova);
-            ++st_.map_failures;
-            return std::nullopt;
-        }
-        ++st_.guest_maps;
-        // Caching mode: a new mapping is invalidated too, so the VMM sees it.
-        t = guest_invalidate(*iova, glen, t);
-        st_.map_cost.add(ns_between(at, t));
-        return DmaMapper::Mapped{*iova + off, t};
-    }
-
-    Tick unmap(Addr iova, uint64_t len, Tick at) override {
-        const Addr base = iova & ~(kPage - 1), glen = page_round(len + (iova - base), kPage);
-        gas_.unmap(base, glen);
-        ++st_.guest_unmaps;
-        Tick t = at + ns(p_.guest_unmap_ns);
-        if (p_.guest_strict) {
-            t = guest_invalidate(base, glen, t);
-            gas_.iova().free(base);
-        } else if (fq_.push({0, base, glen, t / kTicksPerNs, true})) {
-            t = flush(t);
-        } else {
-            t = lazy_tick(t);
-        }
-        st_.unmap_cost.add(ns_between(at, t));
-        return t;
-    }
-
-    Expectation guest_intent(Addr iova) const override {
-        auto hit = gas_.intent().translate(iova);
-        if (!hit) return {};
-        return {true, hit->pa + p_.hpa_offset, hit->perm};
-    }
-
 private:
-    static constexpr Addr kPage = 4096;
     static constexpr Addr kGuestTables = Addr(1) << 28;  // guest-physical, in the guest's store
     static constexpr Addr kGuestTablesSize = Addr(1) << 28;
-    static constexpr Addr kAll = (Addr(1) << 48) - 1;
+    static constexpr Addr kLast = kAll - 1;
 
     struct Leaf {
         Addr iova, size, gpa;
         Perm perm;
     };
 
-    // The guest's flush queue: flush when its oldest entry has timed out.
-    Tick lazy_tick(Tick t) {
-        if (!p_.guest_strict && fq_.due(t / kTicksPerNs)) return flush(t);
-        return t;
+    AddressSpace& space() override { return gas_; }
+    const AddressSpace& space() const override { return gas_; }
+    std::optional<Addr> guest_map(Addr gpa, uint64_t len, Perm perm) override {
+        const Addr off = gpa & (kPage - 1), glen = page_round(len + off, kPage);
+        auto iova = gas_.iova().alloc(glen);
+        if (!iova) return std::nullopt;
+        if (!gas_.map(*iova, gpa - off, glen, perm)) {
+            gas_.iova().free(*iova);
+            return std::nullopt;
+        }
+        return *iova + off;
     }
-    // A lazy guest's flush: one domain-selective invalidation, which makes the VMM walk the
-    // whole of the guest's tables.
-    Tick flush(Tick t) {
-        auto pending = fq_.drain();
-        t = guest_invalidate(0, kAll + 1, t);
-        for (const auto& u : pending) gas_.iova().free(u.iova);
-        return t;
+    // Caching mode: a new mapping is invalidated too, so the VMM sees it.
+    Tick mapped(Addr iova, uint64_t len, Tick t) override {
+        const Addr base = iova & ~(kPage - 1);
+        return invalidate(base, page_round(len + (iova - base), kPage), t);
     }
-
-    // The guest writes an invalidation for [iova, + len) and the queue tail: a VM exit, the
-    // VMM's walk and host updates, a VM entry. Returns when the guest goes on.
-    Tick guest_invalidate(Addr iova, Addr len, Tick t) {
-        const Tick start = t;
-        ++st_.guest_inv;
-        ++st_.exits_inv;
-        t += ns(p_.guest_inv_submit_ns) + ns(p_.vm_exit_ns);
-        t = sync(iova, len, t, true);
-        st_.inv_latency.add(ns_between(start, t));
-        return t;
+    // The guest's queue-tail write traps: a VM exit, the VMM's walk over the range (the
+    // whole table for a domain-selective flush) and host updates, a VM entry.
+    Tick invalidate(Addr iova, Addr len, Tick t) override {
+        return submit(t, [&](Tick at) {
+            ++st_.exits_inv;
+            return sync(iova, len, at + ns(p_.vm_exit_ns), true);
+        });
     }
 
     void walk(Addr table, unsigned level, Addr base, Addr lo, Addr hi, std::vector<Leaf>& out,
@@ -324,7 +312,7 @@ private:
     // unmaps of what the guest removed (then the host's invalidation), host maps of what it
     // added. `timed`: costs are charged and counted (boot maps are not).
     Tick sync(Addr iova, Addr len, Tick t, bool timed) {
-        const Addr lo = iova, hi = std::min(kAll, iova + (len - 1));
+        const Addr lo = iova, hi = std::min(kLast, iova + (len - 1));
         std::vector<Leaf> leaves;
         uint64_t reads = 0;
         walk(gas_.table().root(), gfmt_.levels(), 0, lo, hi, leaves, reads);
@@ -378,19 +366,15 @@ private:
     vtd::SecondLevelFormat gfmt_;
     PhysAllocator galloc_;
     AddressSpace gas_;  // the guest driver's domain: its tables, IOVAs and intent
-    FlushQueue fq_;
     IntentMap shadow_;  // what the VMM mapped on the host: IOVA -> HPA
 };
 
 // ---- Paths 3 and 4: hardware nesting, invalidations trapped or direct ----
 
-class NestedViommu final : public Viommu {
+class NestedViommu final : public VtdGuestViommu {
 public:
     NestedViommu(const ViommuParams& p, const ViommuHost& h, StatGroup& g, uint16_t s1)
-        : Viommu(p, h, g),
-          s1_(s1),
-          direct_(p.mode == ViommuMode::NestedDirect),
-          fq_({p.guest_fq_entries, p.guest_fq_timeout_us * 1000}) {}
+        : VtdGuestViommu(p, h, g), s1_(s1), direct_(p.mode == ViommuMode::NestedDirect) {}
 
     std::optional<Addr> map_long(Addr hpa, uint64_t len, std::string* why) override {
         auto gpa = gpa_of(hpa, len, why);
@@ -403,87 +387,30 @@ public:
                host_.drv->map(s1_, iova, *gpa, len, kPermRW, why);
     }
 
-    std::optional<DmaMapper::Mapped> map(Addr hpa, uint64_t len, bool write, Tick at) override {
-        // A lazy guest's flush queue times out on its next call, as shadowing's does.
-        const Tick t0 = lazy_tick(at);
-        auto gpa = gpa_of(hpa, len, nullptr);
-        std::optional<Addr> iova;
-        if (gpa && guest_ram(*gpa, len, nullptr))
-            iova = host_.drv->map_alloc(s1_, *gpa, len, write ? kPermRW : kPermR);
-        if (!iova) {
-            ++st_.map_failures;
-            return std::nullopt;
-        }
-        ++st_.guest_maps;
-        // The guest writes its own first-level tables: nothing reaches the host.
-        const Tick t = t0 + ns(p_.guest_map_ns);
-        st_.map_cost.add(ns_between(at, t));
-        return DmaMapper::Mapped{*iova, t};
-    }
-
-    // The guest's own iommu.strict (`guest_strict`): strict invalidates the range at once
-    // and waits; lazy clears its PTEs, queues the IOVA, and flushes the whole first level
-    // with one PASID-selective invalidation when the queue fills or times out.
-    Tick unmap(Addr iova, uint64_t len, Tick at) override {
-        ++st_.guest_unmaps;
-        Tick t = lazy_tick(at) + ns(p_.guest_unmap_ns);
-        AddressSpace& as = *host_.drv->space(s1_);
-        const Addr base = iova & ~(kPage - 1), glen = page_round(len + (iova - base), kPage);
-        as.unmap(base, glen);  // the guest clears its first-level PTEs
-        if (p_.guest_strict) {
-            host_.drv->invalidate(s1_, base, glen);
-            t = guest_invalidate(t);
-            as.iova().free(base);
-        } else if (fq_.push({0, base, glen, t / kTicksPerNs, true})) {
-            t = flush(t);
-        }
-        st_.unmap_cost.add(ns_between(at, t));
-        return t;
-    }
-
-    Expectation guest_intent(Addr iova) const override {
-        const AddressSpace* as = host_.drv->space(s1_);
-        auto hit = as ? as->intent().translate(iova) : std::nullopt;
-        if (!hit) return {};
-        return {true, hit->pa + p_.hpa_offset, hit->perm};
-    }
-
 private:
-    static constexpr Addr kPage = 4096;
-    static constexpr Addr kAll = Addr(1) << 48;
-
-    // The guest submits what the driver model just queued for its first level and waits for
-    // it: trapped (VM exit, the VMM passes it down) or written to its own hardware queue.
-    Tick guest_invalidate(Tick t) {
-        const Tick start = t;
-        ++st_.guest_inv;
-        t += ns(p_.guest_inv_submit_ns);
-        if (direct_) {
-            ++st_.direct_inv;
-            t += ns(p_.direct_submit_ns);
-        } else {
-            ++st_.exits_inv;
-            ++st_.passed_down;
-            t += ns(p_.vm_exit_ns) + ns(p_.passdown_ns);
-        }
-        t = host_.submit(t);
-        st_.inv_latency.add(ns_between(start, t));
-        return t;
+    AddressSpace& space() override { return *host_.drv->space(s1_); }
+    const AddressSpace& space() const override { return *host_.drv->space(s1_); }
+    std::optional<Addr> guest_map(Addr gpa, uint64_t len, Perm perm) override {
+        if (!guest_ram(gpa, len, nullptr)) return std::nullopt;
+        return host_.drv->map_alloc(s1_, gpa, len, perm);
     }
-    Tick lazy_tick(Tick t) {
-        if (!p_.guest_strict && fq_.due(t / kTicksPerNs)) return flush(t);
-        return t;
-    }
-    // One PASID-selective invalidation for everything queued, waited for; then the IOVAs
-    // are free again (Linux's flush queue: flush_iotlb_all, then free).
-    Tick flush(Tick t) {
-        auto pending = fq_.drain();
-        if (pending.empty()) return t;
-        host_.drv->invalidate(s1_, 0, kAll);
-        t = guest_invalidate(t);
-        AddressSpace& as = *host_.drv->space(s1_);
-        for (const auto& u : pending) as.iova().free(u.iova);
-        return t;
+    // The guest writes its own first-level tables: nothing reaches the host.
+    Tick mapped(Addr, uint64_t, Tick t) override { return t; }
+    // A page- or PASID-selective invalidation of the guest's first level, trapped (VM exit,
+    // the VMM passes it down) or written to its own hardware queue; the host unit runs it.
+    Tick invalidate(Addr iova, Addr len, Tick t) override {
+        host_.drv->invalidate(s1_, iova, len);
+        return submit(t, [&](Tick at) {
+            if (direct_) {
+                ++st_.direct_inv;
+                at += ns(p_.direct_submit_ns);
+            } else {
+                ++st_.exits_inv;
+                ++st_.passed_down;
+                at += ns(p_.vm_exit_ns) + ns(p_.passdown_ns);
+            }
+            return host_.submit(at);
+        });
     }
 
     // The static second level: the VM's RAM, mapped GPA -> HPA in 1 GiB pieces as the guest
@@ -508,134 +435,7 @@ private:
 
     uint16_t s1_;
     bool direct_;
-    FlushQueue fq_;  // the guest's own (lazy); the host driver's policy is not the guest's
     std::set<Addr> ram_;
-};
-
-// ---- Path 2: a POWER sPAPR guest's TCE hypercalls on a VT-d host ----
-
-class SpaprViommu final : public Viommu {
-public:
-    struct Window {
-        const char* name;
-        Addr base, size;
-        unsigned shift;
-        IovaSpace iova;
-        IntentMap intent;  // IOVA -> guest physical
-    };
-
-    SpaprViommu(const ViommuParams& p, const ViommuHost& h, StatGroup& g,
-                std::vector<std::unique_ptr<Window>> w)
-        : Viommu(p, h, g), win_(std::move(w)) {}
-
-    std::optional<Addr> map_long(Addr hpa, uint64_t len, std::string* why) override {
-        return guest_map(hpa, len, kPermRW, 0, false, why).first;
-    }
-    bool map_at(Addr, Addr, uint64_t, std::string*) override { return false; }
-
-    std::optional<DmaMapper::Mapped> map(Addr hpa, uint64_t len, bool write, Tick at) override {
-        auto [iova, t] = guest_map(hpa, len, write ? kPermRW : kPermR, at, true, nullptr);
-        if (!iova) {
-            ++st_.map_failures;
-            return std::nullopt;
-        }
-        ++st_.guest_maps;
-        st_.map_cost.add(ns_between(at, t));
-        return DmaMapper::Mapped{*iova, t};
-    }
-
-    Tick unmap(Addr iova, uint64_t len, Tick at) override {
-        Window* w = window_of(iova);
-        ++st_.guest_unmaps;
-        Tick t = at + ns(p_.guest_unmap_ns);
-        if (!w) return t;
-        const Addr page = Addr(1) << w->shift, base = iova & ~(page - 1);
-        const Addr n = page_round(len + (iova - base), page) / page;
-        // Linux pseries frees a range with one H_STUFF_TCE.
-        ++st_.hcalls_stuff;
-        ++st_.exits_hcall;
-        st_.tces += n;
-        t += ns(p_.hcall_ns) + Tick(n) * ns(p_.hcall_tce_ns);
-        for (Addr i = 0; i < n; ++i) {  // the VMM's notifier unmaps each TCE from the host
-            host_.drv->unmap(host_.did, base + i * page, page, t / kTicksPerNs);
-            ++st_.shadow_unmaps;
-            t += ns(p_.host_unmap_ns) + Tick(page / p_.host_page_size) * ns(p_.host_pte_ns);
-        }
-        w->intent.erase(base, n * page);
-        w->iova.free(base);
-        if (!host_.drv->descriptors().empty()) {
-            const Tick start = t;
-            t = host_.submit(t);
-            st_.inv_latency.add(ns_between(start, t));
-        }
-        st_.unmap_cost.add(ns_between(at, t));
-        return t;
-    }
-
-    Expectation guest_intent(Addr iova) const override {
-        for (const auto& w : win_)
-            if (auto hit = w->intent.translate(iova))
-                return {true, hit->pa + p_.hpa_offset, hit->perm};
-        return {};
-    }
-    std::vector<IovaRegion> windows() const override {
-        std::vector<IovaRegion> r;
-        for (const auto& w : win_) r.push_back({w->base, w->size, w->name});
-        return r;
-    }
-
-private:
-    Window* window_of(Addr iova) {
-        for (auto& w : win_)
-            if (iova >= w->base && iova - w->base < w->size) return w.get();
-        return nullptr;
-    }
-
-    // Per-I/O maps go through the DDW when the guest has one, as Linux pseries does.
-    std::pair<std::optional<Addr>, Tick> guest_map(Addr hpa, uint64_t len, Perm perm, Tick at,
-                                                   bool timed, std::string* why) {
-        Window& w = *win_.back();
-        const Addr page = Addr(1) << w.shift;
-        auto gpa = gpa_of(hpa, len, why);
-        if (!gpa) return {std::nullopt, at};
-        const Addr off = *gpa & (page - 1), glen = page_round(len + off, page);
-        auto iova = w.iova.alloc(glen);
-        if (!iova) {
-            fail(why, fmt::format("{}: no free range of {:#x} bytes", w.name, glen));
-            return {std::nullopt, at};
-        }
-        const Addr n = glen / page, gbase = *gpa - off;
-        Tick t = at + ns(p_.guest_map_ns);
-        // One TCE: H_PUT_TCE; more: H_PUT_TCE_INDIRECT with up to 512 TCEs (one 4 KiB page).
-        for (Addr done = 0; done < n;) {
-            const Addr k = std::min<Addr>(n - done, 512);
-            if (timed) {
-                ++(n == 1 ? st_.hcalls_put : st_.hcalls_indirect);
-                ++st_.exits_hcall;
-                st_.tces += k;
-            }
-            t += ns(p_.hcall_ns) + Tick(k) * ns(p_.hcall_tce_ns);
-            for (Addr i = done; i < done + k; ++i) {
-                std::string err;
-                const Addr a = *iova + i * page, h = gbase + i * page + p_.hpa_offset;
-                if (!host_.drv->map(host_.did, a, h, page, perm, &err)) {
-                    // H_PARAMETER back to the guest: undo what this map put in.
-                    host_.drv->unmap(host_.did, *iova, i * page);
-                    if (timed) t = host_.submit(t);
-                    w.iova.free(*iova);
-                    fail(why, "host map: " + err);
-                    return {std::nullopt, t};
-                }
-                if (timed) ++st_.shadow_maps;
-                t += ns(p_.host_map_ns) + Tick(page / p_.host_page_size) * ns(p_.host_pte_ns);
-            }
-            done += k;
-        }
-        w.intent.insert({*iova, glen, gbase, perm});
-        return {*iova + off, timed ? t : at};
-    }
-
-    std::vector<std::unique_ptr<Window>> win_;  // the default window, then the DDW if any
 };
 
 }  // namespace
@@ -688,26 +488,7 @@ std::unique_ptr<Viommu> Viommu::create(const ViommuParams& p, const ViommuHost& 
             if (!host.drv->attach(host.rid, *s1, why)) return nullptr;
             return std::make_unique<NestedViommu>(p, host, stats, *s1);
         }
-        case ViommuMode::ParavirtSpapr: {
-            const HostIovaLimits lim = host_iova_limits(*host.drv, hp);
-            std::vector<std::unique_ptr<SpaprViommu::Window>> w;
-            auto add = [&](const char* name, Addr base, Addr size, unsigned shift, bool relocate) {
-                auto b = place_guest_window(name, base, size, shift, lim, relocate, why);
-                if (!b) return false;
-                auto win = std::make_unique<SpaprViommu::Window>();
-                win->name = name;
-                win->base = *b;
-                win->size = size;
-                win->shift = shift;
-                win->iova.add_window({*b, size, name});
-                w.push_back(std::move(win));
-                return true;
-            };
-            if (!add("default window", 0, p.dma32_size, p.dma32_page_shift, false)) return nullptr;
-            if (p.ddw_size && !add("DDW", p.ddw_base, p.ddw_size, p.ddw_page_shift, p.ddw_relocate))
-                return nullptr;
-            return std::make_unique<SpaprViommu>(p, host, stats, std::move(w));
-        }
+        case ViommuMode::ParavirtSpapr: return viommu_detail::make_spapr(p, host, stats, why);
     }
     return nullptr;
 }
