@@ -699,6 +699,8 @@ void System::build() {
         if (std::string e = f.router->set_regions(req.rid, regions); !e.empty())
             errors.push_back(fmt::format("{}: {}", config_.where(key + ".regions"), e));
         StatGroup& g = stats_.child(d.name);
+        ats::Function* ats_fn = nullptr;  // the device's ATS function, if it has one enabled
+        bool ats_pri = false;
         try {
             if (d.type == "replay") {
                 std::unique_ptr<RecordedDomain> rec = m ? d.domain->recorded() : nullptr;
@@ -727,6 +729,8 @@ void System::build() {
                 d.finished_ev = b.finished_event;
                 d.summary = std::move(b.summary);
                 d.progress = std::move(b.progress);
+                ats_fn = b.ats;
+                ats_pri = b.pri;
                 d.pl =
                     std::make_unique<PcieLink>((d.name + "_link").c_str(), d.link, g.child("link"));
                 b.dma->bind(d.pl->device);
@@ -749,6 +753,37 @@ void System::build() {
         } else {
             for (auto& w : switches_)
                 if (w->name == d.sw && w->sw) d.pl->host.bind(w->sw->downstream_port);
+        }
+        if (ats_fn && !m) {
+            errors.push_back(
+                fmt::format("{}: ATS needs the device's iommu", config_.where(key + ".ats")));
+        } else if (ats_fn) {
+            // The unit reaches the function over the device's path: root port, then the switch
+            // and its uplink if any, then the device's link; messages pay each link's
+            // serialization in their direction and every latency on the way.
+            PcieLink* dl = d.pl.get();
+            PcieLink* ul = nullptr;
+            Tick sw_lat = 0;
+            std::string rc_name = d.rc;
+            for (auto& w : switches_)
+                if (!d.sw.empty() && w->name == d.sw)
+                    ul = w->link.get(), sw_lat = ticks_from_ns(w->params.latency_ns),
+                    rc_name = w->rc;
+            Tick rc_lat = ticks_from_ns(rcs_[0]->params.latency_ns);
+            for (auto& r : rcs_)
+                if (r->name == rc_name) rc_lat = ticks_from_ns(r->params.latency_ns);
+            ats::Path path;
+            path.down = [=](Tick t, unsigned n) {
+                t += rc_lat;
+                if (ul) t = ul->message(true, n, t) + sw_lat;
+                return dl->message(true, n, t);
+            };
+            path.up = [=](Tick t, unsigned n) {
+                t = dl->message(false, n, t);
+                if (ul) t = ul->message(false, n, t + sw_lat);
+                return t + rc_lat;
+            };
+            m->bundle->unit().attach_function(*ats_fn, std::move(path), ats_pri);
         }
     }
     if (!errors.empty()) throw ConfigError(errors);

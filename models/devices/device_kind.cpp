@@ -39,6 +39,8 @@ public:
         const double count = double(p_.count ? p_.count : 1);
         BuiltDevice d = built(std::move(m));
         d.progress = [b, count] { return std::min(1.0, double(b->result().transfers) / count); };
+        d.ats = b->ats();
+        d.pri = p_.ats.pri;
         return d;
     }
 

@@ -11,6 +11,7 @@
 #include <tlm>
 #include <vector>
 
+#include "core/ats.h"
 #include "core/config.h"
 #include "core/dma_mapper.h"
 #include "core/stats.h"
@@ -38,6 +39,8 @@ struct BuiltDevice {
     const sc_core::sc_event* finished_event = nullptr;  // notified at its last completion
     std::function<std::string()> summary;
     std::function<double()> progress;  // 0..1 of its work
+    ats::Function* ats = nullptr;      // its ATS function, if enabled: attached to its unit
+    bool pri = false;                  // ... with PRI enabled
 };
 
 // One declared device of some kind, from its parameters to its model.

@@ -39,6 +39,10 @@ DmaBench::DmaBench(sc_core::sc_module_name name, const DmaBenchParams& p, const 
           stats.counter("bandwidth_mbps", "bandwidth in Mb/s (pcie-bench's Gb/s x 1000)")),
       latency_(stats.histogram("latency", "ns", "transfer latency: ready until last completion")) {
     engine_.dma.bind(dma);  // hierarchical: the platform binds the bench's socket
+    if (p_.ats.enable) {
+        ats_ = std::make_unique<AtsAgent>("ats", p_.ats, req_, stats.child("ats"));
+        engine_.set_ats(ats_.get());
+    }
     engine_.set_source([this](DmaTransfer& t) { return next(t); });
     engine_.on_complete([this](const DmaTransfer& t, const DmaResult& r) { completed(t, r); });
 }

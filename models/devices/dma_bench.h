@@ -5,6 +5,7 @@
 // the last completion) and its transfer-latency percentiles.
 #pragma once
 #include <functional>
+#include <memory>
 #include <queue>
 #include <string>
 #include <systemc>
@@ -38,6 +39,8 @@ public:
              Addr iova_base, StatGroup& stats);
 
     DmaEngine& engine() { return engine_; }
+    // The function's ATS/PRI agent; null unless `ats` is enabled.
+    AtsAgent* ats() { return ats_.get(); }
     const DmaBenchParams& params() const { return p_; }
     // All transfers issued; notified at the last completion.
     bool finished() const { return finished_; }
@@ -53,6 +56,7 @@ private:
 
     DmaBenchParams p_;
     DmaEngine engine_;
+    std::unique_ptr<AtsAgent> ats_;
     DmaBenchPattern pattern_;
     Requester req_;
     uint64_t issued_ = 0;

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ats_params.h"
 #include "core/config.h"
 #include "core/types.h"
 
@@ -78,6 +79,7 @@ struct DmaBenchParams {
     uint64_t stride = 4096;                      // strided: bytes between consecutive transfers
     double zipf_s = 1.0;                         // zipf: skew exponent
     uint32_t bus = 1, device = 0, function = 0;  // requester BDF
+    AtsParams ats;                               // the function's ATS/PRI (off by default)
 
     // v(name, field, unit, doc, min, max) for every parameter, in documentation order.
     template <typename V>
@@ -105,6 +107,7 @@ struct DmaBenchParams {
         v("requester.bus", bus, "", "requester bus number", 0, 255);
         v("requester.device", device, "", "requester device number", 0, 31);
         v("requester.function", function, "", "requester function number", 0, 7);
+        ats.visit(v);
     }
 
     uint64_t unit_bytes() const { return (uint64_t(offset) + size + kLine - 1) / kLine * kLine; }
@@ -124,7 +127,12 @@ struct DmaBenchParams {
                           : !(zipf_s > 0)                                   ? "zipf_s must be > 0"
                                                                             : nullptr;
         if (bad && why) *why = std::string("dma-bench: ") + bad;
-        return !bad;
+        if (bad) return false;
+        if (const std::string a = ats.check(); !a.empty()) {
+            if (why) *why = "dma-bench: " + a;
+            return false;
+        }
+        return true;
     }
 };
 

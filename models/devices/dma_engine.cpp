@@ -54,6 +54,13 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, Sta
 
 DmaEngine::~DmaEngine() = default;
 
+void DmaEngine::set_ats(AtsAgent* agent) {
+    ats_ = agent;
+    if (agent)
+        agent->set_fabric(
+            [this](tlm::tlm_generic_payload& p, sc_core::sc_time& d) { dma->b_transport(p, d); });
+}
+
 void DmaEngine::submit(const DmaTransfer& t) {
     queue_.push_back(t);
     if (!queue_.back().ready) queue_.back().ready = to_ticks(sc_core::sc_time_stamp());
@@ -116,16 +123,42 @@ void DmaEngine::issue(DmaTransfer& t) {
         if (g.limit == DmaIssueScheduler::Limit::Tag) ++tag_stalls_, tag_stall_ns_.add(g.stalled);
         if (g.limit == DmaIssueScheduler::Limit::Rate)
             ++rate_stalls_, rate_stall_ns_.add(g.stalled);
-        const Tick stamp = advance(g.at);
+        Tick stamp = advance(g.at);
+        Tick issue_at = g.at;
+        Addr target = a;
+        PcieAttr::At at_field = t.at;
+        if (ats_) {
+            const AtsAgent::Result x =
+                ats_->translate(t.req, a, t.write ? Access::Write : Access::Read, g.at);
+            // The agent may have waited (a page request): the time moved under the keeper.
+            if (const Tick after = to_ticks(qk_.stamp()); after != stamp) {
+                qk_.reset();
+                stamp = after;
+            }
+            if (!x.ok) {  // no usable translation: the request is not sent
+                sched_.complete(std::max(x.done, stamp));
+                if (r.pieces == 0) r.first_issue = g.at;
+                ++r.pieces;
+                r.done = std::max(r.done, x.done);
+                if (r.faults++ == 0) r.fault_iova = a, r.status = tlm::TLM_ADDRESS_ERROR_RESPONSE;
+                ++faults_;
+                a += len, offset += len, left -= len;
+                continue;
+            }
+            issue_at = std::max(x.done, stamp);
+            target = x.out;
+            at_field = PcieAttr::At::Translated;
+            qk_.set(to_sc_time(issue_at - stamp));
+        }
 
         Slot& s = *slots_[g.tag];
         s.attr->req = t.req;
-        s.attr->at = t.at;
+        s.attr->at = at_field;
         s.attr->tlp = tlp;
         s.attr->tag = g.tag;
         s.attr->contents = t.data != nullptr;
         s.p.set_command(cmd);
-        s.p.set_address(a);
+        s.p.set_address(target);
         s.p.set_data_ptr(t.data ? t.data + offset : scratch_.data());
         s.p.set_data_length(len);
         s.p.set_streaming_width(len);
@@ -138,17 +171,18 @@ void DmaEngine::issue(DmaTransfer& t) {
         // A target may have waited inside b_transport: the delay is then relative to the
         // new time, and the engine's own time is the later of the two.
         const Tick after = to_ticks(qk_.stamp());
-        const Tick done = std::max(after + to_ticks(delay), g.at);
+        const Tick done = std::max(after + to_ticks(delay), issue_at);
         if (after != stamp) {
             qk_.reset();
-            qk_.set(to_sc_time(g.at > after ? g.at - after : 0));
+            qk_.set(to_sc_time(issue_at > after ? issue_at - after : 0));
         }
         sched_.complete(done);
+        if (ats_) ats_->used(issue_at, done);
 
         if (r.pieces == 0) r.first_issue = g.at;
         ++r.pieces;
         if (done > r.done) r.done = done;
-        piece_latency_.add((done - g.at) / kTicksPerNs);
+        piece_latency_.add((done - issue_at) / kTicksPerNs);
         if (s.p.is_response_ok()) {
             r.bytes_ok += len;
             (t.write ? bytes_written_ : bytes_read_) += len;

@@ -3,8 +3,11 @@
 // with a PcieAttr extension. Reads are cut at MRRS, writes at MPS, never across 4 KiB. A
 // request issues when a tag is free and the issue rate allows; its tag frees at its
 // completion, which b_transport returns in the delay (docs/architecture.md, "Timing"), so
-// latency is computed, not waited for. Error responses (IOMMU faults come back as
-// TLM_ADDRESS_ERROR_RESPONSE) are counted per transfer and reported; the engine carries on.
+// latency is computed, not waited for. With an ATS agent (ats_agent.h) each request is
+// translated by the function's ATC first (a miss: a Translation Request, perhaps a page
+// request) and issues with AT = translated once its translation is known. Error responses (IOMMU
+// faults come back as TLM_ADDRESS_ERROR_RESPONSE) are counted per transfer and reported; the engine
+// carries on.
 #pragma once
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
@@ -15,6 +18,7 @@
 #include <tlm>
 #include <vector>
 
+#include "ats_agent.h"
 #include "core/log.h"
 #include "core/pcie_ext.h"
 #include "core/stats.h"
@@ -69,6 +73,9 @@ public:
 
     void on_complete(CompleteHook hook) { complete_ = std::move(hook); }
     void set_source(Source src) { source_ = std::move(src); }
+    // Translate every request through `agent` (null: none); its Translation Requests leave
+    // by `dma` too.
+    void set_ats(AtsAgent* agent);
     // Queue a transfer (from any process); transfers issue in submission order.
     void submit(const DmaTransfer& t);
     // Wake the engine to ask its source again.
@@ -121,6 +128,7 @@ private:
     sc_core::sc_event wake_;
     CompleteHook complete_;
     Source source_;
+    AtsAgent* ats_ = nullptr;
     Counter &transfers_, &pieces_, &bytes_read_, &bytes_written_, &faults_, &faulted_transfers_,
         &tag_stalls_, &rate_stalls_;
     NsSum tag_stall_ns_, rate_stall_ns_;

@@ -3,6 +3,12 @@
 // `downstream` with the translation latency added to the delay; translation-structure reads
 // go out on `walk`. A faulting DMA returns an error response (the PCIe completer's UR/CA) and
 // the simulation carries on.
+//
+// ATS (core/ats.h): a Translation Request (AT = 01b) is translated as usual and answered with
+// a translation completion in its 8 data bytes, without a memory access; a Translated request
+// (AT = 10b) skips the walk and goes to memory as it is, if the architecture's check lets the
+// function use ATS. Functions the platform attaches receive ATC invalidation requests and PRG
+// responses over their ats::Path; their page requests go to the architecture's hook.
 #pragma once
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
@@ -11,13 +17,15 @@
 #include <string>
 #include <systemc>
 #include <tlm>
+#include <unordered_map>
 
+#include "core/ats.h"
 #include "core/pcie_ext.h"
 #include "translation_unit.h"
 
 namespace iommusim {
 
-class IommuUnit : public sc_core::sc_module {
+class IommuUnit : public sc_core::sc_module, private ats::Host {
 public:
     tlm_utils::simple_target_socket<IommuUnit> upstream;
     tlm_utils::simple_initiator_socket<IommuUnit> downstream;
@@ -30,12 +38,35 @@ public:
     using TranslateHook =
         std::function<void(const Requester&, Addr iova, Tick arrival, const TranslateOutcome&)>;
 
+    // The architecture's side of ATS: may `req` send a Translation Request or a Translated
+    // request (its AT field `at`)? When not, the hook records the architecture's fault itself
+    // and the request gets UR.
+    using AtsCheck = std::function<bool(const Requester&, Addr, Access, PcieAttr::At, Tick)>;
+    // A Page Request message that arrived at the unit at `at`.
+    using PageRequestHook = std::function<void(const ats::PageRequest&, Tick at)>;
+    // The host enables ATS (and PRI) for a function the platform attaches (its driver sets
+    // the architecture's table bits).
+    using AttachHook = std::function<void(const Requester&, bool pri)>;
+
     IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& walker, StatGroup& stats);
     ~IommuUnit() override;
 
     TranslationUnit& engine() { return *engine_; }
     void on_fault(FaultHook hook) { fault_hook_ = std::move(hook); }
     void on_translate(TranslateHook hook) { translate_hook_ = std::move(hook); }
+    void on_ats_check(AtsCheck hook) { ats_check_ = std::move(hook); }
+    void on_page_request(PageRequestHook hook) { page_request_hook_ = std::move(hook); }
+    void on_attach_function(AttachHook hook) { attach_hook_ = std::move(hook); }
+
+    // ---- ATS/PRI functions below this unit ----
+    // Attach function `f` (one per RID), reached over `path`; `pri`: its PRI is enabled too.
+    void attach_function(ats::Function& f, ats::Path path, bool pri);
+    // Send an ATC invalidation (scope.kind == DeviceTlb) to the function of scope.rid; returns
+    // when its completion reaches the unit, kNever when the function never answers. No
+    // function attached at that RID: done at once (counted).
+    Tick invalidate_atc(const InvalidationScope& scope, Tick at);
+    // Send a PRG response (to r.req.rid) leaving the unit at `at`.
+    void send_page_response(const ats::PrgResponse& r, Tick at);
     // With translation disabled (e.g. VT-d GSTS.TES clear) DMA passes through untranslated.
     void set_translation_enabled(bool on) { enabled_ = on; }
     bool translation_enabled() const { return enabled_; }
@@ -50,17 +81,33 @@ private:
     void end_of_simulation() override;
     void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
     unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+    void translation_request(tlm::tlm_generic_payload& p, const PcieAttr& attr,
+                             sc_core::sc_time& delay);
+    void translated(tlm::tlm_generic_payload& p, const PcieAttr& attr, sc_core::sc_time& delay);
+    void page_request(const ats::PageRequest& pr, Tick sent) override;
 
     Walker& walker_;
     std::unique_ptr<WalkPort> port_;
     std::unique_ptr<TranslationUnit> engine_;
     FaultHook fault_hook_;
     TranslateHook translate_hook_;
+    AtsCheck ats_check_;
+    PageRequestHook page_request_hook_;
+    AttachHook attach_hook_;
+    struct Attached {
+        ats::Function* f;
+        ats::Path path;
+    };
+    std::unordered_map<uint16_t, Attached> functions_;
+    uint8_t itag_ = 0;
     bool enabled_ = true;
     std::string stale_report_;
     Counter* passthrough_;
     Counter* split_;
     Counter* untranslated_missing_;
+    Counter *tr_requests_, *tr_faults_, *tr_no_access_, *translated_, *translated_rejected_,
+        *inv_sent_, *inv_completed_, *inv_unanswered_, *inv_no_function_, *page_requests_,
+        *page_requests_unknown_, *prg_responses_, *prg_responses_dropped_;
 };
 
 }  // namespace iommusim

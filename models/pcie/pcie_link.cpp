@@ -213,6 +213,14 @@ Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& k
     return cs.end + latency_;
 }
 
+Tick PcieLink::message(bool downstream, unsigned payload, Tick at) {
+    Direction& d = downstream ? down_ : up_;
+    const Slot s = send(d, at, oh_msg_, payload);
+    d.queueing->add(ns(s.start - at));
+    if (!downstream) ++*msg_;
+    return s.end + latency_;
+}
+
 void PcieLink::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
     ++*transactions_;
     const unsigned width = p.get_streaming_width();

@@ -40,6 +40,10 @@ public:
     // Tick at which each direction finishes what it has been given so far.
     Tick upstream_free_at() const { return up_.server.free_at(); }
     Tick downstream_free_at() const { return down_.server.free_at(); }
+    // A Message TLP of `payload` bytes that no transaction carries (ATS invalidations, PRI),
+    // ready at `at`, serialized on one direction (`downstream`: toward the device); returns
+    // when it reaches the other end. Posted and small: costed without flow-control credits.
+    Tick message(bool downstream, unsigned payload, Tick at);
 
 private:
     // One direction of the link: a server whose service time is wire bytes at the TLP rate.

@@ -129,6 +129,9 @@ public:
         queue_ = std::make_unique<vtd::InvQueueWriter>(env.store, dc.table_base + kQueueOffset, 0,
                                                        dc.hw.scalable);
         feeder_ = std::make_unique<VtdQueueFeeder>(*drv_, *iommu_, *queue_);
+        iommu_->unit().on_attach_function([this, &store = env.store](const Requester& r, bool pri) {
+            vtd::enable_device_tlb(store, drv_->hw(), r.rid, pri);
+        });
     }
     IommuUnit& unit() override { return iommu_->unit(); }
 
