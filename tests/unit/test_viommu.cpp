@@ -228,8 +228,7 @@ TEST_CASE("viommu shadow: one map, one unmap, their invalidations", "[viommu][co
     CHECK(h.histogram("unmap_ns").max() == 3770);
 }
 
-TEST_CASE("viommu shadow, lazy guest: the flush walks the whole guest table",
-          "[viommu][cost]") {
+TEST_CASE("viommu shadow, lazy guest: the flush walks the whole guest table", "[viommu][cost]") {
     Host h;
     ViommuParams p = costed(ViommuMode::Shadow);
     p.guest_strict = false;
@@ -338,7 +337,7 @@ TEST_CASE("viommu sPAPR: H_PUT_TCE, H_PUT_TCE_INDIRECT and H_STUFF_TCE", "[viomm
     auto one = v->map(p.hpa_offset + 0x1000, 8, true, 0);
     REQUIRE(one);
     CHECK(one->done == Tick(150 + 1900 + 70 + 540 + 10) * 1000);
-    CHECK(h.stats.child("hcalls").entries().at(0).counter->value() == 1);  // put_tce
+    CHECK(h.stats.child("hcalls").entries().at(0).counter->value() == 1);    // put_tce
     CHECK(h.stats.child("vm_exits").entries().at(1).counter->value() == 1);  // hcall
     // 600 TCEs: two indirect calls (512 + 88), each TCE a host map.
     auto many = v->map(p.hpa_offset + (Addr(1) << 30), 600 * 4096, true, 0);
