@@ -147,8 +147,14 @@ TEST_CASE("DMA engine parameters: declared and checked", "[devices]") {
 }
 
 TEST_CASE("dma-bench parameters: units, stop conditions, names", "[devices]") {
-    CHECK(names(DmaBenchParams{}).size() == 14);
+    CHECK(names(DmaBenchParams{}).size() == 21);  // 14 of its own, 7 of its ATS function
     DmaBenchParams p;
+    CHECK(p.valid());
+    p.ats.atc_entries = 48, p.ats.atc_ways = 32;
+    std::string ats_why;
+    CHECK_FALSE(p.valid(&ats_why));
+    CHECK(ats_why.find("ats.atc_ways") != std::string::npos);
+    p = {};
     CHECK(p.valid());
     CHECK(p.unit_bytes() == 64);
     p.size = 100, p.offset = 8;
