@@ -10,6 +10,7 @@
 #include <systemc>
 
 #include "arch/vtd/vtd_fault.h"
+#include "pcie/pcie_link.h"
 #include "sc_ats_rig.h"
 
 using namespace iommusim;
@@ -32,6 +33,11 @@ struct Mute final : ats::Function {
 
 struct Bench : test::AtsRig {
     Mute mute;
+    // The platform's message cost: PcieLink::message on a device link (its host side unused).
+    StatGroup link_stats{"link"};
+    PcieLink link{"link", PcieLinkParams{}, link_stats};
+    FixedMemory sink{"sink", store, SC_ZERO_TIME};
+    test::Initiator device{"device"};
     SC_HAS_PROCESS(Bench);
     explicit Bench(sc_module_name n)
         : AtsRig(n, kFn, [] {
@@ -39,6 +45,8 @@ struct Bench : test::AtsRig {
               p.enable = true;
               return p;
           }()) {
+        link.host.bind(sink.target);
+        device.socket.bind(link.device);
         SC_THREAD(run);
     }
 
@@ -139,6 +147,22 @@ struct Bench : test::AtsRig {
                   }(),
                   t0) == t0 + kDown + 100 * kTicksPerNs + kUp,
               "invalidation round trip = down + invalidation_ns + up");
+
+        // A message on a link: serialized on its direction, then the link latency; a second
+        // one ready at the same time queues behind the first.
+        const Tick m0 = sim_now() + 1000;
+        const Tick m1 = link.message(true, ats::kInvalidationRequestBytes, m0);
+        const Tick m2 = link.message(true, ats::kInvalidationRequestBytes, m0);
+        const Tick ser = m2 - m1;
+        const Tick lat = Tick(link.params().latency_ns) * kTicksPerNs;
+        check(ser > 0 && m1 == m0 + ser + lat,
+              fmt::format("message: {} ps serialization + {} ps latency", ser, lat));
+        check(link_stats.child("downstream").counter("busy_ps", "").value() == 2 * ser &&
+                  link_stats.child("downstream").counter("tlps", "").value() == 2,
+              "both messages went down the link");
+        check(link.message(false, 0, m0) < m1 &&
+                  link_stats.child("upstream").counter("msg_tlps", "").value() == 1,
+              "an upstream message (no data) is shorter and counted as a Msg");
 
         // A translated request from a function without ATS: UR, fault 0x44 recorded.
         {
