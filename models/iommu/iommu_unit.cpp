@@ -197,7 +197,9 @@ void IommuUnit::translation_request(tlm::tlm_generic_payload& p, const PcieAttr&
             ++*tr_no_access_;
         } else {
             ++*tr_faults_;
+            fault_at_ = PcieAttr::At::TranslationRequest;
             if (fault_hook_) fault_hook_(o.result.fault, attr.req, page, Access::Read, o.done);
+            fault_at_ = PcieAttr::At::Untranslated;
             p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
             return;
         }

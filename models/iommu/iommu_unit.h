@@ -53,6 +53,9 @@ public:
 
     TranslationUnit& engine() { return *engine_; }
     void on_fault(FaultHook hook) { fault_hook_ = std::move(hook); }
+    // During a fault hook call: the AT field of the faulting request (a Translation Request's
+    // fault is recorded as such).
+    PcieAttr::At fault_at() const { return fault_at_; }
     void on_translate(TranslateHook hook) { translate_hook_ = std::move(hook); }
     void on_ats_check(AtsCheck hook) { ats_check_ = std::move(hook); }
     void on_page_request(PageRequestHook hook) { page_request_hook_ = std::move(hook); }
@@ -100,6 +103,7 @@ private:
     };
     std::unordered_map<uint16_t, Attached> functions_;
     uint8_t itag_ = 0;
+    PcieAttr::At fault_at_ = PcieAttr::At::Untranslated;
     bool enabled_ = true;
     std::string stale_report_;
     Counter* passthrough_;

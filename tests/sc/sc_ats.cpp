@@ -191,6 +191,25 @@ struct Bench : test::AtsRig {
                   "and so is its Translation Request");
         }
 
+        // A non-recoverable fault of a Translation Request (beyond the address width): UR, and
+        // a fault record whose AT says translation request; R = W = 0 would mean "try PRI".
+        {
+            test::DmaPayload d(kFn, false, Addr(1) << 60, buf, 8);
+            d.attr.at = PcieAttr::At::TranslationRequest;
+            sc_time delay = SC_ZERO_TIME;
+            raw.socket->b_transport(d.p, delay);
+            check(d.p.get_response_status() == tlm::TLM_ADDRESS_ERROR_RESPONSE,
+                  "Translation Request beyond the address width: UR");
+            const uint32_t f1 = cfg.cap.frcd_offset(2);
+            const auto r1 =
+                vtd::FaultRecord::decode(iommu.mmio_read(f1, 8), iommu.mmio_read(f1 + 8, 8));
+            check(r1.f && r1.sid == kFn.rid && r1.at == vtd::AddrType::TranslationRequest,
+                  fmt::format("its fault record: sid {:#x} reason {:#x} AT {}", r1.sid, r1.fr,
+                              unsigned(r1.at)));
+            check(counter(stats, "ats.translation_request_faults") == 2,
+                  "two Translation Requests answered with UR");
+        }
+
         // A function that never answers: ITE, with its RID in IQERCD; the queue stops.
         vtd::DeviceTlbInv m;
         m.sid = kMute.rid;

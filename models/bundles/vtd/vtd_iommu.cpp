@@ -13,7 +13,10 @@ VtdIommu::VtdIommu(sc_core::sc_module_name name, const vtd::RegFileConfig& regs,
     regs_ = std::make_unique<vtd::RegisterFile>(regs, unit_->walk_port(), hooks, rp);
     regs_->set_log_name(stats.path() + ".regs");
     unit_->on_fault([this](const Fault& f, const Requester& r, Addr iova, Access a, Tick at) {
-        regs_->record_fault(f, r, iova, a, at);
+        regs_->record_fault(f, r, iova, a, at,
+                            unit_->fault_at() == PcieAttr::At::TranslationRequest
+                                ? vtd::AddrType::TranslationRequest
+                                : vtd::AddrType::Untranslated);
     });
     StatGroup& g = stats.child("regs");
     device_tlb_invs_ =
