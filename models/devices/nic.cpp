@@ -57,6 +57,8 @@ Nic::Nic(sc_core::sc_module_name name, const NicParams& p, const DmaEngineParams
       tx_state_(p_.seed ^ kTxSalt) {
     if (p_.buffers == NicBufferPolicy::Pool)
         for (uint32_t i = 0; i < nbuf_; ++i) rx_pool_.push_back(i), tx_pool_.push_back(i);
+    if (p_.striding())
+        wqe_.assign(size_t(p_.queues) * p_.wqes, Wqe{std::vector<Addr>(p_.wqe_pages)});
     // Linux's default indirection table (ethtool_rxfh_indir_default): entry i -> i mod queues.
     for (uint32_t i = 0; i < kNicRssTable; ++i) rss_[i] = i % p_.queues;
 }
@@ -127,6 +129,21 @@ bool Nic::handle(const Ev& e, DmaTransfer& t) {
     const bool data = e.kind == kRxData || e.kind == kTxData;
     const Slot& s = (rx ? rx_ : tx_)[e.slot];
     t = DmaTransfer{};
+    if (e.kind == kRxData && p_.striding()) {
+        // Piece e.idx: the part of the frame in the (offset / page + idx)-th page.
+        const Wqe& w = wqe_[s.wqe];
+        const uint64_t end = s.offset + uint64_t(s.frame - kEthFcsBytes);
+        const uint64_t page = s.offset / kNicPageBytes + e.idx;
+        const uint64_t from = std::max<uint64_t>(s.offset, page * kNicPageBytes);
+        const uint64_t to = std::min<uint64_t>(end, (page + 1) * kNicPageBytes);
+        t.req = req_;
+        t.ready = e.t;
+        t.id = (uint64_t(e.kind) << 32) | e.slot;
+        t.write = true;
+        t.iova = w.iova[page] + from % kNicPageBytes;
+        t.length = to - from;
+        return true;
+    }
     t.req = req_;
     t.ready = e.t;
     t.id = (uint64_t(e.kind) << 32) | e.slot;
@@ -159,22 +176,27 @@ void Nic::rx_arrive(Tick at) {
     }
     if (fifo_bytes_ + frame > p_.rx_fifo) {
         ++s_->rx_fifo;
-    } else if (Q.rx_head == Q.rx_tail || rx_[q * ring + Q.rx_head % ring].avail > at) {
+    } else if (p_.striding()
+                   ? Q.rx_head - Q.rx_clean == ring ||
+                         !rx_place(rx_[q * ring + Q.rx_head % ring], q, frame, at)
+                   : Q.rx_head == Q.rx_tail || rx_[q * ring + Q.rx_head % ring].avail > at) {
         // No descriptor: drop at once (as with SRRCTL.DROP_EN). If slots wait for a refill
         // that failed, the missed-packet interrupt makes the driver try again.
         ++s_->rx_no_buffer;
-        if (!Q.refill_pending && Q.rx_tail - Q.rx_clean < ring) {
+        if (!Q.refill_pending &&
+            (p_.striding() ? Q.wqe_tail - Q.wqe_clean < p_.wqes : Q.rx_tail - Q.rx_clean < ring)) {
             Q.refill_pending = true;
             push(at, kRxRefill, q);
         }
     } else {
         const uint32_t pos = q * ring + uint32_t(Q.rx_head++ % ring);
         Slot& s = rx_[pos];
-        s.frame = frame, s.start = at, s.done = kNever, s.fault = false;
+        s.frame = frame, s.start = at, s.done = kNever, s.fault = false, s.pieces_done = 0;
+        if (!p_.striding()) s.pieces = 1;
         fifo_.push_back({kNever, frame});
         fifo_bytes_ += frame;
         // Data then descriptor: posted writes stay in order, so no wait in between.
-        push(at, kRxData, pos);
+        for (uint32_t i = 0; i < s.pieces; ++i) push(at, kRxData, pos, i);
         push(at, kRxDesc, pos);
     }
     rx_schedule();
@@ -187,8 +209,9 @@ void Nic::completed(const DmaTransfer& t, const DmaResult& r) {
     switch (kind) {
         case kRxData:
             // Posted writes: the frame leaves the FIFO once its last request has issued.
-            fifo_[fifo_known_++].leave = engine_.now();
             if (r.faults) rx_[pos].fault = true;
+            if (++rx_[pos].pieces_done < rx_[pos].pieces) break;
+            fifo_[fifo_known_++].leave = engine_.now();
             break;
         case kTxDesc:
             // Without the descriptor there is no buffer address: write back an error.

@@ -95,6 +95,17 @@ private:
         Tick start = 0;      // RX: the frame's arrival; TX: when the application offered it
         Tick done = kNever;  // descriptor write-back complete
         bool fault = false;
+        // Striding RX: the frame's place in its multi-packet buffer, the writes it takes
+        // (one per page it touches) and whether it is the buffer's last frame.
+        uint32_t wqe = 0, offset = 0;
+        uint8_t pieces = 1, pieces_done = 0;
+        bool last = false;
+    };
+    // Striding RX: a multi-packet buffer (WQE) and the IOVA of each of its pages.
+    struct Wqe {
+        std::vector<Addr> iova;
+        Tick avail = 0;     // when the driver posted it
+        uint32_t used = 0;  // strides taken
     };
     void start() override;
     bool handle(const Ev& e, DmaTransfer& t) override;
@@ -103,6 +114,11 @@ private:
     void rx_arrive(Tick at);
     void rx_schedule();
     bool rx_post(Tick& t, uint32_t q);
+    bool rx_post_wqe(Tick& t, uint32_t q);
+    void rx_release_wqe(Tick& t, uint32_t q);
+    // Striding RX: place a frame in queue q's current buffer, or false (none posted).
+    bool rx_place(Slot& s, uint32_t q, uint32_t frame, Tick at);
+    uint32_t strides(uint32_t frame) const;
     void rx_refill(Tick& t, uint32_t q);
     void rx_clean(Tick at, uint32_t q);
     void tx_offer(Tick at);
@@ -127,7 +143,8 @@ private:
     struct Queue {
         uint64_t rx_tail = 0, rx_head = 0, rx_clean = 0;
         uint64_t tx_tail = 0, tx_clean = 0;
-        Tick cpu = 0;        // the driver context is free from then
+        uint64_t wqe_tail = 0, wqe_head = 0, wqe_clean = 0;  // striding RX buffers
+        Tick cpu = 0;                                        // the driver context is free from then
         Tick tx_posted = 0;  // end of the last TX post (the sender runs on this CPU)
         bool refill_pending = false;
     };
@@ -136,6 +153,7 @@ private:
     uint64_t rss_key_;           // seeds the flow hash (Linux draws a random RSS key at boot)
     Tick busy_ps_ = 0;           // all driver contexts (driver.busy_ns keeps sub-ns remainders)
     std::vector<Slot> rx_, tx_;
+    std::vector<Wqe> wqe_;                    // striding: queue q's buffer i at q * wqes + i
     std::deque<uint32_t> rx_pool_, tx_pool_;  // free pool buffers
     BandwidthServer rx_line_;                 // the wire frames arrive on
     uint64_t rx_state_, rx_scheduled_ = 0;

@@ -12,7 +12,66 @@
 namespace iommusim {
 
 Addr Nic::buffer_addr(bool tx, uint32_t buf) const {
-    return lay_.buffers + (Addr(tx ? nbuf_ : 0) + buf) * p_.buffer_size;
+    return lay_.buffers + (tx ? p_.rx_buffer_bytes() : 0) + Addr(buf) * p_.buffer_size;
+}
+
+uint32_t Nic::strides(uint32_t frame) const {
+    return uint32_t((frame - kEthFcsBytes + p_.stride_size - 1) / p_.stride_size);
+}
+
+bool Nic::rx_place(Slot& s, uint32_t q, uint32_t frame, Tick at) {
+    Queue& Q = q_[q];
+    if (Q.wqe_head == Q.wqe_tail) return false;
+    const uint32_t i = q * p_.wqes + uint32_t(Q.wqe_head % p_.wqes);
+    Wqe& w = wqe_[i];
+    if (w.avail > at) return false;
+    const uint32_t total = uint32_t(p_.wqe_bytes() / p_.stride_size), n = strides(frame);
+    s.wqe = i;
+    s.offset = w.used * p_.stride_size;
+    const uint64_t end = s.offset + uint64_t(frame - kEthFcsBytes);
+    s.pieces = uint8_t((end - 1) / kNicPageBytes - s.offset / kNicPageBytes + 1);
+    w.used += n;
+    // The device moves to the next buffer when this one cannot take the largest frame (mlx5
+    // completes a WQE whose strides are used up); the driver releases it with this frame.
+    s.last = total - w.used < strides(uint32_t(sizes_.max()));
+    if (s.last) ++Q.wqe_head;
+    return true;
+}
+
+bool Nic::rx_post_wqe(Tick& t, uint32_t q) {
+    Queue& Q = q_[q];
+    const uint32_t i = uint32_t(Q.wqe_tail % p_.wqes);
+    Wqe& w = wqe_[q * p_.wqes + i];
+    const Addr pa = lay_.buffers + (Addr(q) * p_.wqes + i) * p_.wqe_bytes();
+    // mlx5e_alloc_rx_mpwqe: every page mapped on its own (dma_map_page, DMA_FROM_DEVICE).
+    for (uint32_t k = 0; k < p_.wqe_pages; ++k) {
+        ++s_->driver.maps;
+        const auto m = mapper_->map(pa + Addr(k) * kNicPageBytes, kNicPageBytes, true, t);
+        if (!m) {
+            ++s_->driver.map_failures;
+            for (uint32_t j = 0; j < k; ++j) {  // give back what this buffer got
+                ++s_->driver.unmaps;
+                t = std::max(t, mapper_->unmap(w.iova[j], kNicPageBytes, t));
+            }
+            return false;
+        }
+        t = std::max(t, m->done);
+        w.iova[k] = m->iova;
+    }
+    w.avail = t;
+    w.used = 0;
+    ++Q.wqe_tail;
+    return true;
+}
+
+void Nic::rx_release_wqe(Tick& t, uint32_t q) {
+    Queue& Q = q_[q];
+    const Wqe& w = wqe_[q * p_.wqes + uint32_t(Q.wqe_clean % p_.wqes)];
+    for (Addr iova : w.iova) {
+        ++s_->driver.unmaps;
+        t = std::max(t, mapper_->unmap(iova, kNicPageBytes, t));
+    }
+    ++Q.wqe_clean;
 }
 
 bool Nic::rx_post(Tick& t, uint32_t q) {
@@ -43,6 +102,11 @@ bool Nic::rx_post(Tick& t, uint32_t q) {
 void Nic::rx_refill(Tick& t, uint32_t q) {
     // In ring order; stop at the first failure (the IOVA space is exhausted for now).
     const Queue& Q = q_[q];
+    if (p_.striding()) {
+        while (Q.wqe_tail - Q.wqe_clean < p_.wqes && rx_post_wqe(t, q)) {
+        }
+        return;
+    }
     while (Q.rx_tail - Q.rx_clean < p_.ring_size && rx_post(t, q)) {
     }
 }
@@ -69,6 +133,8 @@ void Nic::rx_clean(Tick at, uint32_t q) {
         t += sw_ps_;
         if (p_.buffers == NicBufferPolicy::Pool) {
             rx_pool_.push_back(s.buf);
+        } else if (p_.striding()) {
+            if (s.last) rx_release_wqe(t, q);
         } else {
             ++s_->driver.unmaps;
             t = std::max(t, mapper_->unmap(s.iova, p_.buffer_size, t));

@@ -15,7 +15,10 @@
 namespace iommusim {
 
 enum class NicDirection : uint8_t { Rx, Tx, Both };
-enum class NicBufferPolicy : uint8_t { PerPacket, Pool };
+// per_packet: one buffer per descriptor, mapped and unmapped per packet; pool: pre-mapped
+// buffers; striding: multi-packet RX buffers (mlx5 striding RQ), frames packed in strides,
+// every page of a buffer mapped when it is posted and unmapped when its frames are done.
+enum class NicBufferPolicy : uint8_t { PerPacket, Pool, Striding };
 // How a flow picks its queue: rss hashes it through a 128-entry indirection table (Linux's
 // default table spreads the entries round-robin over the queues); flow pins flow f to queue
 // f mod queues (ntuple/aRFS steering, each flow on its consumer's CPU).
@@ -25,7 +28,9 @@ inline const char* to_string(NicDirection d) {
     return d == NicDirection::Rx ? "rx" : d == NicDirection::Tx ? "tx" : "both";
 }
 inline const char* to_string(NicBufferPolicy b) {
-    return b == NicBufferPolicy::Pool ? "pool" : "per_packet";
+    return b == NicBufferPolicy::Pool       ? "pool"
+           : b == NicBufferPolicy::Striding ? "striding"
+                                            : "per_packet";
 }
 inline const char* to_string(NicSteering s) {
     return s == NicSteering::Flow ? "flow" : "rss";
@@ -49,11 +54,12 @@ struct EnumParam<NicBufferPolicy> {
     static std::optional<NicBufferPolicy> parse(std::string_view s) {
         if (s == "per_packet") return NicBufferPolicy::PerPacket;
         if (s == "pool") return NicBufferPolicy::Pool;
+        if (s == "striding") return NicBufferPolicy::Striding;
         return std::nullopt;
     }
     static std::string name(NicBufferPolicy b) { return to_string(b); }
     static std::vector<NicBufferPolicy> values() {
-        return {NicBufferPolicy::PerPacket, NicBufferPolicy::Pool};
+        return {NicBufferPolicy::PerPacket, NicBufferPolicy::Pool, NicBufferPolicy::Striding};
     }
 };
 
@@ -68,8 +74,9 @@ struct EnumParam<NicSteering> {
     static std::vector<NicSteering> values() { return {NicSteering::Rss, NicSteering::Flow}; }
 };
 
-constexpr uint32_t kNicDescBytes = 16;  // RX/TX descriptor size
-constexpr uint32_t kNicRssTable = 128;  // RSS indirection-table entries (ethtool -x)
+constexpr uint32_t kNicDescBytes = 16;    // RX/TX descriptor size
+constexpr uint32_t kNicRssTable = 128;    // RSS indirection-table entries (ethtool -x)
+constexpr uint32_t kNicPageBytes = 4096;  // striding RX buffers are mapped page by page
 
 struct NicParams {
     double line_rate = 100.0;    // Gb/s
@@ -83,9 +90,15 @@ struct NicParams {
     uint64_t rx_fifo = 512 << 10;  // on-chip receive packet buffer
     NicBufferPolicy buffers = NicBufferPolicy::PerPacket;
     uint32_t pool_buffers = 0;  // pool policy: buffers per direction; 0 = ring_size
-    double sw_ns = 100.0;       // driver software cost per packet
-    uint32_t queues = 1;        // RX/TX queue pairs, each with its own driver CPU
-    uint32_t flows = 1;         // flows the traffic is spread over
+    // Striding RX buffers (Linux 6.0 mlx5e): 256 B strides (MLX5_MPWRQ_DEF_LOG_STRIDE_SZ =
+    // log2(MLX5E_RX_MAX_HEAD = 256) for frames too large for a linear SKB), 256 KiB buffers
+    // (MLX5_MPWRQ_LOG_WQE_SZ = 18: 64 pages), 8 buffers per queue.
+    uint32_t stride_size = 256;
+    uint32_t wqe_pages = 64;
+    uint32_t wqes = 8;
+    double sw_ns = 100.0;  // driver software cost per packet
+    uint32_t queues = 1;   // RX/TX queue pairs, each with its own driver CPU
+    uint32_t flows = 1;    // flows the traffic is spread over
     NicSteering steering = NicSteering::Rss;
     uint32_t flow_burst = 1;  // consecutive frames of one flow before the next flow's turn
     uint32_t bus = 2, device = 0, function = 0;
@@ -108,10 +121,16 @@ struct NicParams {
         v("rx_fifo", rx_fifo, "bytes", "on-chip receive buffer; a frame that does not fit drops",
           64, uint64_t(1) << 32);
         v("buffers", buffers, "",
-          "per_packet: map/unmap each buffer through the DMA API; pool: pre-mapped buffer pool", 0,
-          1);
+          "per_packet: map/unmap each buffer through the DMA API; pool: pre-mapped buffer pool; "
+          "striding: multi-packet RX buffers mapped page by page (TX as per_packet)",
+          0, 2);
         v("pool_buffers", pool_buffers, "buffers",
           "pool policy: buffers per direction (>= ring_size); 0 = ring_size", 0, 1u << 24);
+        v("stride_size", stride_size, "bytes",
+          "striding: bytes per stride (a frame takes whole strides); a power of 2", 64, 65536);
+        v("wqe_pages", wqe_pages, "pages", "striding: 4 KiB pages per multi-packet buffer", 1,
+          4096);
+        v("wqes", wqes, "buffers", "striding: multi-packet buffers posted per RX queue", 2, 65536);
         v("sw_ns", sw_ns, "ns", "driver software cost per packet (besides map/unmap)", 0.0, 1e9);
         v("queues", queues, "queues",
           "RX/TX queue pairs, each with its own rings and driver CPU (IOVA cache context)", 1,
@@ -131,7 +150,9 @@ struct NicParams {
 
     static constexpr const char* kName = "nic";  // in messages
     Requester requester() const { return Requester::bdf(bus, device, function); }
-    bool maps_per_io() const { return buffers == NicBufferPolicy::PerPacket; }
+    bool maps_per_io() const { return buffers != NicBufferPolicy::Pool; }
+    bool striding() const { return buffers == NicBufferPolicy::Striding; }
+    uint64_t wqe_bytes() const { return uint64_t(wqe_pages) * kNicPageBytes; }
     uint32_t slots() const { return ring_size * queues; }  // descriptors per direction
     uint32_t buffers_per_direction() const {
         return buffers == NicBufferPolicy::Pool && pool_buffers ? pool_buffers : slots();
@@ -139,9 +160,11 @@ struct NicParams {
     // Host memory the platform provides (NicLayout): each direction's rings (queue after
     // queue), and the buffer region (RX buffers, then TX buffers).
     uint64_t ring_bytes() const { return uint64_t(slots()) * kNicDescBytes; }
-    uint64_t buffer_region_bytes() const {
-        return 2 * uint64_t(buffers_per_direction()) * buffer_size;
+    uint64_t tx_buffer_bytes() const { return uint64_t(buffers_per_direction()) * buffer_size; }
+    uint64_t rx_buffer_bytes() const {
+        return striding() ? uint64_t(queues) * wqes * wqe_bytes() : tx_buffer_bytes();
     }
+    uint64_t buffer_region_bytes() const { return rx_buffer_bytes() + tx_buffer_bytes(); }
     std::optional<SizeDist> size_dist(std::string* why = nullptr) const {
         return SizeDist::parse(sizes, kEthMinFrame, kEthMaxFrame, why);
     }
@@ -154,8 +177,10 @@ struct NicParams {
         if (e.empty() && !(line_rate >= 0.001 && line_rate <= 1e6)) e = "line_rate out of range";
         if (e.empty() && !count && !duration_ns) e = "count and duration_ns both 0";
         if (e.empty() && (ring_size < 2 || ring_size > 65536)) e = "ring_size out of 2..65536";
-        if (e.empty() &&
-            (buffer_size < 64 || buffer_size > 65536 || d->max() - kEthFcsBytes > buffer_size))
+        // Striding RX buffers are checked below; buffer_size is then TX's only.
+        const bool sized = !(striding() && direction == NicDirection::Rx);
+        if (e.empty() && (buffer_size < 64 || buffer_size > 65536 ||
+                          (sized && d->max() - kEthFcsBytes > buffer_size)))
             e = "buffer_size out of 64..65536 or smaller than the largest frame - FCS";
         if (e.empty() && d->max() > rx_fifo) e = "rx_fifo smaller than the largest frame";
         if (e.empty() && (queues < 1 || queues > 1024)) e = "queues out of 1..1024";
@@ -168,7 +193,13 @@ struct NicParams {
             e = "pool_buffers below ring_size x queues";
         if (e.empty() && !(sw_ns >= 0.0 && sw_ns <= 1e9)) e = "sw_ns out of range";
         if (e.empty() && (bus > 255 || device > 31 || function > 7)) e = "requester out of range";
-        if (e.empty() && (direction > NicDirection::Both || buffers > NicBufferPolicy::Pool))
+        if (e.empty() && striding() &&
+            (stride_size < 64 || stride_size > 65536 || (stride_size & (stride_size - 1)) ||
+             wqe_pages < 1 || wqe_pages > 4096 || wqes < 2 || wqes > 65536 ||
+             d->max() - kEthFcsBytes > wqe_bytes() || wqe_bytes() % stride_size))
+            e = "striding: stride_size not a power of 2 in 64..65536 dividing the buffer, "
+                "wqe_pages out of 1..4096, wqes out of 2..65536, or a frame larger than a buffer";
+        if (e.empty() && (direction > NicDirection::Both || buffers > NicBufferPolicy::Striding))
             e = "bad direction or buffers";
         if (!e.empty() && why) *why = "nic: " + e;
         return e.empty();

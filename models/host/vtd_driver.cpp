@@ -20,6 +20,12 @@ struct Driver::Domain {
 };
 
 namespace {
+// An unmap clears leaves and frees no table (RadixPageTable::unmap keeps them), so its
+// page-selective invalidation sets IH: Linux's intel_iommu_tlb_sync passes
+// ih = list_empty(&gather->freelist), i.e. IH = 1 unless page-table pages were freed. The
+// unit may then keep its paging-structure caches (VT-d 6.5.2.3).
+constexpr bool kUnmapLeafOnly = true;
+
 // Second-level widths: input addresses below 2^(30 + 9 * AW).
 Addr width_limit(unsigned bits) {
     return bits >= 64 ? ~Addr(0) : (Addr(1) << bits) - 1;
@@ -349,9 +355,10 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
     return *iova + (pa & (page - 1));
 }
 
-void Driver::invalidate_range(const Domain& d, Addr iova, Addr size) {
+void Driver::invalidate_range(const Domain& d, Addr iova, Addr size, bool leaf_only) {
     using K = InvalidationScope::Kind;
     InvalidationScope s = InvalidationScope::covering(K::Page, d.did, iova, size);
+    s.leaf_only = leaf_only;
     const bool too_big = s.order > 18;  // beyond CAP.MAMV: flush the domain
     if (d.stage == Stage::FirstLevel && hw_.scalable) {
         std::set<uint32_t> pasids;
@@ -383,7 +390,7 @@ Addr Driver::unmap(uint16_t did, Addr iova, Addr size, uint64_t now_ns) {
                     "domain {}: unmap {:#x}+{:#x}{}", did, iova, size,
                     cfg_.strict ? "" : ", invalidation deferred to the flush queue");
     if (cfg_.strict) {
-        invalidate_range(*d, iova, size);
+        invalidate_range(*d, iova, size, kUnmapLeafOnly);
     } else if (fq_.push({did, iova, size, now_ns, false})) {
         drain(now_ns);
     }
@@ -401,7 +408,7 @@ Addr Driver::unmap_free(uint16_t did, Addr iova, Addr size, uint64_t now_ns) {
                     "domain {}: unmap {:#x}+{:#x}{}", did, base, len,
                     cfg_.strict ? "" : ", invalidation deferred to the flush queue");
     if (cfg_.strict) {
-        invalidate_range(*d, base, len);
+        invalidate_range(*d, base, len, kUnmapLeafOnly);
         d->as->iova().free(base);
     } else if (fq_.push({did, base, len, now_ns, true})) {
         drain(now_ns);

@@ -115,7 +115,8 @@ private:
     Addr context_entry_addr(uint16_t rid);
     Addr pasid_entry_addr(uint16_t rid, uint32_t pasid);
     void write_pasid_entry(uint16_t rid, uint32_t pasid, const Domain& d, bool supervisor);
-    void invalidate_range(const Domain& d, Addr iova, Addr size);
+    // leaf_only is the descriptor's IH: set when no paging-structure entry changed.
+    void invalidate_range(const Domain& d, Addr iova, Addr size, bool leaf_only = false);
     void drain(uint64_t now_ns);
     void emit(const InvalidationScope& s);
 

@@ -811,10 +811,15 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
         in_flight.clear();  // an in-flight walk may have read what is being invalidated
         in_flight_due = {};
     };
+    // Levels from 2 (index 0: the entries that point to leaf tables) up.
+    auto walk_levels = [&](auto pred) {
+        for (unsigned l = 0; l < walk_caches.size(); ++l)
+            if (walk_caches[l])
+                n += walk_caches[l]->erase_if(
+                    [&](const WalkKey& k, const WalkLine& w) { return pred(l, k, w); });
+    };
     auto walk = [&](auto pred) {
-        for (auto& c : walk_caches)
-            if (c)
-                n += c->erase_if([&](const WalkKey& k, const WalkLine& w) { return pred(k, w); });
+        walk_levels([&](unsigned, const WalkKey& k, const WalkLine& w) { return pred(k, w); });
     };
     switch (s.kind) {
         case K::Global:
@@ -832,11 +837,14 @@ Tick TranslationUnit::Impl::invalidate(const InvalidationScope& s, Tick at) {
                 return s.matches_domain(e.out_tag) && (!pasid || s.matches_pasid(k.pasid)) &&
                        s.overlaps(k.vpn << k.shift, k.shift);
             });
-            // Paging-structure entries of the domain go too (VT-d allows more than the range's),
-            // unless the invalidation is leaf-only (IH): then only large-page leaves in range.
-            walk([&](const WalkKey& k, const WalkLine& w) {
-                return s.matches_domain(k.tag) && (!pasid || s.matches_pasid(k.pasid)) &&
-                       (!s.leaf_only || (w.entry.leaf && s.overlaps(k.prefix << w.shift, w.shift)));
+            // Large-page leaves in range always go; non-leaf entries as walk_cache.psi says.
+            const PsiWalkScope scope = p.walk_cache_psi;
+            walk_levels([&](unsigned level, const WalkKey& k, const WalkLine& w) {
+                if (!s.matches_domain(k.tag) || (pasid && !s.matches_pasid(k.pasid))) return false;
+                const bool in_range = s.overlaps(k.prefix << w.shift, w.shift);
+                if (w.entry.leaf) return in_range;
+                if (!s.leaf_only) return scope == PsiWalkScope::Domain || in_range;
+                return scope == PsiWalkScope::LeafTable && level == 0;
             });
             break;
         }

@@ -6,9 +6,37 @@
 #include <string>
 
 #include "core/cache.h"
+#include "core/config.h"
 #include "core/time.h"
 
 namespace iommusim {
+
+// Which paging-structure-cache entries a page-selective invalidation (VT-d PSI, 6.5.2.3)
+// removes besides the large-page leaves in its range, which always go.
+//   domain      every non-leaf entry of the domain unless IH is set: the most the
+//               specification allows, and the simplest hardware
+//   range       only the entries whose region overlaps the range unless IH is set: the least
+//   leaf_table  as range; and with IH set still the entries that point to a leaf table in the
+//               range (PDEs of 4 KiB mappings): what F&S's per-level counts on Cascade Lake
+//               show (docs/iommu.md)
+enum class PsiWalkScope : uint8_t { Domain, Range, LeafTable };
+
+template <>
+struct EnumParam<PsiWalkScope> {
+    static std::optional<PsiWalkScope> parse(std::string_view s) {
+        for (PsiWalkScope v : values())
+            if (s == name(v)) return v;
+        return std::nullopt;
+    }
+    static std::string name(PsiWalkScope v) {
+        return v == PsiWalkScope::Domain  ? "domain"
+               : v == PsiWalkScope::Range ? "range"
+                                          : "leaf_table";
+    }
+    static std::vector<PsiWalkScope> values() {
+        return {PsiWalkScope::Domain, PsiWalkScope::Range, PsiWalkScope::LeafTable};
+    }
+};
 
 struct CacheParams {
     uint32_t entries;
@@ -34,6 +62,7 @@ struct UnitParams {
     uint32_t walk_cache_entries[4] = {32, 16, 8, 4};
     uint32_t walk_cache_ways = 4;
     uint32_t walk_cache_latency = 2;
+    PsiWalkScope walk_cache_psi = PsiWalkScope::Domain;
     uint32_t walkers = 4;
     uint32_t walk_step_cycles = 2;  // walker work per step, before its memory read
     uint32_t invalidate_cycles = 8;
@@ -80,6 +109,9 @@ struct UnitParams {
         v("walk_cache.ways", walk_cache_ways, "ways", "walk-cache ways; 0 = fully associative", 0,
           1 << 16);
         v("walk_cache.latency", walk_cache_latency, "cycles", "walk-cache lookup", 0, 1000);
+        v("walk_cache.psi", walk_cache_psi, "",
+          "walk-cache entries a page-selective invalidation removes: domain, range, leaf_table", 0,
+          2);
         v("walkers", walkers, "walkers", "page walkers working in parallel", 1, 1024);
         v("walk_step_cycles", walk_step_cycles, "cycles", "walker work per structure read", 0,
           1000);

@@ -678,8 +678,12 @@ def write_doc(rows, measured, baseline, path=DOC, img_rel="img/validation"):
         f"platform names its source (or says that there is no public figure). A multi-queue NIC "
         f"([devices.md](devices.md#nic)): one RX queue and driver context (CPU) per flow, flows "
         f"steered to their queue (aRFS), in bursts of 16 frames (64 KiB TSO bursts at 4 KB MTU), "
-        f"every RX buffer mapped and unmapped per packet through the VT-d DMA API in strict mode "
-        f"(a page-selective invalidation and a wait per unmap), IOVAs from an allocator with "
+        f"mlx5's striding RQ (frames packed in 256 B strides of 256 KiB multi-packet buffers, "
+        f"every page of a buffer mapped when it is posted and unmapped when its frames are done) "
+        f"through the VT-d DMA API in strict mode (a page-selective invalidation with IH = 1 and "
+        f"a wait per unmap, as Linux does), the unit dropping its PDE cache entries on each "
+        f"such flush (`walk_cache.psi = leaf_table`, [iommu.md](iommu.md)), IOVAs from an "
+        f"allocator with "
         f"Linux's per-CPU range caches (`driver.iova_rcache`). Driver cost per 4 KB packet "
         f"`sw_ns` = 780 ns: a core receives about 42 Gb/s with the copy to user space "
         f"(Cai et al., *Understanding Host Network Stack Overheads*, SIGCOMM 2021). Frames of "
@@ -759,37 +763,48 @@ def write_doc(rows, measured, baseline, path=DOC, img_rel="img/validation"):
     fsr = {m: get(FS_EXP, "flows=5", m) for m in FS_METRICS}
     if all(r and r["_s"] is not None for r in fsr.values()):
         o.append(
-            f"- **F&S: two pages per packet.** {fsr['iotlb_misses_per_4kb']['simulated']} IOTLB "
-            f"misses per 4 KB against {fsr['iotlb_misses_per_4kb']['measured']}: every unmap "
-            f"invalidates its pages, so each freshly mapped buffer misses once per page, and a "
-            f"4110-byte frame in a buffer of its own touches two pages. ConnectX-5's striding RQ "
-            f"(mlx5 multi-packet WQEs) packs frames back to back in page strides, so a 4 KB frame "
-            f"touches about one new page; the NIC model has no such RX buffer layout yet.")
+            f"- **F&S: IOTLB misses.** {fsr['iotlb_misses_per_4kb']['simulated']} per 4 KB "
+            f"against {fsr['iotlb_misses_per_4kb']['measured']}. With mlx5's striding RQ a "
+            f"4114 B frame takes 17 strides of 256 B (4352 B), so about 1.06 freshly mapped "
+            f"pages per frame, each missing once (every unmap invalidates its page). What the "
+            f"model leaves out: TCP's ACKs, each a TX buffer mapped, read by the NIC through the "
+            f"IOMMU and unmapped (delayed ACKs: one per two or more segments, fewer with GRO); "
+            f"and pages the mlx5 page cache recycles with their mapping.")
         o.append(
-            f"- **F&S: invalidations empty the upper paging-structure caches.** PTcache-L1/L2 "
-            f"misses per 4 KB are {fsr['ptcache_l1_misses_per_4kb']['simulated']} / "
+            f"- **F&S: paging-structure caches.** With Linux's IH = 1 on every strict unmap the "
+            f"PML4E/PDPTE caches are never flushed: PTcache-L1/L2 misses "
+            f"{fsr['ptcache_l1_misses_per_4kb']['simulated']} / "
             f"{fsr['ptcache_l2_misses_per_4kb']['simulated']} against "
-            f"{fsr['ptcache_l1_misses_per_4kb']['measured']} measured: in the model a "
-            f"page-selective invalidation drops the domain's PML4E and PDPTE cache entries as "
-            f"well, where the hardware evidently keeps them (F&S see L1/L2 misses about 7x rarer "
-            f"than L3 misses). The memory reads ({fsr['iommu_mem_reads_per_4kb']['simulated']} "
-            f"against {fsr['iommu_mem_reads_per_4kb']['measured']}) follow from both. How the "
-            f"IOMMU's invalidation treats its walk caches is the structure to revise.")
+            f"{fsr['ptcache_l1_misses_per_4kb']['measured']} / "
+            f"{fsr['ptcache_l2_misses_per_4kb']['measured']}; the model has no event that empties "
+            f"them (no domain-selective flush, no other domain competing for them). PTcache-L3 "
+            f"(PDE cache) misses {fsr['ptcache_l3_misses_per_4kb']['simulated']} against "
+            f"{fsr['ptcache_l3_misses_per_4kb']['measured']}: the unit drops the domain's PDEs "
+            f"on each page-selective flush (`walk_cache.psi = leaf_table`, the only choice that "
+            f"gives L3 misses well above L1/L2 ones), but the driver releases a 256 KiB buffer's "
+            f"64 pages in one burst and the simulated IOVAs of all queues lie in one or two "
+            f"2 MiB regions, so a burst costs one or two misses; how far apart Linux's IOVAs of "
+            f"the five queues really are is not measured. The memory reads "
+            f"({fsr['iommu_mem_reads_per_4kb']['simulated']} against "
+            f"{fsr['iommu_mem_reads_per_4kb']['measured']}) follow from both. (Before the "
+            f"striding RQ and IH: two pages per frame and every flush emptying every level gave "
+            f"1.99 IOTLB, 0.56/0.56/0.62 PTcache misses and 3.73 reads.)")
     o.append(
         "- **F&S: open-loop traffic.** Frames arrive at line rate whatever the receiver does; "
-        "DCTCP senders would slow down instead. Where the receiving cores cannot keep up (fewer "
-        "than 5 flows here) the model drops (`rx_drop_pct`) where the hardware would run slower "
-        "without losses; the counts per 4 KB are of the delivered frames. TCP ACKs (TX mappings "
-        "of their own) are not modelled.")
+        "DCTCP senders would slow down instead. Where the receiving cores cannot keep up the "
+        "model drops (`rx_drop_pct`) where the hardware would run slower without losses; the "
+        "counts per 4 KB are of the delivered frames. With striding buffers a core unmaps a "
+        "buffer's 64 pages in one go (a page-selective invalidation and a wait each), which at "
+        "5 flows drops about a fifth of the frames.")
     mt = get(FS_EXP, "flows=5", "model_throughput_gbps")
     tp = get(FS_EXP, "flows=5", "rx_throughput_gbps")
     if mt and tp and mt["_s"] is not None and tp["_s"] is not None:
         o.append(
             f"- **F&S's model against the simulated throughput.** At the simulated M their model "
-            f"gives {mt['simulated']} Gb/s, but the simulated NIC receives {tp['simulated']} Gb/s: "
-            f"in the simulator translations overlap (several walkers, posted writes pipelined), "
-            f"while F&S's fit (l0 + M·lm per 4 KB) says the hardware does not. Once M is right, "
-            f"this row says whether the IOMMU's walk concurrency is.")
+            f"gives {mt['simulated']} Gb/s; the simulated NIC receives {tp['simulated']} Gb/s, "
+            f"bound by the driver cores' unmap bursts rather than by translation (in the "
+            f"simulator translations overlap: several walkers, posted writes pipelined), "
+            f"where F&S's fit (l0 + M·lm per 4 KB) says the hardware's translations do not.")
     o.append("")
 
     # CI

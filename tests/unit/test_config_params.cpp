@@ -347,5 +347,5 @@ TEST_CASE("The IOMMU unit's parameters bind and apply", "[config]") {
     CHECK(u.iotlb.policy == Replacement::Random);
     CHECK(u.prefetch_next_page);
     CHECK(u.walk_cache_entries[1] == 0);
-    CHECK(r.list().size() == 24);
+    CHECK(r.list().size() == 25);
 }

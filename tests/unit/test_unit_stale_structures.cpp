@@ -26,7 +26,7 @@ struct Rig {
     size_t applied = 0;
     Tick now = 0;
 
-    explicit Rig(bool scalable)
+    explicit Rig(bool scalable, const UnitParams& up = {})
         : drv(mem,
               [&] {
                   vtd::DriverConfig c;
@@ -35,7 +35,7 @@ struct Rig {
               }()),
           walker(drv.hw()),
           port(mem, 100'000),
-          unit(UnitParams{}, walker, port, stats) {
+          unit(up, walker, port, stats) {
         unit.set_oracle([this](const Requester& r, Addr a) { return drv.expect(r, a); });
     }
     // Execute what the driver queued so far (or only forget it: a driver bug).
@@ -192,4 +192,66 @@ TEST_CASE("stale: a leaf-only invalidation drops large pages cached in the walk 
     CHECK(o.result.tr.out == 0x8'0000'1234);
     CHECK_FALSE(o.stale);
     CHECK(r.stale() == 0);
+}
+
+TEST_CASE("walk_cache.psi: which paging-structure entries a page-selective invalidation drops",
+          "[iommu][invalidation]") {
+    // Pages in three leaf tables: A (PD entry 1 of the first 1 GiB), B (PD entry 2 of it) and
+    // C (the second 1 GiB). After a walk of each, A's page is invalidated; then untouched pages
+    // next to B and C are walked: their memory reads say which walk-cache entries survived.
+    struct Want {
+        PsiWalkScope scope;
+        bool ih;
+        uint32_t b_reads, c_reads;
+    };
+    const Want wants[] = {
+        {PsiWalkScope::Domain, false, 4, 3},     // every entry of the domain
+        {PsiWalkScope::Range, false, 3, 1},      // PML4E, first PDPTE and A's PDE overlap A
+        {PsiWalkScope::LeafTable, false, 3, 1},  // as range
+        {PsiWalkScope::Domain, true, 1, 1},      // IH: paging-structure entries kept
+        {PsiWalkScope::Range, true, 1, 1},
+        {PsiWalkScope::LeafTable, true, 2, 2},  // IH: the domain's PDEs go all the same
+    };
+    for (const Want& w : wants) {
+        INFO("psi " << EnumParam<PsiWalkScope>::name(w.scope) << ", IH " << w.ih);
+        UnitParams up;
+        up.walk_cache_psi = w.scope;
+        Rig r(false, up);
+        const uint16_t d = *r.drv.create_domain({});
+        REQUIRE(r.drv.attach(kDev.rid, d));
+        for (Addr a : {Addr(0x20'0000), Addr(0x40'0000), Addr(0x4000'0000)})
+            REQUIRE(r.drv.map(d, a, 0x5'0000'0000 + a, 0x2000, kPermRW));
+        r.flush();
+        for (Addr a : {Addr(0x20'0000), Addr(0x40'0000), Addr(0x4000'0000)})
+            REQUIRE(r.go(kDev, a).result.ok());
+        InvalidationScope s = InvalidationScope::covering(K::Page, d, 0x20'0000, 0x1000);
+        s.leaf_only = w.ih;
+        r.unit.invalidate(s, r.now);
+        auto& reads = r.stats.child("walker").counter("memory_reads", "");
+        const uint64_t before = reads.value();
+        REQUIRE(r.go(kDev, 0x40'1000).result.ok());
+        CHECK(reads.value() - before == w.b_reads);
+        REQUIRE(r.go(kDev, 0x4000'1000).result.ok());
+        CHECK(reads.value() - before - w.b_reads == w.c_reads);
+    }
+}
+
+TEST_CASE(
+    "the VT-d driver sets IH on the invalidation of an unmap, not of a map that replaced a "
+    "table",
+    "[iommu][invalidation]") {
+    Rig r(false);
+    const uint16_t d = *r.drv.create_domain({});
+    REQUIRE(r.drv.map(d, 0x20'0000, 0x5'0000'0000, 0x1000, kPermRW));
+    REQUIRE(r.drv.invalidations().empty());  // a new mapping in an empty table: nothing to do
+    r.drv.unmap(d, 0x20'0000, 0x1000);
+    // Linux's intel_iommu_tlb_sync: IH = 1 unless page-table pages were freed (none are).
+    REQUIRE(r.drv.invalidations().size() == 2);
+    CHECK(r.drv.invalidations()[0].kind == K::Page);
+    CHECK(r.drv.invalidations()[0].leaf_only);
+    // A 2 MiB page over the now empty table changes a PDE: IH = 0.
+    REQUIRE(r.drv.map(d, 0x20'0000, 0x6'0000'0000, k2M, kPermRW));
+    REQUIRE(r.drv.invalidations().size() == 4);
+    CHECK(r.drv.invalidations()[2].kind == K::Page);
+    CHECK_FALSE(r.drv.invalidations()[2].leaf_only);
 }
