@@ -757,6 +757,9 @@ void System::build() {
         if (ats_fn && !m) {
             errors.push_back(
                 fmt::format("{}: ATS needs the device's iommu", config_.where(key + ".ats")));
+        } else if (ats_fn && !m->bundle->unit().ats_supported()) {
+            errors.push_back(fmt::format("{}: ATS: {}'s architecture ({}) has no ATS",
+                                         config_.where(key + ".ats"), m->name, m->arch));
         } else if (ats_fn) {
             // The unit reaches the function over the device's path: root port, then the switch
             // and its uplink if any, then the device's link; messages pay each link's

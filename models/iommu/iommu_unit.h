@@ -58,6 +58,8 @@ public:
     PcieAttr::At fault_at() const { return fault_at_; }
     void on_translate(TranslateHook hook) { translate_hook_ = std::move(hook); }
     void on_ats_check(AtsCheck hook) { ats_check_ = std::move(hook); }
+    // The architecture answers ATS (it set an ATS check).
+    bool ats_supported() const { return bool(ats_check_); }
     void on_page_request(PageRequestHook hook) { page_request_hook_ = std::move(hook); }
     void on_attach_function(AttachHook hook) { attach_hook_ = std::move(hook); }
 
