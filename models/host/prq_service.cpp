@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <variant>
 
 #include "arch/vtd/vtd_regs.h"
@@ -68,6 +69,18 @@ PrqStats::PrqStats(StatGroup& g)
                                   "executed by the unit")),
       occupancy(g.histogram("occupancy", "entries", "PRQ entries pending at each handler run")),
       group_size(g.histogram("group_requests", "requests", "requests per page request group")) {}
+
+std::string PrqParams::error() const {
+    if (prq_base % 4096)
+        return fmt::format("prq_base {:#x} is not 4 KiB aligned (PQA holds bits 63:12)", prq_base);
+    if (pqs > 7) return fmt::format("pqs {} (expected 0 to 7, PQA.PQS is 3 bits)", pqs);
+    if (status_addr % 4)
+        return fmt::format(
+            "status_addr {:#x} is not 4-byte aligned (a wait descriptor's status "
+            "address holds bits 63:2)",
+            status_addr);
+    return "";
+}
 
 // ---- Ledger ----
 
@@ -146,6 +159,8 @@ PrqService::PrqService(ProcessTable& procs, RegisterAccess& unit, SparseMemory& 
                        vtd::InvQueueWriter& iq, VtdQueueFeeder& feeder, const PrqParams& p,
                        StatGroup& stats)
     : procs_(procs), unit_(unit), mem_(mem), iq_(iq), feeder_(feeder), p_(p), st_(stats) {
+    if (const std::string e = p_.error(); !e.empty())
+        throw std::invalid_argument("page request service: " + e);
     if (p_.workers == 0) p_.workers = 1;
     if (p_.guest_vcpus == 0) p_.guest_vcpus = 1;
 }

@@ -56,6 +56,9 @@ struct PrqParams {
     double guest_passdown_ns = ViommuParams{}.passdown_ns;  // VMM hands it to the host
     uint32_t guest_vcpus = 1;  // guest CPUs running its fault handler at once
 
+    // Why these values cannot be programmed, or "" (a misaligned queue or status address).
+    std::string error() const;
+
     template <typename V>
     void visit(V&& v) {
         v("prq_base", prq_base, "bytes", "page request queue address (0: platform chooses)",
@@ -144,7 +147,8 @@ private:
 class PrqService {
 public:
     // `iq` is the invalidation queue the unit executes, the same one `feeder` writes the
-    // driver's invalidations to; `mem` holds the PRQ.
+    // driver's invalidations to; `mem` holds the PRQ. Throws std::invalid_argument with
+    // p.error() when the parameters cannot be programmed.
     PrqService(ProcessTable& procs, RegisterAccess& unit, SparseMemory& mem,
                vtd::InvQueueWriter& iq, VtdQueueFeeder& feeder, const PrqParams& p,
                StatGroup& stats);

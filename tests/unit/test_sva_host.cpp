@@ -426,6 +426,16 @@ TEST_CASE("process options and mmap refuse bad input with the reason", "[sva][pr
     w.bind(p, kRidA, 3);
     CHECK_FALSE(w.procs.bind(p, kRidA, 3, &why));
     CHECK(why.find("already bound") != std::string::npos);
+    PrqParams bad;
+    bad.prq_base = 0x40'0800;
+    CHECK(bad.error().find("not 4 KiB aligned") != std::string::npos);
+    CHECK_THROWS_WITH(PrqService(w.procs, w.acc, w.r.store, w.iq, w.feeder, bad, w.stats),
+                      Catch::Contains("prq_base 0x400800"));
+    bad.prq_base = kPrq;
+    bad.status_addr = kStatus + 2;
+    CHECK(bad.error().find("status_addr") != std::string::npos);
+    bad.status_addr = kStatus;
+    CHECK(bad.error().empty());
     // The same seed populates the same pages.
     Process& x = w.process(64 << 20);
     Process& y = w.process(128 << 20);
