@@ -93,13 +93,7 @@ ServerPool::Slot ServerPool::earliest_any(Tick arrival, Tick service) const {
 void ServerPool::update_tree(unsigned server) {
     size_t i = leaves_ + server;
     free_tree_[i] = busy_[server].free_at();
-    // A node whose minimum did not change leaves its ancestors as they are: the server taken
-    // is rarely the one free first, so most updates stop after a level or two.
-    for (i /= 2; i >= 1; i /= 2) {
-        const Tick m = std::min(free_tree_[2 * i], free_tree_[2 * i + 1]);
-        if (free_tree_[i] == m) break;
-        free_tree_[i] = m;
-    }
+    for (i /= 2; i >= 1; i /= 2) free_tree_[i] = std::min(free_tree_[2 * i], free_tree_[2 * i + 1]);
 }
 
 unsigned ServerPool::busy_at(Tick t) const {
