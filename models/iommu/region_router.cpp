@@ -7,14 +7,16 @@
 namespace iommusim {
 
 RegionRouter::RegionRouter(sc_core::sc_module_name name, StatGroup& stats)
-    : sc_module(name), upstream("upstream"), units("units"), bypass("bypass"), log_(stats.path()) {
+    : sc_module(name),
+      upstream("upstream", this),
+      units("units"),
+      bypass("bypass"),
+      log_(stats.path()) {
     translated_ = &stats.counter("translated", "DMAs sent to a translation unit");
     bypassed_ = &stats.counter("bypassed", "DMAs in a direct-mapped window");
     reserved_ = &stats.counter("reserved", "DMAs into a reserved hole (error completion)");
     outside_ =
         &stats.counter("outside", "DMAs outside every region of the requester (error completion)");
-    upstream.register_b_transport(this, &RegionRouter::b_transport);
-    upstream.register_transport_dbg(this, &RegionRouter::transport_dbg);
 }
 
 std::string RegionRouter::check(std::vector<DmaRegion>& r) {

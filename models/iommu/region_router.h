@@ -5,13 +5,13 @@
 #pragma once
 #include <tlm_utils/multi_passthrough_initiator_socket.h>
 #include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <map>
 #include <string>
 #include <systemc>
 #include <tlm>
 #include <vector>
 
+#include "core/direct_target_socket.h"
 #include "core/log.h"
 #include "core/pcie_ext.h"
 #include "core/stats.h"
@@ -32,8 +32,13 @@ struct DmaRegion {
 };
 
 class RegionRouter : public sc_core::sc_module {
+    // Declared before `upstream`, whose type names them.
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+
 public:
-    tlm_utils::simple_target_socket<RegionRouter> upstream;
+    DirectTargetSocket<RegionRouter, &RegionRouter::b_transport, &RegionRouter::transport_dbg>
+        upstream;
     // Bind once per translation unit, in the order DmaRegion::unit counts them.
     tlm_utils::multi_passthrough_initiator_socket<RegionRouter> units;
     tlm_utils::simple_initiator_socket<RegionRouter> bypass;  // straight to memory
@@ -46,8 +51,6 @@ public:
     std::string set_default_regions(std::vector<DmaRegion> regions);
 
 private:
-    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
     const DmaRegion* find(const tlm::tlm_generic_payload& p) const;
     static std::string check(std::vector<DmaRegion>& regions);
 

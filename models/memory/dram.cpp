@@ -126,16 +126,11 @@ Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, 
 Dram::Dram(sc_core::sc_module_name name, SparseMemory& store, const DramParams& p, StatGroup& stats,
            uint64_t seed)
     : sc_module(name),
-      target("target"),
-      walk("walk"),
+      target("target", this),
+      walk("walk", this),
       store_(store),
       timing_(p, stats, seed),
-      errors_(stats.counter("errors", "requests answered with a TLM error response")) {
-    target.register_b_transport(this, &Dram::b_transport_data);
-    target.register_transport_dbg(this, &Dram::transport_dbg);
-    walk.register_b_transport(this, &Dram::b_transport_walk);
-    walk.register_transport_dbg(this, &Dram::transport_dbg);
-}
+      errors_(stats.counter("errors", "requests answered with a TLM error response")) {}
 
 bool Dram::check(tlm::tlm_generic_payload& p) {
     const Addr a = p.get_address();

@@ -5,13 +5,13 @@
 // without sc_start); Dram is its SystemC shell with a `target` socket for DMA data and a
 // `walk` socket for the IOMMU's translation-structure accesses.
 #pragma once
-#include <tlm_utils/simple_target_socket.h>
 #include <cstdint>
 #include <string>
 #include <systemc>
 #include <tlm>
 #include <vector>
 
+#include "core/direct_target_socket.h"
 #include "core/resource.h"
 #include "core/sparse_memory.h"
 #include "core/stats.h"
@@ -101,10 +101,18 @@ private:
 // requests (beyond 2^52, byte enables, streaming width below the length, no data pointer)
 // get TLM error responses and leave the store and the channels untouched.
 class Dram : public sc_core::sc_module {
+    // Declared before the sockets, whose types name them.
+    void b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    void b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+
 public:
-    tlm_utils::simple_target_socket<Dram> target;  // DMA data (IOMMU downstream, bypass)
+    // DMA data (IOMMU downstream, bypass).
+    DirectTargetSocket<Dram, &Dram::b_transport_data, &Dram::transport_dbg> target;
     // IOMMU translation-structure accesses; may stay unbound (a memory serving only DMA).
-    tlm_utils::simple_target_socket_optional<Dram> walk;
+    DirectTargetSocket<Dram, &Dram::b_transport_walk, &Dram::transport_dbg, 1,
+                       sc_core::SC_ZERO_OR_MORE_BOUND>
+        walk;
 
     Dram(sc_core::sc_module_name name, SparseMemory& store, const DramParams& p, StatGroup& stats,
          uint64_t seed = 1);
@@ -113,10 +121,7 @@ public:
     SparseMemory& store() { return store_; }
 
 private:
-    void b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-    void b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
     void serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk);
-    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
     bool check(tlm::tlm_generic_payload& p);
     bool move_data(tlm::tlm_generic_payload& p);
 

@@ -1,31 +1,28 @@
 // N initiators onto one target (several IOMMU units and a bypass path sharing one memory
 // port): a pass-through that adds nothing; contention belongs to the memory model.
 #pragma once
-#include <tlm_utils/multi_passthrough_target_socket.h>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <systemc>
 #include <tlm>
 
+#include "core/direct_target_socket.h"
+
 namespace iommusim {
 
 class Mux : public sc_core::sc_module {
+    // Declared before `inputs`, whose type names them.
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& d) {
+        output->b_transport(p, d);
+    }
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p) { return output->transport_dbg(p); }
+
 public:
-    tlm_utils::multi_passthrough_target_socket<Mux> inputs;
+    // Any number of initiators; which one called does not matter to a pass-through.
+    DirectTargetSocket<Mux, &Mux::b_transport, &Mux::transport_dbg, 0> inputs;
     tlm_utils::simple_initiator_socket<Mux> output;
 
     explicit Mux(sc_core::sc_module_name name)
-        : sc_module(name), inputs("inputs"), output("output") {
-        inputs.register_b_transport(this, &Mux::b_transport);
-        inputs.register_transport_dbg(this, &Mux::transport_dbg);
-    }
-
-private:
-    void b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& d) {
-        output->b_transport(p, d);
-    }
-    unsigned int transport_dbg(int, tlm::tlm_generic_payload& p) {
-        return output->transport_dbg(p);
-    }
+        : sc_module(name), inputs("inputs", this), output("output") {}
 };
 
 }  // namespace iommusim

@@ -53,7 +53,7 @@ Tick PcieLink::Direction::credits(Tick ready, CreditPool& hdr, CreditPool& data,
 
 PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGroup& stats)
     : sc_module(name),
-      device("device"),
+      device("device", this),
       host("host"),
       p_(checked(p)),
       latency_(Tick(p.latency_ns) * kTicksPerNs),
@@ -85,8 +85,6 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
     down_.init(p_, down, "device");
     cpld_ = &down.counter("cpld_tlps", "Completions with Data (CplD)");
     cpl_ = &down.counter("cpl_tlps", "Completions without data (error status)");
-    device.register_b_transport(this, &PcieLink::b_transport);
-    device.register_transport_dbg(this, &PcieLink::transport_dbg);
 }
 
 PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead, unsigned payload) {

@@ -16,10 +16,10 @@
 // accepted its last TLP.
 #pragma once
 #include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <systemc>
 #include <tlm>
 
+#include "core/direct_target_socket.h"
 #include "core/resource.h"
 #include "core/stats.h"
 #include "flow_control.h"
@@ -29,8 +29,12 @@
 namespace iommusim {
 
 class PcieLink : public sc_core::sc_module {
+    // Declared before `device`, whose type names them.
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+
 public:
-    tlm_utils::simple_target_socket<PcieLink> device;
+    DirectTargetSocket<PcieLink, &PcieLink::b_transport, &PcieLink::transport_dbg> device;
     tlm_utils::simple_initiator_socket<PcieLink> host;
 
     // Throws std::invalid_argument (naming the parameter) when `p` is not valid.
@@ -67,8 +71,6 @@ private:
     // One unsplit request TLP (AtomicOp, Msg) and, if non-posted, its one completion.
     Tick single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& kind, bool completion,
                 Tick t0);
-    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
 
     const PcieLinkParams p_;
     const Tick latency_;
