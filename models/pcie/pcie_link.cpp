@@ -87,21 +87,25 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
     cpl_ = &down.counter("cpl_tlps", "Completions without data (error status)");
 }
 
-PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead, unsigned payload) {
+inline PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead,
+                                     unsigned payload) {
     const unsigned bytes = overhead + payload;
     const Slot s = d.server.serve(ready, bytes);
     ++*d.tlps;
     *d.payload_bytes += payload;
     *d.wire_bytes += bytes;
     *d.busy_ps += s.end - s.start;
-    if (Timeline* tl = timeline(); tl && tl->near(s.start, s.end)) {
-        // The kind from direction and payload: AtomicOp and MsgD show as MWr, Msg as MRd.
-        const bool up = &d == &up_;
-        tl->span(tl->track(name(), up ? "upstream" : "downstream"),
-                 up ? (payload ? "MWr" : "MRd") : (payload ? "CplD" : "Cpl"), s.start, s.end,
-                 {{"payload", std::to_string(payload)}, {"wire_bytes", std::to_string(bytes)}});
-    }
+    if (Timeline* tl = timeline(); tl && tl->near(s.start, s.end))
+        record(*tl, d, s, payload, bytes);
     return s;
+}
+
+void PcieLink::record(Timeline& tl, const Direction& d, Slot s, unsigned payload, unsigned bytes) {
+    // The kind from direction and payload: AtomicOp and MsgD show as MWr, Msg as MRd.
+    const bool up = &d == &up_;
+    tl.span(tl.track(name(), up ? "upstream" : "downstream"),
+            up ? (payload ? "MWr" : "MRd") : (payload ? "CplD" : "Cpl"), s.start, s.end,
+            {{"payload", std::to_string(payload)}, {"wire_bytes", std::to_string(bytes)}});
 }
 
 Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset,

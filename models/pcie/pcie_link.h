@@ -28,6 +28,8 @@
 
 namespace iommusim {
 
+class Timeline;
+
 class PcieLink : public sc_core::sc_module {
     // Declared before `device`, whose type names them.
     void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
@@ -61,7 +63,11 @@ private:
         void init(const PcieLinkParams& p, StatGroup& g, const char* toward);
     };
     using Slot = BandwidthServer::Span;
+    // Serialize one TLP on `d`. Small enough to inline into the per-TLP loops: the timeline's
+    // span, off the common path, is record()'s.
     Slot send(Direction& d, Tick ready, unsigned overhead, unsigned payload);
+    [[gnu::cold]] void record(Timeline& tl, const Direction& d, Slot s, unsigned payload,
+                              unsigned bytes);
     // Forward the piece [offset, offset + n) of `p` whose TLP left the link at `at`; returns
     // when the host side was done with it (absolute ticks).
     Tick forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset, unsigned n,
