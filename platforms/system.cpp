@@ -688,6 +688,7 @@ void System::build() {
                 return iova.value_or(0);
             }
             DmaMapper* dma_api() override { return mapper; }
+            SvaSpaces* sva() override { return domain ? domain->sva(alloc_pa) : nullptr; }
             size_t slot = 0;
         } mem(errors);
         mem.alloc_pa = alloc_pa;
@@ -904,6 +905,13 @@ void System::finish_stats() {
         }
         m->hit_rate->set_rounded(lookups ? 1e6 * double(hits) / double(lookups) : 0.0);
     }
+}
+
+std::vector<std::string> System::defects() const {
+    std::vector<std::string> out;
+    for (const auto& m : iommus_)
+        for (const std::string& d : m->bundle->defects()) out.push_back(m->name + ": " + d);
+    return out;
 }
 
 std::vector<std::string> System::iommu_names() const {

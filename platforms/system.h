@@ -101,6 +101,9 @@ public:
     // Fraction of the devices' work done, 0..1 (progress display).
     double progress() const;
     std::vector<std::string> iommu_names() const;
+    // After the run: the host software's defects (page requests never answered), one line
+    // each; a run with any fails.
+    std::vector<std::string> defects() const;
     // Derived statistics (each unit's iotlb.hit_rate_ppm): call once the simulation stopped.
     void finish_stats();
     // Replay mode: the host process (the first tenant's) and the translation checks (null

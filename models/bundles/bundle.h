@@ -18,6 +18,7 @@
 #include "core/dma_mapper.h"
 #include "core/sparse_memory.h"
 #include "core/stats.h"
+#include "core/sva_space.h"
 #include "iommu/iommu_unit.h"
 #include "lookup.h"
 
@@ -55,6 +56,10 @@ public:
     // The host side a guest IOMMU emulated over this domain works on (docs/viommu.md);
     // false when the architecture cannot host one.
     virtual bool viommu_host(ViommuHost*) { return false; }
+    // Process address spaces bound to this requester's PASIDs (SVA), their frames from
+    // `alloc` (host-physical; called only while the device is being built); null when the
+    // architecture or its mode has none. Owned by the bundle.
+    virtual SvaSpaces* sva(std::function<Addr(uint64_t)> /*alloc*/) { return nullptr; }
 };
 
 class IommuBundle {
@@ -74,6 +79,9 @@ public:
     // At time 0, before any device runs: what the host does at boot (tables, enable
     // translation, invalidations of the attaches) and the checking oracle.
     virtual void bring_up() = 0;
+    // After the run: what the host software left undone that is a defect (a page request
+    // never answered), one line each.
+    virtual std::vector<std::string> defects() const { return {}; }
 };
 
 // The architectures linked into the program, by name.

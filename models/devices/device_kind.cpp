@@ -5,6 +5,7 @@
 #include "dma_bench.h"
 #include "nic.h"
 #include "nvme.h"
+#include "sva_accel.h"
 
 namespace iommusim {
 
@@ -46,6 +47,35 @@ public:
 
 private:
     DmaBenchParams p_;
+};
+
+// The SVA accelerator: its processes' address spaces come from the host (DeviceMemory::sva).
+class SvaAccelKind final : public DeviceKind {
+public:
+    explicit SvaAccelKind(uint8_t device) { p_.device = device; }
+    void bind(ParamRegistry& r, const std::string& key) override { r.bind(key, p_); }
+    Requester requester() const override { return p_.requester(); }
+    uint64_t& seed() override { return p_.seed; }
+    bool valid(std::string* why) const override { return p_.valid(why); }
+    const char* size_key() const override { return "buffer"; }
+    BuiltDevice build(const std::string& name, const DmaEngineParams& engine, DeviceMemory& mem,
+                      StatGroup& stats) override {
+        SvaSpaces* spaces = mem.sva();
+        if (!spaces)
+            throw std::invalid_argument(
+                "type = sva-accel: its iommu gives no process address spaces (expected a VT-d "
+                "unit in scalable mode: mode = scalable)");
+        auto m = std::make_unique<SvaAccel>(name.c_str(), p_, *spaces, engine.mps, stats);
+        SvaAccel* a = m.get();
+        BuiltDevice d = built(std::move(m));
+        d.progress = [a] { return a->progress(); };
+        d.ats = a->ats();
+        d.pri = p_.ats.pri;
+        return d;
+    }
+
+private:
+    SvaAccelParams p_;
 };
 
 // A device that maps per I/O through the DMA API (NIC, NVMe): its rings and pools are laid
@@ -116,6 +146,10 @@ const std::vector<DeviceKind::Entry>& DeviceKind::all() {
         dma_bench(),
         per_io<NicParams, Nic>("nic", nic_layout),
         per_io<NvmeParams, Nvme>("nvme", nvme_layout),
+        {"sva-accel",
+         [](uint8_t device) -> std::unique_ptr<DeviceKind> {
+             return std::make_unique<SvaAccelKind>(device);
+         }},
     };
     return kinds;
 }

@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/dma_mapper.h"
 #include "core/stats.h"
+#include "core/sva_space.h"
 #include "dma_engine.h"
 
 namespace iommusim {
@@ -29,6 +30,9 @@ public:
     virtual Addr map_long(uint64_t len) = 0;    // allocated and mapped for the run: bus address
     virtual Addr map_buffer(uint64_t len) = 0;  // a benchmark buffer, mapped at a fixed address
     virtual DmaMapper* dma_api() = 0;           // per-I/O mappings (null: none)
+    // Process address spaces bound to the device's PASIDs (SVA); null when its IOMMU's
+    // architecture (or mode) has none. Owned by the host; lives as long as the system.
+    virtual SvaSpaces* sva() { return nullptr; }
 };
 
 // A built device: its module, the socket its DMA leaves by, and the platform's view of it.

@@ -301,6 +301,10 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
     fmt::print("simulated {} in {:.2f} s{}\n", format_time_ps(sc_core::sc_time_stamp().value()),
                wall.count(), interrupted ? " (interrupted: statistics so far)" : "");
     for (const std::string& s : sys->device_summaries()) fmt::print("{}\n", s);
+    // Host software that left work undone when every device had finished: a defect.
+    std::vector<std::string> defects;
+    if (!interrupted && sys->devices_done()) defects = sys->defects();
+    for (const std::string& d : defects) fmt::print(stderr, "iommusim {}: defect: {}\n", verb, d);
     if (print_more) print_more(run);
     std::vector<SummaryLine> lines;
     for (const std::string& m : sys->iommu_names()) {
@@ -348,6 +352,10 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
         fmt::print("wrote {} ({} events{})\n", tl->options().file, tl->events(),
                    tl->dropped() ? fmt::format(", {} more dropped at the limit", tl->dropped())
                                  : std::string());
+    }
+    if (!defects.empty()) {
+        fmt::print(stderr, "iommusim {}: {} defect(s): the run failed\n", verb, defects.size());
+        return 1;
     }
     return interrupted ? 130 : 0;
 }

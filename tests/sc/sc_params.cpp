@@ -19,7 +19,9 @@
 #include "devices/dma_bench.h"
 #include "devices/nic.h"
 #include "devices/nvme.h"
+#include "devices/sva_accel_params.h"
 #include "host/dma_api.h"
+#include "host/prq_service.h"
 #include "platforms/system.h"
 #include "sc_harness.h"
 
@@ -87,10 +89,11 @@ int sc_main(int, char*[]) {
     std::vector<std::string> units;
     for (const auto& e : ArchRegistry::all()) units.push_back("u_" + e.name);
     for (size_t i = 0; i < units.size(); ++i) ini += (i ? ", " : " ") + units[i];
-    ini += "\ndevices = bench, nic, nvme\n";
+    ini += "\ndevices = bench, nic, nvme, accel\n";
     for (const auto& e : ArchRegistry::all())
         ini += fmt::format("[system.u_{0}]\narch = {0}\n", e.name);
-    ini += "[system.nic]\ntype = nic\n[system.nvme]\ntype = nvme\n";
+    ini +=
+        "[system.nic]\ntype = nic\n[system.nvme]\ntype = nvme\n[system.accel]\ntype = sva-accel\n";
     check(units.size() >= 2, "at least VT-d and sPAPR are registered");
 
     std::vector<Key> keys;
@@ -104,11 +107,13 @@ int sc_main(int, char*[]) {
         walk(u, UnitParams{}, keys);
         walk(u + ".driver", HostDriverParams{}, keys);
         if (e.name == "vtd") walk(u + ".regs", vtd::RegFileParams{}, keys);
+        if (e.name == "vtd") walk(u + ".prq", sva::PrqParams{}, keys);
     }
     walk("system.bench", DmaBenchParams{}, keys);
     walk("system.nic", NicParams{}, keys);
     walk("system.nvme", NvmeParams{}, keys);
-    for (const char* d : {"bench", "nic", "nvme"}) {
+    walk("system.accel", SvaAccelParams{}, keys);
+    for (const char* d : {"bench", "nic", "nvme", "accel"}) {
         const std::string k = std::string("system.") + d;
         walk(k + ".engine", DmaEngineParams{}, keys);
         walk(k + ".link", PcieLinkParams{}, keys);

@@ -8,6 +8,7 @@
 #include "host/viommu.h"
 #include "vtd_bundle.h"
 #include "vtd_iommu.h"
+#include "vtd_sva.h"
 
 namespace iommusim {
 
@@ -39,8 +40,11 @@ struct VtdModeParams {
 // one unit never overlap, and none sits in the x86 MSI range below 4 GiB.
 constexpr Addr kBufferBase = Addr(1) << 32;
 constexpr Addr kBufferSpan = Addr(64) << 30;
-// The invalidation queue: 1 GiB into the unit's structure region (page tables grow below).
+// The invalidation queue: 1 GiB into the unit's structure region (page tables grow below);
+// the page request queue and its responses' status word after it.
 constexpr Addr kQueueOffset = Addr(1) << 30;
+constexpr Addr kPrqOffset = kQueueOffset + (Addr(1) << 20);
+constexpr Addr kPrqStatusOffset = kQueueOffset + (Addr(2) << 20);
 
 class VtdBundle;
 
@@ -97,6 +101,7 @@ public:
     std::unique_ptr<DmaMapper> dma_api() override;
     std::unique_ptr<RecordedDomain> recorded() override;
     bool viommu_host(ViommuHost* h) override;
+    SvaSpaces* sva(std::function<Addr(uint64_t)> alloc) override;
 
 private:
     VtdBundle& b_;
@@ -110,6 +115,7 @@ public:
         r.bind(key, mode_);
         r.bind(key + ".regs", regs_);
         r.bind(key + ".driver", driver_);
+        r.bind(key + ".prq", prq_);
     }
     UnitParams& unit_params() override { return unit_; }
 
@@ -132,6 +138,11 @@ public:
         iommu_->unit().on_attach_function([this, &store = env.store](const Requester& r, bool pri) {
             vtd::enable_device_tlb(store, drv_->hw(), r.rid, pri);
         });
+        name_ = name;
+        store_ = &env.store;
+        stats_ = &env.stats;
+        if (!prq_.prq_base) prq_.prq_base = env.struct_base + kPrqOffset;
+        if (!prq_.status_addr) prq_.status_addr = env.struct_base + kPrqStatusOffset;
     }
     IommuUnit& unit() override { return iommu_->unit(); }
 
@@ -158,6 +169,10 @@ public:
         feeder_->submit(0);
         iommu_->unit().engine().set_oracle(
             [d = drv_.get()](const Requester& q, Addr a) { return d->expect(q, a); });
+        if (sva_) sva_->enable(0);
+    }
+    std::vector<std::string> defects() const override {
+        return sva_ ? sva_->defects() : std::vector<std::string>{};
     }
 
 private:
@@ -170,6 +185,12 @@ private:
     std::unique_ptr<VtdIommu> iommu_;
     std::unique_ptr<vtd::InvQueueWriter> queue_;
     std::unique_ptr<VtdQueueFeeder> feeder_;
+    // SVA: made when a device first asks for process address spaces (scalable mode only).
+    sva::PrqParams prq_;
+    std::unique_ptr<VtdSvaHost> sva_;
+    std::string name_;
+    SparseMemory* store_ = nullptr;
+    StatGroup* stats_ = nullptr;
 };
 
 std::optional<Addr> VtdDomain::map_long(Addr pa, uint64_t len, std::string* why) {
@@ -194,6 +215,15 @@ std::unique_ptr<DmaMapper> VtdDomain::dma_api() {
 std::unique_ptr<RecordedDomain> VtdDomain::recorded() {
     return std::make_unique<VtdRecorded>(*b_.drv_, *b_.feeder_, b_.iommu_->unit(), did_, rid_,
                                          b_.driver_);
+}
+
+SvaSpaces* VtdDomain::sva(std::function<Addr(uint64_t)> alloc) {
+    if (!b_.drv_->hw().scalable) return nullptr;  // PASIDs need scalable mode
+    if (!b_.sva_)
+        b_.sva_ = std::make_unique<VtdSvaHost>((b_.name_ + "_sva").c_str(), *b_.drv_, *b_.iommu_,
+                                               *b_.store_, *b_.queue_, *b_.feeder_, b_.prq_,
+                                               b_.stats_->child("prq"));
+    return b_.sva_->spaces(rid_, std::move(alloc));
 }
 
 bool VtdDomain::viommu_host(ViommuHost* h) {

@@ -159,6 +159,7 @@ void VtdIommu::page_request(const ats::PageRequest& pr, Tick at) {
     d.prgi = pr.prgi;
     d.addr = pr.addr & ~Addr(0xFFF);
     const vtd::PageRequestResult res = regs_->page_request(d, at);
+    if (page_request_hook_) page_request_hook_(d, res);
     if (res.respond) auto_response(pr, ats::ResponseCode(res.code), res.done);
 }
 

@@ -44,6 +44,11 @@ public:
     // sends, at the time it leaves.
     using InterruptHook = std::function<void(vtd::Interrupt, Tick)>;
     void on_interrupt(InterruptHook hook) { interrupt_hook_ = std::move(hook); }
+    // Every page request the unit took from a function, with what the register file did with
+    // it (the host's page request service follows each one until it is answered).
+    using PageRequestHook =
+        std::function<void(const vtd::PageRequest&, const vtd::PageRequestResult&)>;
+    void on_page_request(PageRequestHook hook) { page_request_hook_ = std::move(hook); }
 
 private:
     Tick invalidate(const InvalidationScope& s, Tick at) override;
@@ -67,6 +72,7 @@ private:
     std::unique_ptr<IommuUnit> unit_;
     std::unique_ptr<vtd::RegisterFile> regs_;
     InterruptHook interrupt_hook_;
+    PageRequestHook page_request_hook_;
     Counter *device_tlb_invs_, *page_responses_, *interrupts_, *mmio_errors_;
     Counter *pr_refused_, *pr_auto_responses_;
 };
