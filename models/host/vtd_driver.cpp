@@ -64,7 +64,14 @@ void Driver::emit(const InvalidationScope& s) {
         case K::ContextDevice: d = cc_device(did, s.rid); break;
         case K::PasidCache: d = pc_pasid(did, s.pasid); break;
         case K::Wait: d = inv_wait(wait_status_, uint32_t(++wait_seq_)); break;
-        case K::DeviceTlb: return;  // no ATS-capable devices in the functional model yet
+        case K::DeviceTlb: {  // ATS: the ATC of s.rid, PASID-based when the scope has one
+            const Addr a = ats_encode(s.addr, s.order);
+            if (s.pasid != Requester::kNoPasid)
+                d = encode(PasidDeviceTlbInv{s.rid, s.rid, 0, s.pasid, false, s.order > 0, a});
+            else
+                d = encode(DeviceTlbInv{s.rid, s.rid, 0, a, s.order > 0});
+            break;
+        }
     }
     queue_.push_back(d);
 }
@@ -270,6 +277,13 @@ bool Driver::attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool super
     return true;
 }
 
+void Driver::set_ats(uint16_t rid, bool enabled) {
+    if (enabled)
+        ats_.insert(rid);
+    else
+        ats_.erase(rid);
+}
+
 void Driver::detach(uint16_t rid) {
     auto it = rid_domain_.find(rid);
     if (it == rid_domain_.end()) return;
@@ -355,6 +369,15 @@ std::optional<Addr> Driver::map_alloc(uint16_t did, Addr pa, Addr size, Perm per
     return *iova + (pa & (page - 1));
 }
 
+// The ATC entries of `rid` (with `pasid`) over [iova, + size), as one ATS range.
+static InvalidationScope device_tlb_scope(uint16_t rid, uint32_t pasid, Addr iova, Addr size) {
+    InvalidationScope s =
+        InvalidationScope::covering(InvalidationScope::Kind::DeviceTlb, 0, iova, size);
+    s.rid = rid;
+    s.pasid = pasid;
+    return s;
+}
+
 void Driver::invalidate_range(const Domain& d, Addr iova, Addr size, bool leaf_only) {
     using K = InvalidationScope::Kind;
     InvalidationScope s = InvalidationScope::covering(K::Page, d.did, iova, size);
@@ -371,9 +394,19 @@ void Driver::invalidate_range(const Domain& d, Addr iova, Addr size, bool leaf_o
             s.pasid = p;
             emit(s);
         }
+        // After the IOTLB, the ATCs of ATS devices (Linux's qi_flush_dev_iotlb_pasid).
+        for (const auto& [key, did] : pasid_domain_)
+            if (did == d.did && ats_.count(key.first))
+                emit(device_tlb_scope(key.first, key.second, iova, size));
+        for (const auto& [rid, did] : rid_domain_)
+            if (did == d.did && ats_.count(rid))
+                emit(device_tlb_scope(rid, Requester::kNoPasid, iova, size));
     } else {
         s.kind = too_big ? K::Domain : K::Page;
         emit(s);
+        for (const auto& [rid, did] : rid_domain_)
+            if (did == d.did && ats_.count(rid))
+                emit(device_tlb_scope(rid, Requester::kNoPasid, iova, size));
         // Combined (nested) entries are tagged by stage-1 input: flush the nested domains.
         for (const auto& [did, child] : domains_)
             if (child->parent == d.did) emit({K::Domain, did});

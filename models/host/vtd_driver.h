@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ public:
     // Scalable mode: requests from `rid` carrying `pasid` use domain `did`.
     bool attach_pasid(uint16_t rid, uint32_t pasid, uint16_t did, bool supervisor = false,
                       std::string* why = nullptr);
+    // The device `rid` has ATS enabled: range invalidations of its domains (and of each
+    // PASID bound on it) are followed by a device-TLB invalidation of its ATC.
+    void set_ats(uint16_t rid, bool enabled);
     void detach(uint16_t rid);
     void detach_pasid(uint16_t rid, uint32_t pasid);
 
@@ -133,6 +137,7 @@ private:
     uint16_t next_did_ = 1;
     std::map<uint16_t, uint16_t> rid_domain_;  // requests without PASID
     std::map<std::pair<uint16_t, uint32_t>, uint16_t> pasid_domain_;
+    std::set<uint16_t> ats_;  // RIDs with ATS enabled
     std::vector<InvalidationScope> inv_;
     std::vector<InvDesc> queue_;
     Addr wait_status_ = 0;

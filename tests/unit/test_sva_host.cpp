@@ -394,10 +394,21 @@ TEST_CASE("eviction makes a page not present again and it faults back in", "[sva
     CHECK(p.pages_present() == 8);
     const Requester q = Requester{kRidA}.with_pasid(5);
     CHECK(w.drv.expect(q, va + 3 * 4096).mapped);
+    w.drv.set_ats(kRidA, true);  // the device caches translations: its ATC goes too
     const size_t before = w.drv.descriptors().size();
     CHECK(p.evict(va + 3 * 4096, 4096) == 4096);
-    CHECK(w.drv.descriptors().size() > before);  // the PASID-based invalidation and its wait
+    // PASID-based IOTLB, PASID-based device-TLB, wait.
+    REQUIRE(w.drv.descriptors().size() == before + 3);
+    CHECK(desc_type(w.drv.descriptors()[before].qw[0]) == unsigned(InvDescType::PasidIotlb));
+    CHECK(desc_type(w.drv.descriptors()[before + 1].qw[0]) ==
+          unsigned(InvDescType::PasidDeviceTlb));
     w.feeder.submit(ns(100));
+    const auto devtlb = w.r.calls(RecordingHooks::What::DeviceTlb);
+    REQUIRE(devtlb.size() == 1);
+    CHECK(devtlb[0].scope.rid == kRidA);
+    CHECK(devtlb[0].scope.pasid == 5);
+    CHECK(devtlb[0].scope.addr == va + 3 * 4096);
+    CHECK(devtlb[0].scope.order == 0);
     CHECK_FALSE(w.drv.expect(q, va + 3 * 4096).mapped);
     CHECK(w.check(kRidA, 5, va + 3 * 4096, Access::Read).empty());
     w.send(req(kRidA, 5, va + 3 * 4096, true, true, 1), ns(1000));
