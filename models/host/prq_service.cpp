@@ -15,10 +15,17 @@ using vtd::PageResponseCode;
 
 namespace {
 
+// Two requests are the same PRQ entry when their descriptors are bit-identical (the unit
+// drops what the descriptor cannot hold: the page offset, bits beyond PRGI's 9).
 bool same(const PageRequest& a, const PageRequest& b) {
-    return a.pp == b.pp && a.rid == b.rid && (!a.pp || a.pasid == b.pasid) && a.exe == b.exe &&
-           a.pmr == b.pmr && a.rdr == b.rdr && a.wrr == b.wrr && a.lpig == b.lpig &&
-           a.prgi == b.prgi && a.addr == b.addr;
+    return vtd::encode(a) == vtd::encode(b);
+}
+
+// `r` as the handler will read it back from the queue.
+PageRequest as_written(const PageRequest& r) {
+    const auto qw = vtd::encode(r);
+    const auto back = vtd::decode_page_request(qw.data());
+    return std::holds_alternative<PageRequest>(back) ? std::get<PageRequest>(back) : r;
 }
 
 bool stop_marker(const PageRequest& r) {
@@ -189,8 +196,9 @@ void PrqService::interrupt(Tick at) {
     schedule(at + ticks_from_ns(p_.irq_ns), Ev::Handler);
 }
 
-void PrqService::note_sent(const PageRequest& pr, const vtd::PageRequestResult& res) {
+void PrqService::note_sent(const PageRequest& sent, const vtd::PageRequestResult& res) {
     using O = vtd::PageRequestResult::Outcome;
+    const PageRequest pr = as_written(sent);
     if (res.outcome == O::Written) {
         ledger_.on_written(pr, res.done);
         return;

@@ -167,7 +167,10 @@ TEST_CASE("a page request populates the page and is answered once with Success",
     CHECK_FALSE(w.drv.expect(q, va + 0x123).mapped);
     CHECK(w.check(kRidA, 5, va + 0x123, Access::Read).empty());  // a fault, as intended
 
-    const PageRequestResult res = w.send(req(kRidA, 5, va + 0x123, true, true, 9), ns(1000));
+    // The device names the faulting byte; the descriptor holds its page.
+    PageRequest pr = req(kRidA, 5, va, true, true, 9);
+    pr.addr = va + 0x123;
+    const PageRequestResult res = w.send(pr, ns(1000));
     REQUIRE(res.outcome == PageRequestResult::Outcome::Written);
     w.run();
     const auto resp = w.new_responses();
@@ -206,6 +209,7 @@ TEST_CASE("a page request populates the page and is answered once with Success",
     CHECK(w.stat("faults.populated") == 1);
     CHECK(w.svc->ledger().pending() == 0);
     CHECK(w.svc->ledger().answered == 1);
+    CHECK(w.svc->ledger().unnoted == 0);  // the noted request matched the entry read
     CHECK(w.svc->ledger().balance().empty());
     // PQH caught up with PQT, PPR cleared.
     CHECK(w.r.rd64(reg::PQH) == w.r.rd64(reg::PQT));
