@@ -7,6 +7,9 @@
 // pieces (the unit's own translation latencies taken from its translate hook). Then the PRQ
 // is made full: the unit's automatic Success response reaches the agent, whose retry still
 // finds no rights, and the DMA fails; with PRO set the same happens without a queue write.
+// The handler's Invalid Request fails the DMA at once; five faults at once with an Outstanding
+// Page Request Allocation of four make the fifth wait for a response.
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn
 #include <fmt/format.h>
 
 #include <systemc>
@@ -30,6 +33,7 @@ struct Bench : AtsRig {
     sc_event irq;
     Tick irq_at = 0, responded_at = 0;
     bool serve = true;
+    Addr refuse = 0;  // the handler answers Invalid Request for this page
     uint16_t fl = 0;
     std::vector<vtd::PageRequest> seen;
     struct Translation {
@@ -76,10 +80,12 @@ struct Bench : AtsRig {
                 check(pr != nullptr, "the page request descriptor decodes");
                 if (!pr) continue;
                 seen.push_back(*pr);
-                drv.map(fl, pr->addr, kPhys + (pr->addr - kPages), 0x1000, kPermRW);
+                const bool ok = pr->addr != refuse;
+                if (ok) drv.map(fl, pr->addr, kPhys + (pr->addr - kPages), 0x1000, kPermRW);
                 vtd::PageGroupResponse r;
                 r.pp = pr->pp, r.rid = pr->rid, r.pasid = pr->pasid, r.prgi = pr->prgi;
-                r.rc = uint8_t(vtd::PageResponseCode::Success);
+                r.rc = uint8_t(ok ? vtd::PageResponseCode::Success
+                                  : vtd::PageResponseCode::InvalidRequest);
                 out.push_back(vtd::encode(r));
             }
             responded_at = sim_now();
@@ -174,6 +180,38 @@ struct Bench : AtsRig {
         check(r.faults == 1 && counter(stats, "regs.page_responses_auto") == 2 &&
                   counter(dev_stats, "ats.pri.responses_success") == 3,
               "with PRO set the request is answered again");
+        check(agent.pending_page_requests() == 0, "every page request answered");
+
+        // The host refuses a page: Invalid Request, the DMA fails without a retry.
+        iommu.mmio_write(reg::PRS, 4, vtd::prs::PRO | vtd::prs::PPR, sim_now());
+        iommu.mmio_write(reg::PQH, 8, iommu.mmio_read(reg::PQT, 8), sim_now());
+        serve = true;
+        refuse = kPages + 0x4000;
+        const uint64_t trs_before = counter(dev_stats, "ats.translation_requests");
+        r = dma(kProc, refuse, true, buf, 64);
+        check(r.faults == 1 && counter(dev_stats, "ats.pri.responses_invalid_request") == 1,
+              "Invalid Request reached the agent and failed the DMA");
+        check(counter(dev_stats, "ats.translation_requests") == trs_before + 1,
+              "no retry after Invalid Request");
+        check(seen.back().addr == refuse && seen.back().wrr && !seen.back().rdr,
+              "the page request asked for write");
+
+        // Five faults at once, an allocation of four: the fifth waits for a response.
+        const uint64_t waits = counter(dev_stats, "ats.pri.credit_waits");
+        const uint64_t asked = counter(dev_stats, "ats.pri.page_requests");
+        int finished = 0, ok = 0;
+        for (int i = 0; i < 5; ++i)
+            sc_spawn([this, i, &finished, &ok] {
+                const AtsAgent::Result x = agent.translate(
+                    kProc, kPages + 0x10000 + Addr(i) * 0x1000, Access::Read, sim_now());
+                ok += x.ok && x.paged;
+                ++finished;
+            });
+        for (int spins = 0; spins < 100 && finished < 5; ++spins) wait(1, SC_US);
+        check(finished == 5 && ok == 5, fmt::format("{} of 5 faults resolved", ok));
+        check(counter(dev_stats, "ats.pri.credit_waits") == waits + 1,
+              "one page request waited for the allocation");
+        check(counter(dev_stats, "ats.pri.page_requests") == asked + 5, "five page requests");
         check(agent.pending_page_requests() == 0, "every page request answered");
         check.reached_end();
         sc_stop();
