@@ -57,7 +57,9 @@ static_assert(decode_range(0x200000 | 0xFF000 | kSBit)->base == 0x200000);
 static_assert(!decode_range(~uint64_t(0)).has_value());
 
 // ---- Translation Completion (10.2.3): one data entry ----
-// Bit positions of a Translation Completion Data Entry's low doubleword.
+// Bit positions of a Translation Completion Data Entry's low doubleword (PCIe Base 4.0 and later,
+// "Translation Completion Data Entry": R 0, W 1, U 2, Exe 3, Priv 4, Global 5, ATS Memory
+// Attributes 8:6 (not modelled), N 10, S 11).
 enum : unsigned { kBitR = 0, kBitW = 1, kBitU = 2, kBitExe = 3, kBitPriv = 4, kBitGlobal = 5 };
 constexpr unsigned kBitN = 10;
 
