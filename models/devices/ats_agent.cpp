@@ -181,8 +181,9 @@ AtsAgent::Result AtsAgent::translate(const Requester& req, Addr iova, Access acc
         }
         ++asked;
         r.paged = true;
+        if (r.requested == kNever) r.requested = t;
         r.response = page_request(req, iova, acc, &t);
-        r.done = t;
+        r.done = r.responded = t;
         if (r.response != ats::ResponseCode::Success) {
             ++*pri_failures_;
             return r;

@@ -49,6 +49,7 @@ public:
         bool hit = false;  // from the ATC
         ats::ResponseCode response = ats::ResponseCode::Success;  // the last PRG response
         bool paged = false;                                       // went through PRI
+        Tick requested = kNever, responded = kNever;  // first page request sent, last response
     };
     // The translation for a request of `req` (this function's RID, with or without PASID)
     // ready at `at`. A miss sends a Translation Request; PRI (enabled, request with a PASID, no

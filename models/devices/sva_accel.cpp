@@ -67,7 +67,19 @@ SvaAccel::SvaAccel(sc_core::sc_module_name name, const SvaAccelParams& p, SvaSpa
       latency_(g.histogram("latency", "ns", "descriptor submitted until its completion record")),
       fault_latency_(g.histogram("fault_latency", "ns",
                                  "faulting access ready until the retried access completed")),
-      wq_occupancy_(g.histogram("wq_occupancy", "entries", "queue entries at each ENQCMD")) {
+      wq_occupancy_(g.histogram("wq_occupancy", "entries", "queue entries at each ENQCMD")),
+      fault_request_(g.child("fault").histogram(
+          "request_ns", "ns",
+          "faulting access ready until its page request was due (ATC lookup, "
+          "Translation Request round trip)")),
+      fault_pri_(g.child("fault").histogram(
+          "pri_ns", "ns",
+          "page request due until its response arrived (allocation wait, PRQ "
+          "write, queueing, host service, response)")),
+      fault_retry_(g.child("fault").histogram(
+          "retry_ns", "ns",
+          "response arrived until the access completed (retried Translation "
+          "Request, the access)")) {
     uint64_t s = p_.seed;
     for (uint32_t i = 0; i < p_.processes; ++i) {
         auto pr = std::make_unique<Process>();
@@ -260,7 +272,12 @@ SvaAccel::Done SvaAccel::access(const Descriptor& d, Addr va, uint32_t len, bool
         out.done = std::max(x.done, sim_now());
     }
     if (!out.ok) ++access_errors_;
-    if (x.paged) fault_latency_.add((out.done - at) / kTicksPerNs);
+    if (x.paged && x.requested != kNever) {
+        fault_latency_.add((out.done - at) / kTicksPerNs);
+        fault_request_.add((x.requested - at) / kTicksPerNs);
+        fault_pri_.add((x.responded - x.requested) / kTicksPerNs);
+        fault_retry_.add((out.done - x.responded) / kTicksPerNs);
+    }
     rec.ok = out.ok, rec.done = out.done;
     if (hook_) hook_(rec);
     return out;
@@ -292,14 +309,15 @@ std::string SvaAccel::summary() const {
     return fmt::format(
         "sva-accel {} processes {} {} B{}: {} descriptors ({} failed), {:.2f} GB/s, latency ns "
         "p50 {} p99 {}, {} ENQCMD retries; {} faults ({:.2f} page requests each, {:.0f}/s), fault "
-        "latency ns p50 {} p99 {} max {}; ATC hit rate {:.2f} %, {} ATS round trips; {} "
-        "translation mismatches",
+        "latency ns p50 {} p99 {} max {} (mean {:.0f} = request {:.0f} + PRI {:.0f} + retry "
+        "{:.0f}); ATC hit rate {:.2f} %, {} ATS round trips; {} translation mismatches",
         p_.processes, to_string(p_.op), p_.size, p_.guest ? " in a guest" : "", completed_.value(),
         failed_.value(), elapsed ? double(bytes_.value()) * 1e3 / double(elapsed) : 0.0,
         latency_.percentile(50), latency_.percentile(99), retries_.value(), faults,
         faults ? double(requests) / double(faults) : 0.0,
         elapsed ? double(faults) * 1e12 / double(elapsed) : 0.0, fault_latency_.percentile(50),
-        fault_latency_.percentile(99), fault_latency_.max(),
+        fault_latency_.percentile(99), fault_latency_.max(), fault_latency_.mean(),
+        fault_request_.mean(), fault_pri_.mean(), fault_retry_.mean(),
         hits + misses ? 100.0 * double(hits) / double(hits + misses) : 0.0,
         stats_.child("ats").counter("translation_requests", "").value(), mismatches_.value());
 }

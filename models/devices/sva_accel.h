@@ -111,6 +111,7 @@ private:
         &mismatches_, &access_errors_, &comp_failures_, &elapsed_ns_, &bandwidth_mbps_,
         &atc_hit_rate_ppm_, &requests_per_fault_milli_, &faults_per_s_;
     Histogram &latency_, &fault_latency_, &wq_occupancy_;
+    Histogram &fault_request_, &fault_pri_, &fault_retry_;  // fault_latency's three parts
 };
 
 }  // namespace iommusim

@@ -320,6 +320,11 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
         lines.push_back(p + "hit_latency");
         lines.push_back(p + "miss_latency");
         lines.push_back(p + "walker.queueing");
+        if (find_group(sys->stats(), p + "prq")) {  // the host's page request service (SVA)
+            lines.push_back(p + "prq.service_latency_ns");
+            lines.push_back(p + "prq.occupancy");
+            lines.push_back(p + "prq.overflows_seen");
+        }
     }
     if (!lines.empty()) fmt::print("{}", summary_table(sys->stats(), lines));
 
