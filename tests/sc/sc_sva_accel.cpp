@@ -7,7 +7,8 @@
 // completion record follow. The descriptor's end is predicted to the picosecond as the sum of
 // the modelled pieces (the unit's translation latencies from its translate hook, the
 // service's costs from its parameters, fixed memory and message latencies). The second
-// descriptor to the same page hits the ATC: no unit translation, no page request.
+// descriptor to the same page hits the ATC: no unit translation, no page request. Then the
+// service hangs: a page request stays unanswered and the host reports it as a defect.
 #include <fmt/format.h>
 
 #include <memory>
@@ -188,6 +189,21 @@ struct Bench : sc_module {
         check(defects.empty(), fmt::format("no unanswered page request ({})", defects.size()));
         check(host->service().ledger().answered == 1, "one page request answered");
         check(accel->ats()->pending_page_requests() == 0, "the agent has nothing outstanding");
+
+        // A hung service: a page request for the (never touched) source page stays
+        // unanswered, and the host reports it as a defect naming it.
+        host->service().stop();
+        const Addr src = accel->processes()[0]->src;
+        sc_spawn([this, src] {
+            accel->ats()->translate(kFn.with_pasid(kPasid), src, Access::Read, sim_now());
+        });
+        wait(sc_time(100, SC_US));
+        const std::vector<std::string> hung = host->defects();
+        check(hung.size() == 1 && hung[0].find(fmt::format("{:#x}", src)) != std::string::npos &&
+                  hung[0].find("never answered") != std::string::npos,
+              fmt::format("the unanswered request is reported: {}",
+                          hung.empty() ? std::string("nothing") : hung[0]));
+        check(accel->ats()->pending_page_requests() == 1, "the agent still waits for it");
         if (getenv("SC_SVA_DUMP")) {
             for (const auto* g : {&stats, &dev_stats})
                 for (const auto& c : g->children())
