@@ -202,10 +202,17 @@ public:
     };
     // Serve `units` ready at `ready` in the earliest gap >= ready that holds them.
     Span serve(Tick ready, uint64_t units) {
-        Rate::Exact e = rate_.exact(units);
+        // Callers repeat the same amount (a link's TLPs of one kind, DRAM's single lines):
+        // the 128-bit product is kept for the last one.
+        if (units != last_units_) {
+            last_units_ = units;
+            last_exact_ = rate_.exact(units);
+            last_alone_ = Rate::ceil_ps(last_exact_);
+        }
+        Rate::Exact e = last_exact_;
         // Fit the job without credit (it is at most 1 ps longer), then take the credit if it
         // continues the previous job's busy period.
-        const Tick alone = Rate::ceil_ps(e);
+        const Tick alone = last_alone_;
         const BusyTimeline::Gap g = busy_.find(ready, alone ? alone : 1);
         if (g.start == last_end_) {
             if (e <= credit_) {  // done within the picosecond the previous job already took
@@ -242,10 +249,13 @@ private:
     BusyTimeline busy_;
     Rate rate_;
     Tick history_;
-    Tick latest_ = 0;      // latest job start (the history bound)
-    Tick floor_ = 0;       // forget_before()
-    Tick last_end_ = 0;    // end of the job served last
-    uint32_t credit_ = 0;  // 2^-32 ps by which last_end_ lies after that job's exact end
+    Tick latest_ = 0;          // latest job start (the history bound)
+    Tick floor_ = 0;           // forget_before()
+    Tick last_end_ = 0;        // end of the job served last
+    uint32_t credit_ = 0;      // 2^-32 ps by which last_end_ lies after that job's exact end
+    uint64_t last_units_ = 0;  // serve()'s last amount, its exact and rounded times
+    Rate::Exact last_exact_ = 0;
+    Tick last_alone_ = 0;
 };
 
 }  // namespace iommusim
