@@ -84,7 +84,7 @@ struct SvaAccelParams {
           "descriptors a process keeps submitted (it polls their completion records)", 1, 128);
         v("wq_size", wq_size, "entries", "shared work queue entries (ENQCMD beyond: Retry)", 1,
           4096);
-        v("engines", engines, "", "engines executing descriptors at once", 1, 64);
+        v("engines", engines, "", "engines executing descriptors at once", 1, 1024);
         v("engine_gbps", engine_gbps, "GB/s", "one engine's data rate (bytes read or written)",
           0.001, 1000.0);
         v("descriptor_ns", descriptor_ns, "ns",
