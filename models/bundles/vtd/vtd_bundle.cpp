@@ -137,6 +137,7 @@ public:
         feeder_ = std::make_unique<VtdQueueFeeder>(*drv_, *iommu_, *queue_);
         iommu_->unit().on_attach_function([this, &store = env.store](const Requester& r, bool pri) {
             vtd::enable_device_tlb(store, drv_->hw(), r.rid, pri);
+            drv_->set_ats(r.rid, true);  // its domains' invalidations reach its ATC too
         });
         name_ = name;
         store_ = &env.store;
