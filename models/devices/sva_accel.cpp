@@ -120,6 +120,20 @@ void SvaAccel::wait_until(Tick t) {
     if (t > now) sc_core::wait(to_sc_time(t - now));
 }
 
+void SvaAccel::wait_inflight(Process& pr, uint32_t limit) {
+    for (;;) {
+        while (!pr.landing.empty() && pr.landing.top() <= sim_now()) {
+            pr.landing.pop();
+            --pr.inflight;
+        }
+        if (pr.inflight < limit) return;
+        if (pr.landing.empty())
+            sc_core::wait(pr.done_ev);
+        else
+            sc_core::wait(to_sc_time(pr.landing.top() - sim_now()), pr.done_ev);
+    }
+}
+
 // The process: keeps `inflight` descriptors submitted; ENQCMD either enqueues (the queue has
 // room when the portal write arrives) or returns Retry, after which it backs off.
 void SvaAccel::submitter(size_t i) {
@@ -128,7 +142,7 @@ void SvaAccel::submitter(size_t i) {
     const Tick submit = ticks_from_ns(p_.submit_ns), retry = ticks_from_ns(p_.retry_ns);
     const uint64_t slots = (p_.buffer - p_.size) / 64 + 1;  // 64-byte aligned offsets
     for (uint64_t k = 0; k < p_.descriptors; ++k) {
-        while (pr.inflight >= p_.inflight) sc_core::wait(pr.done_ev);
+        wait_inflight(pr, p_.inflight);
         Descriptor d;
         d.proc = i;
         d.op = p_.op == SvaOp::Mix ? SvaOp(below(rng, 3)) : p_.op;
@@ -149,12 +163,12 @@ void SvaAccel::submitter(size_t i) {
         wq_.push_back(d);
         wq_ev_.notify(sc_core::SC_ZERO_TIME);
     }
-    while (pr.inflight) sc_core::wait(pr.done_ev);
+    wait_inflight(pr, 1);
     if (++procs_done_ < procs_.size()) return;
     finished_ = true;
     elapsed_ns_.reset();
     elapsed_ns_ += (end_ - start_) / kTicksPerNs;
-    end_of_simulation();  // the derived statistics, now and again at the end
+    derive_stats();  // now, and again at the end of the simulation
     finished_ev_.notify(sc_core::SC_ZERO_TIME);
 }
 
@@ -217,13 +231,8 @@ Tick SvaAccel::execute(const Descriptor& d, Tick t, uint16_t* tag) {
     Process& pr = *procs_[d.proc];
     ++pr.completed;
     // The process sees the record when it lands (it polls it).
-    sc_core::sc_spawn(
-        [&pr, done, this] {
-            wait_until(done);
-            --pr.inflight;
-            pr.done_ev.notify(sc_core::SC_ZERO_TIME);
-        },
-        nullptr, nullptr);
+    pr.landing.push(done);
+    pr.done_ev.notify(sc_core::SC_ZERO_TIME);
     return std::max(pace, sim_now());
 }
 
@@ -288,7 +297,7 @@ double SvaAccel::progress() const {
     return all > 0 ? std::min(1.0, double(completed_.value()) / all) : 1.0;
 }
 
-void SvaAccel::end_of_simulation() {
+void SvaAccel::derive_stats() {
     const Tick elapsed = end_ > start_ && start_ != kNever ? end_ - start_ : 0;
     const uint64_t hits = stat(stats_, "atc", "hits").value();
     const uint64_t misses = stat(stats_, "atc", "misses").value();

@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <queue>
 #include <string>
 #include <systemc>
 #include <tlm>
@@ -60,6 +61,8 @@ public:
         Addr src = 0, dst = 0, comp = 0;
         uint64_t submitted = 0, completed = 0, failed = 0;
         uint32_t inflight = 0;
+        // When the completion records of descriptors in flight land (the process polls them).
+        std::priority_queue<Tick, std::vector<Tick>, std::greater<Tick>> landing;
         sc_core::sc_event done_ev;
     };
     const std::vector<std::unique_ptr<Process>>& processes() const { return procs_; }
@@ -90,7 +93,10 @@ private:
     Tick execute(const Descriptor& d, Tick t, uint16_t* tag);
     Done access(const Descriptor& d, Addr va, uint32_t len, bool write, Tick at, uint16_t tag);
     void wait_until(Tick t);
-    void end_of_simulation() override;
+    // Until fewer than `limit` of process `pr`'s descriptors are in flight.
+    void wait_inflight(Process& pr, uint32_t limit);
+    void derive_stats();  // the counters computed from others
+    void end_of_simulation() override { derive_stats(); }
 
     SvaAccelParams p_;
     SvaSpaces& spaces_;
