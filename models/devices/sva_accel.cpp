@@ -15,6 +15,8 @@ const SvaAccelParams& checked(const SvaAccelParams& p) {
     return p;
 }
 
+constexpr Tick kQuantum = 1000 * kTicksPerNs;
+
 uint64_t splitmix(uint64_t& s) {
     uint64_t z = (s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -213,6 +215,9 @@ Tick SvaAccel::execute(const Descriptor& d, Tick t, uint16_t* tag) {
         // The engine's data rate paces the next piece; a wait for a translation delays it.
         pace = std::max(pace + Tick(double(len) * ps_per_byte + 0.5), sim_now());
         off += len;
+        // A long descriptor runs ahead of SystemC time at most a quantum, so that the other
+        // engines' and the host's work interleave with it in time order.
+        if (pace > sim_now() + kQuantum) wait_until(pace);
     }
     // The completion record follows the data (32 bytes: status, bytes completed, fault
     // address); a fault's status is written as well.
