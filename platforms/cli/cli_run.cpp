@@ -302,8 +302,13 @@ int simulate(System& system, const RunOptions& o, const std::string& verb, Metad
                wall.count(), interrupted ? " (interrupted: statistics so far)" : "");
     for (const std::string& s : sys->device_summaries()) fmt::print("{}\n", s);
     // Host software that left work undone when every device had finished: a defect.
+    // Stopped early (time limit, Ctrl-C), work still in flight is no defect: it is listed.
     std::vector<std::string> defects;
-    if (!interrupted && sys->devices_done()) defects = sys->defects();
+    if (!interrupted && sys->devices_done())
+        defects = sys->defects();
+    else
+        for (const std::string& d : sys->defects())
+            fmt::print(stderr, "iommusim {}: still pending when the run stopped: {}\n", verb, d);
     for (const std::string& d : defects) fmt::print(stderr, "iommusim {}: defect: {}\n", verb, d);
     if (print_more) print_more(run);
     std::vector<SummaryLine> lines;
