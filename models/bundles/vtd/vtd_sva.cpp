@@ -55,7 +55,13 @@ private:
 VtdSvaHost::VtdSvaHost(sc_core::sc_module_name name, vtd::Driver& drv, VtdIommu& iommu,
                        SparseMemory& store, vtd::InvQueueWriter& iq, VtdQueueFeeder& feeder,
                        const sva::PrqParams& p, StatGroup& stats)
-    : sc_module(name), drv_(drv), procs_(drv), svc_(procs_, iommu, store, iq, feeder, p, stats) {
+    : sc_module(name),
+      drv_(drv),
+      procs_(drv),
+      svc_(procs_, iommu, store, iq, feeder, p, stats),
+      read_wait_(stats.histogram("read_wait_ns", "ns",
+                                 "request written to the PRQ until the handler read it (queueing: "
+                                 "interrupt, handler wake-up, earlier descriptors)")) {
     svc_.set_log_name(stats.path());
     // Interrupts are handed to the service from its own thread: the unit may raise one while
     // the service is writing its registers.
@@ -85,12 +91,27 @@ void VtdSvaHost::run() {
         const Tick next = svc_.next_event();
         if (next <= now) {
             svc_.run_until(now);
+            note_reads();
             continue;
         }
         if (next == kNever)
             sc_core::wait(kick_);
         else
             sc_core::wait(to_sc_time(next - now), kick_);
+    }
+}
+
+void VtdSvaHost::note_reads() {
+    // The handler reads in queue order, so the ledger's order of reads only grows. A request
+    // read and answered within one step (all of the service's costs zero) is not seen.
+    const sva::PrqLedger& l = svc_.ledger();
+    if (l.pending() == 0) return;
+    for (const sva::PrqLedger::Entry& e : l.unanswered()) {
+        if (e.seq < read_seq_ || e.read == kNever) continue;
+        // A device running ahead of SystemC time may write a request the handler reads at an
+        // earlier time (loosely timed): that wait counts as none.
+        if (e.sent != kNever) read_wait_.add(e.read > e.sent ? (e.read - e.sent) / kTicksPerNs : 0);
+        read_seq_ = e.seq + 1;
     }
 }
 

@@ -39,12 +39,16 @@ public:
 private:
     class Spaces;
     void run();
+    // Requests the handler has read since the last look: their wait in the PRQ.
+    void note_reads();
 
     vtd::Driver& drv_;
     sva::ProcessTable procs_;
     sva::PrqService svc_;
     std::vector<std::unique_ptr<Spaces>> spaces_;
     std::vector<Tick> irqs_;  // page request interrupts not yet given to the service
+    Histogram& read_wait_;
+    uint64_t read_seq_ = 0;  // ledger order of the last request whose read was noted, + 1
     sc_core::sc_event kick_;
 };
 
