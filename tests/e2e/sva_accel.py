@@ -70,6 +70,10 @@ for wl, guest in (("workloads/sva-accel.ini", False), ("workloads/sva-accel-nest
           f"{name}: fault latency per fault, ATS round trips counted")
     check(prq["occupancy"]["count"] > 0 and prq["overflows_seen"] == 0,
           f"{name}: PRQ occupancy recorded, no overflow")
+    check(prq["read_wait_ns"]["count"] == prq["requests"]
+          and prq["read_wait_ns"]["mean"] <= prq["service_latency_ns"]["mean"]
+          <= a["fault"]["pri_ns"]["mean"] <= a["fault_latency"]["mean"],
+          f"{name}: the fault latency's parts nest (PRQ wait, service, PRI round trip, total)")
     latency[guest] = a["fault_latency"]["p50"]
     print(f"{name:>24}: {a['faults']} faults, fault latency p50 {a['fault_latency']['p50']} ns, "
           f"ATC hit rate {a['atc_hit_rate_ppm'] / 1e4:.2f} %")
