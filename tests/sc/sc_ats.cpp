@@ -226,7 +226,5 @@ struct Bench : test::AtsRig {
 }  // namespace
 
 int sc_main(int, char*[]) {
-    Bench b("bench");
-    sc_start();
-    return b.check.finish();
+    return run_bench<Bench>();
 }

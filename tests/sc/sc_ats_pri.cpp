@@ -220,7 +220,5 @@ struct Bench : AtsRig {
 }  // namespace
 
 int sc_main(int, char*[]) {
-    Bench b("bench");
-    sc_start();
-    return b.check.finish();
+    return run_bench<Bench>();
 }

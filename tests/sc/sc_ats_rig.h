@@ -18,6 +18,7 @@
 #include "memory/fixed_memory.h"
 #include "memory/mux.h"
 #include "sc_harness.h"
+#include "sc_vtd_scalable.h"
 
 namespace iommusim::test {
 
@@ -26,16 +27,8 @@ namespace reg = vtd::reg;
 constexpr Tick kDown = 200 * kTicksPerNs;  // unit -> function message
 constexpr Tick kUp = 150 * kTicksPerNs;    // function -> unit message
 constexpr Tick kDataNs = 50, kTablesNs = 90;
-constexpr Addr kQueueBase = Addr(80) << 30, kStatus = Addr(81) << 30, kPrqBase = Addr(82) << 30;
 
-struct AtsRig : sc_core::sc_module {
-    SparseMemory store;
-    vtd::Driver drv{store, [] {
-                        vtd::DriverConfig c;
-                        c.hw.scalable = true;
-                        return c;
-                    }()};
-    vtd::InvQueueWriter queue{store, kQueueBase, 0, true};
+struct AtsRig : sc_core::sc_module, ScalableVtd {
     StatGroup stats{"iommu0"};
     StatGroup dev_stats{"dev"};
     VtdIommu iommu;
@@ -60,16 +53,11 @@ struct AtsRig : sc_core::sc_module {
         engine.dma.bind(mux.inputs);
         raw.socket.bind(mux.inputs);
         mux.output.bind(iommu.unit().upstream);
-        iommu.unit().downstream.bind(data.target);
-        iommu.unit().walk.bind(tables.target);
+        wire(iommu, data, tables);
         engine.set_ats(&agent);
         engine.on_complete([this](const DmaTransfer&, const DmaResult& r) {
             last = r;
             dma_done.notify(sc_core::SC_ZERO_TIME);
-        });
-        // As the bundle does: attaching a function enables ATS (and PRI) in its context entry.
-        iommu.unit().on_attach_function([this](const Requester& r, bool pri) {
-            vtd::enable_device_tlb(store, drv.hw(), r.rid, pri);
         });
     }
 
@@ -83,14 +71,7 @@ struct AtsRig : sc_core::sc_module {
     }
 
     // intel-iommu's bring-up: root table (scalable mode), queued invalidation, translation.
-    void bring_up() {
-        const Tick t = sim_now();
-        iommu.mmio_write(reg::RTADDR, 8, drv.hw().rtaddr | (uint64_t(vtd::Ttm::Scalable) << 10), t);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::SRTP, t);
-        iommu.mmio_write(reg::IQA, 8, queue.iqa(), t);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, t);
-        wait_until(iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, t));
-    }
+    void bring_up() { wait_until(enable(iommu, sim_now())); }
 
     // The driver's descriptors since the last call, then `extra`, then a wait descriptor with
     // a status write; returns whether its status arrived (qi_submit_sync).

@@ -38,6 +38,7 @@
 #include "bundles/vtd/vtd_iommu.h"
 #include "devices/dma_engine.h"
 #include "host/dma_api.h"
+#include "host/vtd_bringup.h"
 #include "host/vtd_driver.h"
 #include "host/vtd_inv_queue.h"
 #include "iommu/region_router.h"
@@ -301,14 +302,8 @@ private:
 // ---- the host ----
 
 inline void Platform::bring_up() {
-    namespace reg = vtd::reg;
-    const uint64_t ttm = spec.scalable ? uint64_t(vtd::Ttm::Scalable) << 10 : 0;
-    Tick t = now();
-    t = iommu.mmio_write(reg::RTADDR, 8, drv.hw().rtaddr | ttm, t);
-    t = iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::SRTP, t);
-    t = iommu.mmio_write(reg::IQA, 8, queue.iqa(), t);
-    t = iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, t);
-    t = iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, t);
+    Tick t = vtd::enable_unit(iommu, drv.hw().rtaddr, spec.scalable, queue.iqa(), now(),
+                              vtd::WriteOrder::Chained);
     for (Domain& d : domains) {
         vtd::DomainOptions o;
         o.stage = d.first_level ? vtd::Stage::FirstLevel : vtd::Stage::SecondLevel;

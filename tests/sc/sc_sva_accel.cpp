@@ -22,19 +22,17 @@
 #include "host/vtd_inv_queue.h"
 #include "memory/fixed_memory.h"
 #include "sc_harness.h"
+#include "sc_vtd_scalable.h"
 
 using namespace iommusim;
 using namespace sc_core;
 
 namespace {
-namespace reg = vtd::reg;
 
 constexpr Tick kNs = kTicksPerNs;
 constexpr Tick kDown = 200 * kNs, kUp = 150 * kNs;  // unit <-> function messages
 constexpr Tick kDataNs = 50, kTablesNs = 90;
 constexpr Tick kCycle = 1000;  // register file clock: 1 GHz
-constexpr Addr kQueueBase = Addr(80) << 30, kStatus = Addr(81) << 30, kPrqBase = Addr(82) << 30;
-constexpr Addr kFrames = Addr(4) << 30;
 const Requester kFn = Requester::bdf(0x3a, 0, 0);
 constexpr uint32_t kPasid = 7;
 
@@ -58,21 +56,14 @@ SvaAccelParams accel_params() {
 
 sva::PrqParams prq_params() {
     sva::PrqParams p;
-    p.prq_base = kPrqBase;
-    p.status_addr = kStatus;
+    p.prq_base = test::kPrqBase;
+    p.status_addr = test::kStatus;
     // Distinct values so that a piece counted twice or missed shows.
     p.irq_ns = 5000, p.desc_ns = 110, p.group_ns = 3000, p.fault_ns = 1300, p.respond_ns = 230;
     return p;
 }
 
-struct Bench : sc_module {
-    SparseMemory store;
-    vtd::Driver drv{store, [] {
-                        vtd::DriverConfig c;
-                        c.hw.scalable = true;
-                        return c;
-                    }()};
-    vtd::InvQueueWriter queue{store, kQueueBase, 0, true};
+struct Bench : sc_module, test::ScalableVtd {
     StatGroup stats{"iommu0"}, dev_stats{"accel"};
     VtdIommu iommu;
     VtdQueueFeeder feeder{drv, iommu, queue};
@@ -86,30 +77,19 @@ struct Bench : sc_module {
     };
     std::vector<Translation> trs;
     std::vector<SvaAccess> accesses;
-    Addr next_frame = kFrames;
 
     SC_HAS_PROCESS(Bench);
     explicit Bench(sc_module_name n)
         : sc_module(n),
           iommu("iommu", vtd::RegFileConfig::scalable_unit(), drv.hw(), UnitParams{}, stats) {
-        iommu.unit().downstream.bind(data.target);
-        iommu.unit().walk.bind(tables.target);
-        iommu.unit().on_attach_function([this](const Requester& r, bool pri) {
-            vtd::enable_device_tlb(store, drv.hw(), r.rid, pri);
-        });
+        wire(iommu, data, tables);
         iommu.unit().on_translate(
             [this](const Requester&, Addr, Tick a, const TranslateOutcome& o) {
                 trs.push_back({a, o.done});
             });
         host = std::make_unique<VtdSvaHost>("host", drv, iommu, store, queue, feeder, prq_params(),
                                             stats.child("prq"));
-        const uint16_t did = *drv.create_domain({});
-        drv.attach(kFn.rid, did);
-        SvaSpaces* spaces = host->spaces(kFn.rid, [this](uint64_t len) {
-            const Addr a = next_frame;
-            next_frame += len;
-            return a;
-        });
+        SvaSpaces* spaces = sva_spaces(*host, kFn);
         accel = std::make_unique<SvaAccel>("accel", accel_params(), *spaces, 256, dev_stats);
         accel->dma.bind(iommu.unit().upstream);
         accel->on_access([this](const SvaAccess& a) { accesses.push_back(a); });
@@ -127,11 +107,7 @@ struct Bench : sc_module {
     // As the bundle does at time 0: root table, queued invalidation, translation, the
     // attaches' invalidations, then the page request queue.
     void start_of_simulation() override {
-        iommu.mmio_write(reg::RTADDR, 8, drv.hw().rtaddr | (uint64_t(vtd::Ttm::Scalable) << 10), 0);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::SRTP, 0);
-        iommu.mmio_write(reg::IQA, 8, queue.iqa(), 0);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, 0);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, 0);
+        enable(iommu, 0);
         feeder.submit(0);
         host->enable(0);
     }
@@ -220,7 +196,5 @@ struct Bench : sc_module {
 }  // namespace
 
 int sc_main(int, char*[]) {
-    Bench b("bench");
-    sc_start();
-    return b.check.finish();
+    return test::run_bench<Bench>();
 }

@@ -27,16 +27,14 @@
 #include "host/vtd_inv_queue.h"
 #include "memory/fixed_memory.h"
 #include "sc_harness.h"
+#include "sc_vtd_scalable.h"
 #include "support/property.h"
 
 using namespace iommusim;
 using namespace sc_core;
 
 namespace {
-namespace reg = vtd::reg;
 
-constexpr Addr kQueueBase = Addr(80) << 30, kStatus = Addr(81) << 30, kPrqBase = Addr(82) << 30;
-constexpr Addr kFrames = Addr(4) << 30;
 const Requester kFn = Requester::bdf(0x21, 0, 0);
 
 struct Drawn {
@@ -71,8 +69,8 @@ Drawn draw(uint64_t seed, uint64_t accesses) {
     const uint64_t pieces = (p.size + 255) / 256 + 1;
     const uint64_t per = p.op == SvaOp::Fill ? pieces + 1 : 2 * pieces + 1;
     p.descriptors = std::max<uint64_t>(1, accesses / per / p.processes);
-    d.prq.prq_base = kPrqBase;
-    d.prq.status_addr = kStatus;
+    d.prq.prq_base = test::kPrqBase;
+    d.prq.status_addr = test::kStatus;
     d.prq.workers = uint32_t(r.range(1, 4));
     d.prq.pqs = uint32_t(r.below(2));
     d.text = fmt::format(
@@ -84,15 +82,8 @@ Drawn draw(uint64_t seed, uint64_t accesses) {
     return d;
 }
 
-struct World : sc_module {
+struct World : sc_module, test::ScalableVtd {
     Drawn drawn;
-    SparseMemory store;
-    vtd::Driver drv{store, [] {
-                        vtd::DriverConfig c;
-                        c.hw.scalable = true;
-                        return c;
-                    }()};
-    vtd::InvQueueWriter queue{store, kQueueBase, 0, true};
     StatGroup stats;
     VtdIommu iommu;
     VtdQueueFeeder feeder{drv, iommu, queue};
@@ -101,7 +92,6 @@ struct World : sc_module {
     std::unique_ptr<VtdSvaHost> host;
     std::unique_ptr<SvaAccel> accel;
     std::vector<SvaAccess> accesses;
-    Addr next_frame = kFrames;
 
     World(sc_module_name n, uint64_t seed, uint64_t target)
         : sc_module(n),
@@ -109,20 +99,10 @@ struct World : sc_module {
           stats("world"),  // one name: worlds of one seed compare byte for byte
           iommu("iommu", vtd::RegFileConfig::scalable_unit(), drv.hw(), UnitParams{},
                 stats.child("iommu")) {
-        iommu.unit().downstream.bind(data.target);
-        iommu.unit().walk.bind(tables.target);
-        iommu.unit().on_attach_function([this](const Requester& r, bool pri) {
-            vtd::enable_device_tlb(store, drv.hw(), r.rid, pri);
-        });
+        wire(iommu, data, tables);
         host = std::make_unique<VtdSvaHost>("host", drv, iommu, store, queue, feeder, drawn.prq,
                                             stats.child("iommu").child("prq"));
-        const uint16_t did = *drv.create_domain({});
-        drv.attach(kFn.rid, did);
-        SvaSpaces* spaces = host->spaces(kFn.rid, [this](uint64_t len) {
-            const Addr a = next_frame;
-            next_frame += len;
-            return a;
-        });
+        SvaSpaces* spaces = sva_spaces(*host, kFn);
         accel =
             std::make_unique<SvaAccel>("accel", drawn.accel, *spaces, 256, stats.child("accel"));
         accel->dma.bind(iommu.unit().upstream);
@@ -134,11 +114,7 @@ struct World : sc_module {
     }
 
     void start_of_simulation() override {
-        iommu.mmio_write(reg::RTADDR, 8, drv.hw().rtaddr | (uint64_t(vtd::Ttm::Scalable) << 10), 0);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::SRTP, 0);
-        iommu.mmio_write(reg::IQA, 8, queue.iqa(), 0);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, 0);
-        iommu.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, 0);
+        enable(iommu, 0);
         feeder.submit(0);
         host->enable(0);
     }

@@ -6,6 +6,7 @@
 #include "bundles/bundle.h"
 #include "host/dma_api.h"
 #include "host/viommu.h"
+#include "host/vtd_bringup.h"
 #include "vtd_bundle.h"
 #include "vtd_iommu.h"
 #include "vtd_sva.h"
@@ -158,15 +159,8 @@ public:
     // As the driver does at boot: root table, queued invalidation, translation enabled, then
     // the invalidations of its attaches.
     void bring_up() override {
-        namespace reg = vtd::reg;
-        const uint64_t ttm =
-            mode_.mode == VtdMode::Scalable ? uint64_t(vtd::Ttm::Scalable) << 10 : 0;
-        VtdIommu& r = *iommu_;
-        r.mmio_write(reg::RTADDR, 8, drv_->hw().rtaddr | ttm, 0);
-        r.mmio_write(reg::GCMD, 4, vtd::gcmd::SRTP, 0);
-        r.mmio_write(reg::IQA, 8, queue_->iqa(), 0);
-        r.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE, 0);
-        r.mmio_write(reg::GCMD, 4, vtd::gcmd::QIE | vtd::gcmd::TE, 0);
+        vtd::enable_unit(*iommu_, drv_->hw().rtaddr, mode_.mode == VtdMode::Scalable, queue_->iqa(),
+                         0, vtd::WriteOrder::AtOnce);
         feeder_->submit(0);
         iommu_->unit().engine().set_oracle(
             [d = drv_.get()](const Requester& q, Addr a) { return d->expect(q, a); });
