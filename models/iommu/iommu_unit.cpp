@@ -49,7 +49,7 @@ private:
 IommuUnit::IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& walker,
                      StatGroup& stats)
     : sc_module(name),
-      upstream("upstream"),
+      upstream("upstream", this),
       downstream("downstream"),
       walk("walk"),
       walker_(walker) {
@@ -88,8 +88,6 @@ IommuUnit::IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& 
     prg_responses_ = &a.counter("prg_responses", "PRG Response messages sent to functions");
     prg_responses_dropped_ =
         &a.counter("prg_responses_dropped", "PRG Responses for a RID with no attached function");
-    upstream.register_b_transport(this, &IommuUnit::b_transport);
-    upstream.register_transport_dbg(this, &IommuUnit::transport_dbg);
 }
 
 IommuUnit::~IommuUnit() = default;

@@ -11,7 +11,6 @@
 // responses over their ats::Path; their page requests go to the architecture's hook.
 #pragma once
 #include <tlm_utils/simple_initiator_socket.h>
-#include <tlm_utils/simple_target_socket.h>
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,14 +19,19 @@
 #include <unordered_map>
 
 #include "core/ats.h"
+#include "core/direct_target_socket.h"
 #include "core/pcie_ext.h"
 #include "translation_unit.h"
 
 namespace iommusim {
 
 class IommuUnit : public sc_core::sc_module, private ats::Host {
+    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
+
 public:
-    tlm_utils::simple_target_socket<IommuUnit> upstream;
+    // Every DMA passes here: the socket calls b_transport directly (direct_target_socket.h).
+    DirectTargetSocket<IommuUnit, &IommuUnit::b_transport, &IommuUnit::transport_dbg> upstream;
     tlm_utils::simple_initiator_socket<IommuUnit> downstream;
     tlm_utils::simple_initiator_socket<IommuUnit> walk;
 
@@ -84,8 +88,6 @@ public:
 private:
     class WalkPort;
     void end_of_simulation() override;
-    void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-    unsigned int transport_dbg(tlm::tlm_generic_payload& p);
     void translation_request(tlm::tlm_generic_payload& p, const PcieAttr& attr,
                              sc_core::sc_time& delay);
     void translated(tlm::tlm_generic_payload& p, const PcieAttr& attr, sc_core::sc_time& delay);

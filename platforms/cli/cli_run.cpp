@@ -1,5 +1,6 @@
 // `iommusim run` and `iommusim params`: assemble a system from platform and workload files,
 // simulate it, print a summary and write stats.json and stats.csv.
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn
 #include <fmt/format.h>
 #include <boost/program_options.hpp>
 
