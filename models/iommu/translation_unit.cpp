@@ -736,7 +736,7 @@ void TranslationUnit::Impl::check_stale(Txn& x) {
     if (!oracle) return;
     if (!x.out.iotlb_hit && !x.dev_cached && !x.pasid_cached && x.tr.used.empty()) return;
     const Expectation e = oracle(x.req, x.iova);
-    if (check_translation(x.out.result, e, x.acc, false).empty()) return;
+    if (translation_matches(x.out.result, e, x.acc, false)) return;
     uint8_t what = x.out.iotlb_hit ? kStaleIotlb : 0;
     for (const WalkTrace::Used& u : x.tr.used) {
         uint8_t b[8];
