@@ -193,12 +193,19 @@ struct NicParams {
             e = "pool_buffers below ring_size x queues";
         if (e.empty() && !(sw_ns >= 0.0 && sw_ns <= 1e9)) e = "sw_ns out of range";
         if (e.empty() && (bus > 255 || device > 31 || function > 7)) e = "requester out of range";
-        if (e.empty() && striding() &&
-            (stride_size < 64 || stride_size > 65536 || (stride_size & (stride_size - 1)) ||
-             wqe_pages < 1 || wqe_pages > 4096 || wqes < 2 || wqes > 65536 ||
-             d->max() - kEthFcsBytes > wqe_bytes() || wqe_bytes() % stride_size))
-            e = "striding: stride_size not a power of 2 in 64..65536 dividing the buffer, "
-                "wqe_pages out of 1..4096, wqes out of 2..65536, or a frame larger than a buffer";
+        if (e.empty() && striding()) {
+            if (stride_size < 64 || stride_size > 65536 || (stride_size & (stride_size - 1)) ||
+                wqe_bytes() % stride_size)
+                e = "striding: stride_size " + std::to_string(stride_size) +
+                    " is not a power of 2 in 64..65536 dividing the buffer's " +
+                    std::to_string(wqe_bytes()) + " bytes";
+            else if (wqe_pages < 1 || wqe_pages > 4096 || wqes < 2 || wqes > 65536)
+                e = "striding: wqe_pages out of 1..4096 or wqes out of 2..65536";
+            else if (d->max() - kEthFcsBytes > wqe_bytes())
+                e = "striding: the largest frame's " + std::to_string(d->max() - kEthFcsBytes) +
+                    " B without FCS do not fit a buffer of wqe_pages x 4096 = " +
+                    std::to_string(wqe_bytes()) + " B";
+        }
         if (e.empty() && (direction > NicDirection::Both || buffers > NicBufferPolicy::Striding))
             e = "bad direction or buffers";
         if (!e.empty() && why) *why = "nic: " + e;
