@@ -12,6 +12,9 @@ namespace iommusim {
 constexpr uint32_t kEthWireOverhead = 20;
 constexpr uint32_t kEthFcsBytes = 4;
 constexpr uint32_t kEthMinFrame = 64, kEthMaxFrame = 9216;  // 9216: common jumbo limit
+// A TCP ACK: 14 B Ethernet + 20 B IPv4 + 32 B TCP (with the timestamp option Linux sends by
+// default) + FCS.
+constexpr uint32_t kEthAckFrame = 14 + 20 + 32 + kEthFcsBytes;
 
 constexpr uint64_t eth_wire_bits(uint64_t frame) {
     return (frame + kEthWireOverhead) * 8;

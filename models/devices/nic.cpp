@@ -24,6 +24,7 @@ NicStats::NicStats(StatGroup& g)
       rx_no_buffer(rx.counter("drops_no_buffer", "frames dropped: no posted RX buffer")),
       rx_fifo(rx.counter("drops_fifo", "frames dropped: on-chip receive buffer full")),
       rx_fault(rx.counter("drops_fault", "frames whose DMA got an error response")),
+      rx_acks(rx.counter("acks", "TCP ACK frames the driver posted for received frames")),
       rx_rate(rx.counter("packet_rate", "packets per second (set at the end)")),
       rx_tput(rx.counter("throughput", "frame bits per second (set at the end)")),
       rx_latency(rx.histogram("latency", "ns", "frame arrival until its descriptor is written")),
@@ -123,6 +124,7 @@ bool Nic::handle(const Ev& e, DmaTransfer& t) {
         case kRxClean: rx_clean(e.t, e.slot / p_.ring_size); return false;
         case kTxOffer: tx_offer(e.t); return false;
         case kTxClean: tx_clean(e.t, e.slot / p_.ring_size); return false;
+        case kRxRelease: rx_release_page(e.t, e.slot); return false;
         default: break;
     }
     const bool rx = e.kind == kRxData || e.kind == kRxDesc;

@@ -47,7 +47,7 @@ struct NicResult {
 struct NicStats {
     StatGroup &rx, &tx, &drv;
     Counter &rx_offered, &rx_packets, &rx_bytes, &rx_no_buffer, &rx_fifo, &rx_fault;
-    Counter &rx_rate, &rx_tput;
+    Counter &rx_acks, &rx_rate, &rx_tput;
     Histogram &rx_latency, &rx_host_latency;
     Counter &tx_offered, &tx_packets, &tx_bytes, &tx_map, &tx_fault, &tx_ring_full;
     Counter &tx_rate, &tx_tput;
@@ -76,16 +76,17 @@ private:
     // Events, in one queue ordered by time. The first kinds are line and host (driver) work;
     // the rest are the NIC's DMA transfers, handed to the engine.
     enum Kind : uint8_t {
-        kRxArrive,  // a frame has arrived in full
-        kRxRefill,  // the driver retries refilling the RX ring (missed-packet interrupt)
-        kRxClean,   // the driver processes RX write-backs
-        kTxOffer,   // the application hands the driver a frame
-        kTxClean,   // the driver reclaims transmitted descriptors
-        kRxData,    // write the frame into its buffer
-        kRxDesc,    // write the RX descriptor back
-        kTxDesc,    // read the TX descriptor
-        kTxData,    // read the frame from its buffer
-        kTxDone,    // write the TX descriptor back
+        kRxArrive,   // a frame has arrived in full
+        kRxRefill,   // the driver retries refilling the RX ring (missed-packet interrupt)
+        kRxClean,    // the driver processes RX write-backs
+        kTxOffer,    // the application hands the driver a frame
+        kTxClean,    // the driver reclaims transmitted descriptors
+        kRxRelease,  // striding: the driver unmaps the next page of a finished buffer
+        kRxData,     // write the frame into its buffer
+        kRxDesc,     // write the RX descriptor back
+        kTxDesc,     // read the TX descriptor
+        kTxData,     // read the frame from its buffer
+        kTxDone,     // write the TX descriptor back
     };
     struct Slot {
         Addr iova = 0;
@@ -115,12 +116,15 @@ private:
     void rx_schedule();
     bool rx_post(Tick& t, uint32_t q);
     bool rx_post_wqe(Tick& t, uint32_t q);
-    void rx_release_wqe(Tick& t, uint32_t q);
+    void rx_release_page(Tick at, uint32_t q);
     // Striding RX: place a frame in queue q's current buffer, or false (none posted).
     bool rx_place(Slot& s, uint32_t q, uint32_t frame, Tick at);
     uint32_t strides(uint32_t frame) const;
     void rx_refill(Tick& t, uint32_t q);
     void rx_clean(Tick at, uint32_t q);
+    // Post a frame on queue q's TX ring at t (the driver maps it, per_packet and striding),
+    // its latency counted from `start`; false when the mapping failed (a drop).
+    bool tx_post(Tick& t, uint32_t q, uint32_t frame, Tick start);
     void tx_offer(Tick at);
     void tx_schedule();
     void tx_clean(Tick at, uint32_t q);
@@ -147,6 +151,9 @@ private:
         Tick cpu = 0;                                        // the driver context is free from then
         Tick tx_posted = 0;  // end of the last TX post (the sender runs on this CPU)
         bool refill_pending = false;
+        bool releasing = false;     // striding: unmapping buffer wqe_clean's pages
+        uint32_t release_next = 0;  // its next page to unmap
+        uint32_t since_ack = 0;     // frames cleaned since the queue's last ACK
     };
     std::vector<Queue> q_;
     std::vector<uint32_t> rss_;  // RSS indirection table: entry -> queue

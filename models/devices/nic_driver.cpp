@@ -64,14 +64,26 @@ bool Nic::rx_post_wqe(Tick& t, uint32_t q) {
     return true;
 }
 
-void Nic::rx_release_wqe(Tick& t, uint32_t q) {
+void Nic::rx_release_page(Tick at, uint32_t q) {
+    // mlx5e_free_rx_mpwqe unmaps a finished buffer's pages back to back on its CPU. One page
+    // per event, at its own time: each unmap's page-selective invalidation then reaches the
+    // unit when it happens, between the other queues' DMA, instead of all at the burst's start.
+    if (defer(q, at, kRxRelease, q)) return;
     Queue& Q = q_[q];
+    Tick t = cpu_start(q, at);
+    const Tick from = t;
     const Wqe& w = wqe_[q * p_.wqes + uint32_t(Q.wqe_clean % p_.wqes)];
-    for (Addr iova : w.iova) {
-        ++s_->driver.unmaps;
-        t = std::max(t, mapper_->unmap(iova, kNicPageBytes, t));
+    ++s_->driver.unmaps;
+    t = std::max(t, mapper_->unmap(w.iova[Q.release_next], kNicPageBytes, t));
+    if (++Q.release_next < p_.wqe_pages) {
+        push(t, kRxRelease, q);
+    } else {
+        Q.releasing = false;
+        ++Q.wqe_clean;
+        rx_refill(t, q);
+        push(t, kRxClean, q * p_.ring_size);  // the frames that completed meanwhile
     }
-    ++Q.wqe_clean;
+    cpu_end(q, from, t);
 }
 
 bool Nic::rx_post(Tick& t, uint32_t q) {
@@ -123,6 +135,7 @@ bool Nic::defer(uint32_t q, Tick at, uint8_t kind, uint32_t slot) {
 
 void Nic::rx_clean(Tick at, uint32_t q) {
     Queue& Q = q_[q];
+    if (Q.releasing) return;  // the release's last page resumes cleaning
     if (defer(q, at, kRxClean, q * p_.ring_size)) return;
     Tick t = cpu_start(q, at);
     const Tick from = t;
@@ -134,17 +147,53 @@ void Nic::rx_clean(Tick at, uint32_t q) {
         if (p_.buffers == NicBufferPolicy::Pool) {
             rx_pool_.push_back(s.buf);
         } else if (p_.striding()) {
-            if (s.last) rx_release_wqe(t, q);
+            if (s.last) Q.releasing = true, Q.release_next = 0;
         } else {
             ++s_->driver.unmaps;
             t = std::max(t, mapper_->unmap(s.iova, p_.buffer_size, t));
         }
         if (!s.fault) s_->rx_host_latency.add((t - s.start) / kTicksPerNs);
+        // TCP acknowledges what it received: an ACK frame on this queue's TX ring, mapped
+        // and unmapped like any sent frame (its header is a fresh socket buffer).
+        if (p_.ack_every && ++Q.since_ack >= p_.ack_every &&
+            Q.tx_tail - Q.tx_clean < p_.ring_size) {
+            Q.since_ack = 0;
+            if (tx_post(t, q, kEthAckFrame, t)) ++s_->rx_acks;
+        }
         ++Q.rx_clean;
+        if (Q.releasing) {
+            push(t, kRxRelease, q);
+            break;
+        }
         rx_refill(t, q);
         if (p_.queues > 1) break;  // one packet per event: the others have events of their own
     }
     cpu_end(q, from, t);
+}
+
+bool Nic::tx_post(Tick& t, uint32_t q, uint32_t frame, Tick start) {
+    Queue& Q = q_[q];
+    const uint32_t pos = q * p_.ring_size + uint32_t(Q.tx_tail % p_.ring_size);
+    Slot& s = tx_[pos];
+    if (p_.buffers == NicBufferPolicy::Pool) {
+        s.buf = tx_pool_.front();
+        tx_pool_.pop_front();
+        s.iova = buffer_addr(true, s.buf);
+    } else {
+        s.buf = pos;
+        ++s_->driver.maps;
+        const auto m = mapper_->map(buffer_addr(true, pos), frame - kEthFcsBytes, false, t);
+        if (!m) {
+            ++s_->driver.map_failures, ++s_->tx_map;  // the driver drops the frame
+            return false;
+        }
+        t = std::max(t, m->done);
+        s.iova = m->iova;
+    }
+    s.frame = frame, s.start = start, s.avail = t, s.done = kNever, s.fault = false;
+    ++Q.tx_tail;
+    push(t, kTxDesc, pos);  // the tail doorbell: the NIC fetches the descriptor
+    return true;
 }
 
 void Nic::tx_offer(Tick at) {
@@ -158,36 +207,13 @@ void Nic::tx_offer(Tick at) {
     }
     ++s_->tx_offered;
     tx_last_ = at;
-    const uint32_t frame = tx_size_, pos = q * ring + uint32_t(Q.tx_tail % ring);
-    tx_app_.serve(at, eth_wire_bits(frame));
+    tx_app_.serve(at, eth_wire_bits(tx_size_));
     Tick t = cpu_start(q, at);
     const Tick from = t;
     t += sw_ps_;
-    Slot& s = tx_[pos];
-    bool ok = true;
-    if (p_.buffers == NicBufferPolicy::Pool) {
-        s.buf = tx_pool_.front();
-        tx_pool_.pop_front();
-        s.iova = buffer_addr(true, s.buf);
-    } else {
-        s.buf = pos;
-        ++s_->driver.maps;
-        const auto m = mapper_->map(buffer_addr(true, pos), frame - kEthFcsBytes, false, t);
-        if (m) {
-            t = std::max(t, m->done);
-            s.iova = m->iova;
-        } else {
-            ++s_->driver.map_failures, ++s_->tx_map;  // the driver drops the frame
-            ok = false;
-        }
-    }
+    tx_post(t, q, tx_size_, tx_offered_at_);
     cpu_end(q, from, t);
     Q.tx_posted = t;
-    if (ok) {
-        s.frame = frame, s.start = tx_offered_at_, s.avail = t, s.done = kNever, s.fault = false;
-        ++Q.tx_tail;
-        push(t, kTxDesc, pos);  // the tail doorbell: the NIC fetches the descriptor
-    }
     tx_schedule();
 }
 

@@ -101,6 +101,7 @@ struct NicParams {
     uint32_t flows = 1;    // flows the traffic is spread over
     NicSteering steering = NicSteering::Rss;
     uint32_t flow_burst = 1;  // consecutive frames of one flow before the next flow's turn
+    uint32_t ack_every = 0;   // RX frames per TCP ACK sent back on the queue's TX ring; 0 = none
     uint32_t bus = 2, device = 0, function = 0;
 
     template <typename V>
@@ -143,6 +144,10 @@ struct NicParams {
         v("flow_burst", flow_burst, "frames",
           "consecutive frames of one flow on the line before the next flow's (e.g. a TSO burst)", 1,
           1u << 20);
+        v("ack_every", ack_every, "frames",
+          "RX: the driver sends a TCP ACK (a mapped TX frame) every this many received frames of "
+          "a queue; 0 = none",
+          0, 1u << 20);
         v("requester.bus", bus, "", "requester bus number", 0, 255);
         v("requester.device", device, "", "requester device number", 0, 31);
         v("requester.function", function, "", "requester function number", 0, 7);
@@ -191,6 +196,7 @@ struct NicParams {
             e = "flows or flow_burst out of 1..2^20, or bad steering";
         if (e.empty() && buffers == NicBufferPolicy::Pool && pool_buffers && pool_buffers < slots())
             e = "pool_buffers below ring_size x queues";
+        if (e.empty() && ack_every > (1u << 20)) e = "ack_every out of 0..2^20";
         if (e.empty() && !(sw_ns >= 0.0 && sw_ns <= 1e9)) e = "sw_ns out of range";
         if (e.empty() && (bus > 255 || device > 31 || function > 7)) e = "requester out of range";
         if (e.empty() && striding()) {

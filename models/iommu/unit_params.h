@@ -16,9 +16,9 @@ namespace iommusim {
 //   domain      every non-leaf entry of the domain unless IH is set: the most the
 //               specification allows, and the simplest hardware
 //   range       only the entries whose region overlaps the range unless IH is set: the least
-//   leaf_table  as range; and with IH set still the entries that point to a leaf table in the
-//               range (PDEs of 4 KiB mappings): what F&S's per-level counts on Cascade Lake
-//               show (docs/iommu.md)
+//   leaf_table  as range; and with IH set still every entry of the domain that points to a
+//               leaf table (the PDE cache), in the range or not: what F&S's per-level counts
+//               on Cascade Lake point to (docs/iommu.md)
 enum class PsiWalkScope : uint8_t { Domain, Range, LeafTable };
 
 template <>

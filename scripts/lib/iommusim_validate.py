@@ -770,10 +770,12 @@ def write_doc(rows, measured, baseline, path=DOC, img_rel="img/validation"):
             f"- **F&S: IOTLB misses.** {fsr['iotlb_misses_per_4kb']['simulated']} per 4 KB "
             f"against {fsr['iotlb_misses_per_4kb']['measured']}. With mlx5's striding RQ a "
             f"4114 B frame takes 17 strides of 256 B (4352 B), so about 1.06 freshly mapped "
-            f"pages per frame, each missing once (every unmap invalidates its page). What the "
-            f"model leaves out: TCP's ACKs, each a TX buffer mapped, read by the NIC through the "
-            f"IOMMU and unmapped (delayed ACKs: one per two or more segments, fewer with GRO); "
-            f"and pages the mlx5 page cache recycles with their mapping.")
+            f"pages per frame, each missing once (every unmap invalidates its page). TCP's ACKs "
+            f"add about 0.11: one per 16-frame GRO burst (`ack_every`), each a freshly mapped "
+            f"TX buffer and a TX descriptor page the 64-entry IOTLB has lost since the queue's "
+            f"previous ACK. Left out: the TX completion queue and mlx5's UMR work requests that "
+            f"post each buffer's page list (both in rings the NIC reads and writes through the "
+            f"IOMMU), and pages mlx5e's page cache recycles with their mapping.")
         o.append(
             f"- **F&S: paging-structure caches.** With Linux's IH = 1 on every strict unmap the "
             f"PML4E/PDPTE caches are never flushed: PTcache-L1/L2 misses "
@@ -781,34 +783,41 @@ def write_doc(rows, measured, baseline, path=DOC, img_rel="img/validation"):
             f"{fsr['ptcache_l2_misses_per_4kb']['simulated']} against "
             f"{fsr['ptcache_l1_misses_per_4kb']['measured']} / "
             f"{fsr['ptcache_l2_misses_per_4kb']['measured']}; the model has no event that empties "
-            f"them (no domain-selective flush, no other domain competing for them). PTcache-L3 "
-            f"(PDE cache) misses {fsr['ptcache_l3_misses_per_4kb']['simulated']} against "
-            f"{fsr['ptcache_l3_misses_per_4kb']['measured']}: the unit drops the domain's PDEs "
-            f"on each page-selective flush (`walk_cache.psi = leaf_table`, the only choice that "
-            f"gives L3 misses well above L1/L2 ones), but the driver releases a 256 KiB buffer's "
-            f"64 pages in one burst and the simulated IOVAs of all queues lie in one or two "
-            f"2 MiB regions, so a burst costs one or two misses; how far apart Linux's IOVAs of "
-            f"the five queues really are is not measured. The memory reads "
-            f"({fsr['iommu_mem_reads_per_4kb']['simulated']} against "
-            f"{fsr['iommu_mem_reads_per_4kb']['measured']}) follow from both. (Before the "
-            f"striding RQ and IH: two pages per frame and every flush emptying every level gave "
-            f"1.99 IOTLB, 0.56/0.56/0.62 PTcache misses and 3.73 reads.)")
+            f"them (no domain-selective flush, no other domain competing for them, separate "
+            f"caches per level). PTcache-L3 (PDE cache) misses "
+            f"{fsr['ptcache_l3_misses_per_4kb']['simulated']} against "
+            f"{fsr['ptcache_l3_misses_per_4kb']['measured']}: the unit drops every PDE of the "
+            f"domain on each page-selective flush (`walk_cache.psi = leaf_table`), and the driver "
+            f"now unmaps a finished buffer's 64 pages one at a time, each flush reaching the unit "
+            f"at its own time among the other queues' DMA (before, the whole burst's flushes "
+            f"landed at once and cost one miss: 0.08). Both bounds of the structure are "
+            f"measured: dropping only the PDEs in the flushed range gives 0.05 (each queue's "
+            f"IOVAs stay in their own 2 MiB regions through Linux's per-CPU IOVA caches), every "
+            f"PDE of the domain 0.60; about one flush falls between two walks (1.13 unmaps and "
+            f"1.23 walks per 4 KB). What would bring it down is fewer flushes per 4 KB: mlx5e's "
+            f"page cache in Linux 6.0 (256 pages per queue) recycles a buffer's pages still "
+            f"mapped when the stack has let go of them, and how often it has is set by how far "
+            f"the receiving application lags, which neither the model nor the data give. The "
+            f"memory reads ({fsr['iommu_mem_reads_per_4kb']['simulated']} against "
+            f"{fsr['iommu_mem_reads_per_4kb']['measured']}) are the IOTLB misses plus the "
+            f"PTcache misses, as in F&S's counts.")
     o.append(
         "- **F&S: open-loop traffic.** Frames arrive at line rate whatever the receiver does; "
         "DCTCP senders would slow down instead. Where the receiving cores cannot keep up the "
         "model drops (`rx_drop_pct`) where the hardware would run slower without losses; the "
         "counts per 4 KB are of the delivered frames. With striding buffers a core unmaps a "
-        "buffer's 64 pages in one go (a page-selective invalidation and a wait each), which at "
-        "5 flows drops about a fifth of the frames.")
+        "buffer's 64 pages back to back (a page-selective invalidation and a wait each), which "
+        "at 5 flows drops about a fifth of the frames.")
     mt = get(FS_EXP, "flows=5", "model_throughput_gbps")
     tp = get(FS_EXP, "flows=5", "rx_throughput_gbps")
     if mt and tp and mt["_s"] is not None and tp["_s"] is not None:
         o.append(
             f"- **F&S's model against the simulated throughput.** At the simulated M their model "
             f"gives {mt['simulated']} Gb/s; the simulated NIC receives {tp['simulated']} Gb/s, "
-            f"bound by the driver cores' unmap bursts rather than by translation (in the "
-            f"simulator translations overlap: several walkers, posted writes pipelined), "
-            f"where F&S's fit (l0 + M·lm per 4 KB) says the hardware's translations do not.")
+            f"bound by the driver cores' unmap bursts (in the simulator translations overlap: "
+            f"several walkers, posted writes pipelined), where F&S's fit (l0 + M·lm per 4 KB) "
+            f"charges the translations serially; the two agree here without being the same "
+            f"bound.")
     o.append("")
 
     # CI

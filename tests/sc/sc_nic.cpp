@@ -55,13 +55,18 @@ struct StrictMapper : DmaMapper {
     std::map<Addr, Addr> mapped;                     // every iova ever mapped -> its pa
     std::set<unsigned> cpus;
     bool consistent = true;
+    unsigned cpu = 0;
+    std::map<unsigned, std::vector<Tick>> unmap_at;      // each CPU's unmaps' times
+    std::map<unsigned, std::vector<size_t>> unmap_seen;  // the DMA requests issued before each
+    const std::vector<test::Tap::Req>* issued = nullptr;
     StrictMapper(Tick m, Tick u) : map_cost(m), unmap_cost(u) {
         iova.add_window({Addr(1) << 32, Addr(1) << 32, "dma"});
         iova.enable_rcache({});
     }
-    void set_cpu(unsigned cpu) override {
-        iova.set_cpu(cpu);
-        cpus.insert(cpu);
+    void set_cpu(unsigned c) override {
+        iova.set_cpu(c);
+        cpus.insert(c);
+        cpu = c;
     }
     std::optional<Mapped> map(Addr pa, uint64_t len, bool, Tick at) override {
         const auto a = iova.alloc(len);
@@ -72,6 +77,8 @@ struct StrictMapper : DmaMapper {
         return Mapped{*a, at + map_cost};
     }
     Tick unmap(Addr a, uint64_t len, Tick at) override {
+        unmap_at[cpu].push_back(at);
+        unmap_seen[cpu].push_back(issued ? issued->size() : 0);
         auto it = live.find(a);
         consistent &= it != live.end() && it->second.second == len;
         if (it != live.end()) live.erase(it);
@@ -96,6 +103,7 @@ struct StrictRig {
         nic.dma.bind(tap.target);
         tap.down.bind(mem.target);
         tap.record = true;
+        mapper.issued = &tap.log;
     }
     static DmaEngineParams engine() {
         DmaEngineParams e;
@@ -190,6 +198,9 @@ int sc_main(int, char*[]) {
     sp.line_rate = 10;  // the driver keeps up: no drops
     sp.flow_burst = 1;  // the queues take turns: 350 frames each
     StrictRig strided("strided", store, sp);
+    NicParams ap = sp;  // the same with a TCP ACK every 7 frames of a queue
+    ap.ack_every = 7;
+    StrictRig acked("acked", store, ap);
 
     sc_start();
 
@@ -379,6 +390,51 @@ int sc_main(int, char*[]) {
         check(bad == 0 && bytes == 700 * 4110,
               fmt::format("striding: {} bytes written ({} writes outside a mapped page)", bytes,
                           bad));
+    }
+    // A finished buffer's pages are unmapped one per event, each when its CPU gets to it, 600
+    // ns after the previous: the NIC's DMA goes on between them (at 10 Gb/s a frame every
+    // 3.3 us), so each unmap's invalidation falls among the DMAs of its own time rather than
+    // all of a buffer's at once.
+    {
+        uint64_t bursts = 0, spaced = 0, interleaved = 0;
+        for (const auto& [cpu, at] : strided.mapper.unmap_at) {
+            const auto& seen = strided.mapper.unmap_seen.at(cpu);
+            for (size_t b = 0; b + 8 <= at.size(); b += 8) {  // a buffer's 8 pages
+                ++bursts;
+                bool even = true;
+                for (size_t i = b + 1; i < b + 8; ++i) even &= at[i] - at[i - 1] == 600 * kNs;
+                spaced += even;
+                interleaved += seen[b + 7] > seen[b];
+            }
+        }
+        check(bursts == 100 && spaced == bursts && interleaved >= bursts / 2,
+              fmt::format("striding: {} buffers released, {} with unmaps 600 ns apart, {} with "
+                          "DMA issued during the release",
+                          bursts, spaced, interleaved));
+    }
+    // ACKs: every 7th frame a queue cleans, a 70 B ACK frame goes out on that queue's TX ring:
+    // 50 per queue; each mapped (66 B, without FCS), read from its mapped buffer, unmapped.
+    {
+        const NicResult r = acked.nic.result();
+        const uint64_t acks = acked.stats.child("rx").counter("acks", "").value();
+        check(r.rx.packets == 700 && acks == 100 && r.tx.packets == 100 &&
+                  r.tx.bytes == 100 * kEthAckFrame && r.faults == 0,
+              fmt::format("acks: {} of 700 frames, {} ACKs, {} sent, {} B", r.rx.packets, acks,
+                          r.tx.packets, r.tx.bytes));
+        uint64_t reads = 0, bad = 0;
+        const Addr tx_ring = kLayout.tx_ring, tx_ring_end = tx_ring + ap.ring_bytes();
+        for (const auto& q : acked.tap.log) {
+            if (q.write || (q.addr >= tx_ring && q.addr + q.len <= tx_ring_end)) continue;
+            auto it = acked.mapper.mapped.upper_bound(q.addr);
+            bad += it == acked.mapper.mapped.begin() || q.addr != std::prev(it)->first ||
+                   q.len != kEthAckFrame - kEthFcsBytes;
+            ++reads;
+        }
+        check(reads == 100 && bad == 0 && acked.mapper.consistent &&
+                  r.maps == r.unmaps + acked.mapper.live.size() &&
+                  r.maps == strided.nic.result().maps + 100,
+              fmt::format("acks: {} data reads ({} not a whole mapped ACK), {} maps, {} unmaps",
+                          reads, bad, r.maps, r.unmaps));
     }
     if (std::getenv("NIC_VERBOSE"))
         for (Rig* g : {&rx64, &rximix, &tximix, &both, &rxmap, &txmap, &rxfail, &txfail, &rxfault,
