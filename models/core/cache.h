@@ -59,6 +59,30 @@ public:
         }
         return nullptr;
     }
+    // lookup() in two halves, for a caller that decides on several caches before it uses any:
+    // find() the line (the replacement state does not move), then use() it, which is
+    // lookup()'s hit: same replacement update, same line remembered.
+    struct Line {
+        size_t base;
+        uint32_t way;  // kNoWay: not found
+        bool found() const { return way != kNoWay; }
+    };
+    Line find(const Key& k) const {
+        if (last_way_ != kNoWay && valid_[last_base_ + last_way_] &&
+            lines_[last_base_ + last_way_].first == k)
+            return {last_base_, last_way_};
+        const size_t base = size_t(set_of(k)) * geo_.ways;
+        for (uint32_t w = 0; w < geo_.ways; ++w)
+            if (valid_[base + w] && lines_[base + w].first == k) return {base, w};
+        return {0, kNoWay};
+    }
+    // The value of a found line, before or after use().
+    const Value& at(Line l) const { return lines_[l.base + l.way].second; }
+    Value& use(Line l) {
+        touch(l.base, l.way);
+        last_base_ = l.base, last_way_ = l.way;
+        return lines_[l.base + l.way].second;
+    }
     // Like lookup, without changing which entry is evicted next.
     const Value* peek(const Key& k) const {
         const size_t base = size_t(set_of(k)) * geo_.ways;

@@ -423,6 +423,9 @@ struct TranslationUnit::Impl {
     // writes) as far as `until`; what cached contexts are compared with.
     bool fresh_walk(const Txn& x, Until until);
     void check_stale(Txn& x);
+    void report_stale(Txn& x, const Expectation& e);
+    bool hit_path(const Requester& req, Addr iova, Access acc, Tick t0, PerRequester& pr,
+                  TranslateOutcome& out);
     void take_walker(Txn& x);
     void retire(Tick now);
     Tick invalidate(const InvalidationScope& s, Tick at);
@@ -503,12 +506,88 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
                                                   Tick t0) {
     retire(t0);
     log_walk = IOMMUSIM_LOG_ON(log_ch, Debug) && log::wants(req);
-    Txn x(req, iova, acc, t0);
     ++*translations;
-    x.pr = &requester(req);
-    ++*x.pr->lookups;
+    PerRequester& pr = requester(req);
+    ++*pr.lookups;
+    TranslateOutcome out;
+    if (hit_path(req, iova, acc, t0, pr, out)) return out;
+    Txn x(req, iova, acc, t0);
+    x.pr = &pr;
     if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
     return finish(x);
+}
+
+// Most requests find their context in the caches and their translation in the IOTLB. This
+// is that case through the stages, without a Txn and its walk state: every cache is first
+// searched without touching it, and only when all hit are they used, counted and timed as
+// context_stage, pasid_lookup, iotlb_stage and finish do; otherwise nothing has changed and
+// the stages run. Not taken while the request is logged or on the timeline.
+bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc, Tick t0,
+                                     PerRequester& pr, TranslateOutcome& out) {
+    if (log_walk) return false;
+    if (Timeline* tl = timeline(); tl && tl->near(t0, kNever)) return false;
+    const auto cl = ctx_cache.find(req.rid);
+    if (!cl.found()) return false;
+    const WalkContext& ce = ctx_cache.at(cl);
+    decltype(pasid_cache)::Line pl{0, 0};
+    const WalkContext* ctx = &ce;
+    if (ce.complete) {
+        if (req.has_pasid()) return false;  // the walker judges it
+    } else {
+        pl = pasid_cache.find({req.rid, req.has_pasid() ? req.pasid : Requester::kNoPasid});
+        if (!pl.found()) return false;
+        ctx = &pasid_cache.at(pl);
+    }
+    Iotlb* tlb = nullptr;
+    Iotlb::Line il{0, 0};
+    unsigned shift = 0;
+    for (uint64_t s = shifts_seen; s && !tlb; s &= s - 1) {
+        shift = unsigned(__builtin_ctzll(s));
+        Iotlb& c = iotlb_for(shift);
+        il = c.find({ctx->tag, ctx->pasid, iova >> shift, uint8_t(shift)});
+        if (il.found()) tlb = &c;
+    }
+    if (!tlb || !permits(tlb->at(il).perm, perm_needed(acc, false))) return false;
+
+    ++*ctx_lookups;
+    ++*ctx_hits;
+    ctx_cache.use(cl);
+    Tick t = t0 + clk.cycles(p.context_cache.latency);
+    if (!ce.complete) {
+        ++*pasid_lookups;
+        ++*pasid_hits;
+        pasid_cache.use(pl);
+        t += clk.cycles(p.pasid_cache.latency);
+    }
+    ++*iotlb_lookups;
+    t += clk.cycles(p.iotlb.latency);
+    const IotlbEntry& e = tlb->use(il);
+    ++*iotlb_hits;
+    ++*pr.hits;
+    out.iotlb_hit = true;
+    if (e.ready > t) out.merged = true, lat_merge->add(ns(e.ready - t)), t = e.ready;
+    Translation& r = out.result.tr;
+    r.out = e.page_out | (iova & ((Addr(1) << shift) - 1));
+    r.page_shift = uint8_t(shift);
+    r.perm = e.perm;
+    r.mem_type = e.mem_type;
+    r.tag = e.out_tag;
+    out.done = t;
+    if (oracle) {
+        const Expectation want = oracle(req, iova);
+        if (!translation_matches(out.result, want, acc, false)) {
+            Txn x(req, iova, acc, t0);
+            x.t = t;
+            x.out = out;
+            x.dev_cached = true, x.cached_dev = &ce;
+            if (!ce.complete) x.pasid_cached = true, x.cached_pasid = ctx;
+            report_stale(x, want);
+            out.stale = x.out.stale;
+        }
+    }
+    lat_all->add(ns(t - t0));
+    lat_hit->add(ns(t - t0));
+    return true;
 }
 
 void TranslationUnit::Impl::take_walker(Txn& x) {
@@ -736,7 +815,11 @@ void TranslationUnit::Impl::check_stale(Txn& x) {
     if (!oracle) return;
     if (!x.out.iotlb_hit && !x.dev_cached && !x.pasid_cached && x.tr.used.empty()) return;
     const Expectation e = oracle(x.req, x.iova);
-    if (translation_matches(x.out.result, e, x.acc, false)) return;
+    if (!translation_matches(x.out.result, e, x.acc, false)) report_stale(x, e);
+}
+
+// The translation disagrees with `e`, the driver's intent: is it from stale cached contents?
+void TranslationUnit::Impl::report_stale(Txn& x, const Expectation& e) {
     uint8_t what = x.out.iotlb_hit ? kStaleIotlb : 0;
     for (const WalkTrace::Used& u : x.tr.used) {
         uint8_t b[8];

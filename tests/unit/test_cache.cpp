@@ -198,7 +198,9 @@ void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps,
         const unsigned op = unsigned(rng() % 100);
         INFO("step " << step << " op " << op << " key " << k);
         if (op < 35) {
-            const int* v = c.lookup(k);
+            // lookup(), or its two halves: find(), then use() on a hit
+            const Cache::Line l = c.find(k);
+            const int* v = op % 2 ? c.lookup(k) : l.found() ? &c.use(l) : nullptr;
             const auto r = ref.lookup(k);
             REQUIRE(bool(v) == bool(r));
             if (v) CHECK(*v == *r);
@@ -207,6 +209,9 @@ void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps,
             const auto r = ref.peek(k);
             REQUIRE(bool(v) == bool(r));
             if (v) CHECK(*v == *r);
+            const Cache::Line l = c.find(k);  // changes nothing either
+            REQUIRE(l.found() == bool(v));
+            if (v) CHECK(c.at(l) == *v);
         } else if (op < 80) {
             const int v = int(rng() % 1000);
             const auto victim = c.insert(k, v);
