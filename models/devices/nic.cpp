@@ -91,12 +91,28 @@ void Nic::start() {
     tx_on_ = p_.direction != NicDirection::Rx;
     const Tick now = engine_.now();
     t0_ = now;
+    // Interface up: every queue's driver context fills its RX ring, all at once (Linux
+    // triggers each channel's NAPI, which posts its whole ring on its own CPU), so their
+    // mappings take IOVAs from the allocator in turn, a buffer (striding: a page) each.
+    std::vector<Tick> t(p_.queues);
+    std::vector<bool> filling(p_.queues, rx_on_);
+    for (uint32_t q = 0; q < p_.queues; ++q) t[q] = cpu_start(q, now);
+    for (bool more = rx_on_; more;) {
+        more = false;
+        for (uint32_t q = 0; q < p_.queues; ++q) {
+            const Queue& Q = q_[q];
+            if (!filling[q]) continue;
+            cpu_start(q, t[q]);  // the mapper's CPU
+            if (p_.striding())
+                filling[q] = Q.wqe_tail - Q.wqe_clean < p_.wqes && rx_map_page(t[q], q);
+            else
+                filling[q] = Q.rx_tail - Q.rx_clean < p_.ring_size && rx_post(t[q], q);
+            more |= filling[q];
+        }
+    }
     for (uint32_t q = 0; q < p_.queues; ++q) {
-        // Interface up: each queue's driver context fills its RX ring first.
-        Tick t = cpu_start(q, now);
-        if (rx_on_) rx_refill(t, q);
-        cpu_end(q, now, t);
-        t0_ = std::max(t0_, t);
+        cpu_end(q, now, t[q]);
+        t0_ = std::max(t0_, t[q]);
     }
     if (p_.duration_ns) stop_at_ = t0_ + p_.duration_ns * kTicksPerNs;
     if (rx_on_) rx_schedule();

@@ -116,6 +116,9 @@ private:
     void rx_schedule();
     bool rx_post(Tick& t, uint32_t q);
     bool rx_post_wqe(Tick& t, uint32_t q);
+    // Striding: map the next page of queue q's buffer wqe_tail, posting the buffer with its
+    // last page; false when the mapping failed (the pages it got are given back).
+    bool rx_map_page(Tick& t, uint32_t q);
     void rx_release_page(Tick at, uint32_t q);
     // Striding RX: place a frame in queue q's current buffer, or false (none posted).
     bool rx_place(Slot& s, uint32_t q, uint32_t frame, Tick at);
@@ -154,6 +157,7 @@ private:
         bool releasing = false;     // striding: unmapping buffer wqe_clean's pages
         uint32_t release_next = 0;  // its next page to unmap
         uint32_t since_ack = 0;     // frames cleaned since the queue's last ACK
+        uint32_t fill_page = 0;     // striding: pages of buffer wqe_tail mapped so far
     };
     std::vector<Queue> q_;
     std::vector<uint32_t> rss_;  // RSS indirection table: entry -> queue

@@ -38,29 +38,38 @@ bool Nic::rx_place(Slot& s, uint32_t q, uint32_t frame, Tick at) {
     return true;
 }
 
-bool Nic::rx_post_wqe(Tick& t, uint32_t q) {
+bool Nic::rx_map_page(Tick& t, uint32_t q) {
     Queue& Q = q_[q];
-    const uint32_t i = uint32_t(Q.wqe_tail % p_.wqes);
+    const uint32_t i = uint32_t(Q.wqe_tail % p_.wqes), k = Q.fill_page;
     Wqe& w = wqe_[q * p_.wqes + i];
     const Addr pa = lay_.buffers + (Addr(q) * p_.wqes + i) * p_.wqe_bytes();
     // mlx5e_alloc_rx_mpwqe: every page mapped on its own (dma_map_page, DMA_FROM_DEVICE).
-    for (uint32_t k = 0; k < p_.wqe_pages; ++k) {
-        ++s_->driver.maps;
-        const auto m = mapper_->map(pa + Addr(k) * kNicPageBytes, kNicPageBytes, true, t);
-        if (!m) {
-            ++s_->driver.map_failures;
-            for (uint32_t j = 0; j < k; ++j) {  // give back what this buffer got
-                ++s_->driver.unmaps;
-                t = std::max(t, mapper_->unmap(w.iova[j], kNicPageBytes, t));
-            }
-            return false;
+    ++s_->driver.maps;
+    const auto m = mapper_->map(pa + Addr(k) * kNicPageBytes, kNicPageBytes, true, t);
+    if (!m) {
+        ++s_->driver.map_failures;
+        for (uint32_t j = 0; j < k; ++j) {  // give back what this buffer got
+            ++s_->driver.unmaps;
+            t = std::max(t, mapper_->unmap(w.iova[j], kNicPageBytes, t));
         }
-        t = std::max(t, m->done);
-        w.iova[k] = m->iova;
+        Q.fill_page = 0;
+        return false;
     }
-    w.avail = t;
-    w.used = 0;
-    ++Q.wqe_tail;
+    t = std::max(t, m->done);
+    w.iova[k] = m->iova;
+    if (++Q.fill_page == p_.wqe_pages) {
+        Q.fill_page = 0;
+        w.avail = t;
+        w.used = 0;
+        ++Q.wqe_tail;
+    }
+    return true;
+}
+
+bool Nic::rx_post_wqe(Tick& t, uint32_t q) {
+    do {
+        if (!rx_map_page(t, q)) return false;
+    } while (q_[q].fill_page);
     return true;
 }
 

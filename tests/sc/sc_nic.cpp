@@ -56,6 +56,7 @@ struct StrictMapper : DmaMapper {
     std::set<unsigned> cpus;
     bool consistent = true;
     unsigned cpu = 0;
+    std::vector<unsigned> map_cpu;                       // the CPU of each map call, in order
     std::map<unsigned, std::vector<Tick>> unmap_at;      // each CPU's unmaps' times
     std::map<unsigned, std::vector<size_t>> unmap_seen;  // the DMA requests issued before each
     const std::vector<test::Tap::Req>* issued = nullptr;
@@ -69,6 +70,7 @@ struct StrictMapper : DmaMapper {
         cpu = c;
     }
     std::optional<Mapped> map(Addr pa, uint64_t len, bool, Tick at) override {
+        map_cpu.push_back(cpu);
         const auto a = iova.alloc(len);
         if (!a) return std::nullopt;
         consistent &= live.count(*a) == 0;
@@ -390,6 +392,17 @@ int sc_main(int, char*[]) {
         check(bad == 0 && bytes == 700 * 4110,
               fmt::format("striding: {} bytes written ({} writes outside a mapped page)", bytes,
                           bad));
+    }
+    // Interface up: the queues fill their rings at once, so their mappings take IOVAs in
+    // turn: a buffer each (per_packet), a page each (striding).
+    {
+        auto in_turn = [](const StrictMapper& m, unsigned queues, size_t n) {
+            bool ok = m.map_cpu.size() >= n;
+            for (size_t i = 0; ok && i < n; ++i) ok = m.map_cpu[i] == i % queues;
+            return ok;
+        };
+        check(in_turn(mq5.mapper, 5, 5 * 64) && in_turn(strided.mapper, 2, 2 * 8 * 4),
+              "ring fill: the queues' first mappings alternate between their CPUs");
     }
     // A finished buffer's pages are unmapped one per event, each when its CPU gets to it, 600
     // ns after the previous: the NIC's DMA goes on between them (at 10 Gb/s a frame every
