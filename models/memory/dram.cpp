@@ -100,6 +100,19 @@ Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, 
     const uint64_t L = p_.line_bytes, C = p_.channels;
     const uint64_t first = line_of(addr);
     const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
+    if (lines == 1) {  // most accesses (small DMA, every walk read): the loop below, once
+        Channel& c = ch_[C & (C - 1) ? first % C : first & (C - 1)];
+        c.server.forget_before(floor_);
+        const BandwidthServer::Span s = c.server.serve(at, 1);
+        ++*(is_write ? c.writes : c.reads);
+        *c.bytes += L;
+        *c.busy += s.end - s.start;
+        const Tick done = (s.end > at ? s.end : at) + latency_;
+        queueing_h_.add(ns(s.start - at));
+        latency_h_.add(ns(done - at));
+        if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));
+        return done;
+    }
     const uint64_t used = std::min(lines, C);
     Tick end = at, wait = 0;
     // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other

@@ -40,9 +40,8 @@ void PcieLink::Direction::init(const PcieLinkParams& p, StatGroup& g, const char
     credit_stall_ns = &g.counter("credit_stall_ns", "time those TLPs waited for credits (ns)");
 }
 
-Tick PcieLink::Direction::credits(Tick ready, CreditPool& hdr, CreditPool& data,
-                                  uint32_t data_units) {
-    if (hdr.infinite() && data.infinite()) return ready;
+Tick PcieLink::Direction::credit_wait(Tick ready, CreditPool& hdr, CreditPool& data,
+                                      uint32_t data_units) {
     const Tick h = hdr.available(1), d = data.available(data_units);
     const Tick at = h > d ? h : d;
     if (at <= ready) return ready;

@@ -59,7 +59,12 @@ private:
         Histogram* queueing;
         // The later of `ready` and when the receiver has credits for the TLP (header and
         // data pools of its type), counting the wait.
-        Tick credits(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units);
+        // Inline for the common infinite advertisement (no wait).
+        Tick credits(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units) {
+            if (hdr.infinite() && data.infinite()) return ready;
+            return credit_wait(ready, hdr, data, data_units);
+        }
+        Tick credit_wait(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units);
         void init(const PcieLinkParams& p, StatGroup& g, const char* toward);
     };
     using Slot = BandwidthServer::Span;

@@ -48,8 +48,9 @@ void PortFanIn::b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_t
     Port& pt = port_[unsigned(port)];
     ++*pt.requests;
     *pt.payload_bytes += p.get_data_length();
+    // The extension once (a library call): for the source check and the TLP kind.
+    const PcieAttr* a = p.get_extension<PcieAttr>();
     if (pt.validate) {
-        const PcieAttr* a = p.get_extension<PcieAttr>();
         const unsigned bus = a ? a->req.bus() : 0u;
         if (!a || bus < pt.secondary || bus > pt.subordinate) {
             ++*pt.violations;
@@ -57,9 +58,10 @@ void PortFanIn::b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_t
             return;
         }
     }
+    const bool posted = is_posted(a ? a->tlp : tlp_kind(p));
     delay += latency_;
     upstream_->b_transport(p, delay);
-    if (!is_posted(tlp_kind(p))) delay += latency_;  // the completion crosses back
+    if (!posted) delay += latency_;  // the completion crosses back
 }
 
 unsigned int PortFanIn::transport_dbg(int, tlm::tlm_generic_payload& p) {
