@@ -102,6 +102,19 @@ unsigned ServerPool::busy_at(Tick t) const {
     return n;
 }
 
+OrderedServerPool::OrderedServerPool(unsigned servers) : servers_(servers ? servers : 1) {
+    while (leaves_ < servers_) leaves_ *= 2;
+    tree_.assign(2 * leaves_, ~Tick(0));
+    for (size_t i = 0; i < servers_; ++i) tree_[leaves_ + i] = 0;
+    for (size_t i = leaves_ - 1; i >= 1; --i) tree_[i] = std::min(tree_[2 * i], tree_[2 * i + 1]);
+}
+
+unsigned OrderedServerPool::busy_at(Tick t) const {
+    unsigned n = 0;
+    for (size_t i = 0; i < servers_; ++i) n += tree_[leaves_ + i] > t;
+    return n;
+}
+
 Rate Rate::ps_per_unit(double ps) {
     Rate r;
     if (!(ps > 0) || !std::isfinite(ps)) return r;

@@ -166,6 +166,44 @@ private:
     size_t leaves_ = 0;
 };
 
+// ServerPool for one user whose jobs start in time order (a DMA engine's tags). No job then
+// starts before the latest start, so a server's busy intervals matter only through its
+// free_at(): the pool keeps just those, as the leaves of ServerPool's min-tree, instead of a
+// timeline per server (256 timelines for four engines' tags, each touched once per request
+// and pruned, were a large part of the platform's cache misses). It answers as a ServerPool
+// given the same in-order calls (tests/unit/test_resource.cpp).
+class OrderedServerPool {
+public:
+    using Slot = ServerPool::Slot;
+    explicit OrderedServerPool(unsigned servers);
+
+    // ServerPool::earliest(arrival) for an arrival at or after every start so far: the
+    // leftmost server free by then, or else the one free first.
+    Slot earliest(Tick arrival) const {
+        const Tick at = arrival > tree_[1] ? arrival : tree_[1];
+        size_t i = 1;
+        while (i < leaves_) i = tree_[2 * i] <= at ? 2 * i : 2 * i + 1;
+        return {unsigned(i - leaves_), at};
+    }
+    // ServerPool::occupy for a start at or after every start so far.
+    void occupy(unsigned server, Tick start, Tick until) {
+        size_t i = leaves_ + server;
+        if (until <= start || until <= tree_[i]) return;
+        tree_[i] = until;
+        for (i /= 2; i >= 1; i /= 2)
+            tree_[i] = tree_[2 * i] < tree_[2 * i + 1] ? tree_[2 * i] : tree_[2 * i + 1];
+    }
+    unsigned size() const { return servers_; }
+    // Servers busy at t, for t at or after every start so far.
+    unsigned busy_at(Tick t) const;
+    Tick free_at(unsigned server) const { return tree_[leaves_ + server]; }
+
+private:
+    unsigned servers_;
+    size_t leaves_ = 1;       // a power of two >= servers; leaves beyond servers_ never free
+    std::vector<Tick> tree_;  // [1] the root; node i has children 2i, 2i+1
+};
+
 // Time per unit of work (a byte, a bit, a line, a request), kept to 2^-32 ps so that long
 // runs keep the exact rate. The period is rounded down, so n units take at least
 // ceil(n x period) - 1 ps and never more than ceil(n x exact period).

@@ -8,16 +8,17 @@
 
 namespace iommusim {
 
-// Tags and issue rate as resources (core/resource.h): the tags are a ServerPool, each tag
+// Tags and issue rate as resources (core/resource.h): the tags are a server pool, each tag
 // busy from its request's issue to its completion; the issue rate is a BandwidthServer of one
 // unit per request. Requests issue in order; request k issues at
 //   max(ready, previous issue, next issue slot, earliest tag free)
 // and its tag frees at its completion. One engine alone uses them, in order, so they keep no
-// history behind the latest issue.
+// history behind the latest issue: the tags are an OrderedServerPool (ServerPool's answers
+// for in-order use, one time per tag).
 class DmaIssueScheduler {
 public:
     DmaIssueScheduler(unsigned tags, double rate_mreq_s)
-        : tags_(tags ? tags : 1, 0),
+        : tags_(tags ? tags : 1),
           slots_(Rate::ps_per_unit(rate_mreq_s > 0 ? 1e6 / rate_mreq_s : 0), 0),
           rated_(rate_mreq_s > 0) {}
 
@@ -39,7 +40,7 @@ public:
             const Tick slot = slots_.earliest(at, 1);
             if (slot > at) at = slot, limit = Limit::Rate;
         }
-        const ServerPool::Slot tag = tags_.earliest(at);
+        const OrderedServerPool::Slot tag = tags_.earliest(at);
         if (tag.start > at) at = tag.start, limit = Limit::Tag;
         if (rated_) slots_.serve(at, 1);
         last_ = at;
@@ -55,7 +56,7 @@ public:
     unsigned busy_at(Tick t) const { return tags_.busy_at(t); }
 
 private:
-    ServerPool tags_;
+    OrderedServerPool tags_;
     BandwidthServer slots_;
     bool rated_;
     Tick last_ = 0;

@@ -298,3 +298,32 @@ TEST_CASE("BandwidthServer: the fast paths match the plain reference, step by st
         }
     }
 }
+
+TEST_CASE("OrderedServerPool: answers as a ServerPool for in-order jobs", "[resource]") {
+    // A DMA engine's use: each job starts at its earliest slot, at or after the previous
+    // start, and keeps its server for a random time (ties and zero-length jobs included).
+    for (unsigned servers : {1u, 2u, 3u, 5u, 8u, 64u}) {
+        for (Tick history : {Tick(0), ServerPool::kDefaultHistory}) {
+            INFO("servers " << servers << " history " << history);
+            ServerPool ref(servers, history);
+            OrderedServerPool p(servers);
+            REQUIRE(p.size() == ref.size());
+            std::mt19937_64 rng(servers * 7 + history % 5);
+            Tick last = 0;
+            for (int step = 0; step < 20000; ++step) {
+                const Tick ready = last + (rng() % 4 ? rng() % 3000 : 0);
+                const ServerPool::Slot want = ref.earliest(ready);
+                const OrderedServerPool::Slot got = p.earliest(ready);
+                REQUIRE(got.server == want.server);
+                REQUIRE(got.start == want.start);
+                const unsigned r = unsigned(rng() % 10);
+                const Tick until = r == 0 ? got.start : got.start + 1000 * (1 + rng() % 40);
+                ref.occupy(got.server, got.start, until);
+                p.occupy(got.server, got.start, until);
+                last = got.start;
+                const Tick probe = last + rng() % 50'000;
+                REQUIRE(p.busy_at(probe) == ref.busy_at(probe));
+            }
+        }
+    }
+}
