@@ -189,9 +189,14 @@ public:
     void occupy(unsigned server, Tick start, Tick until) {
         size_t i = leaves_ + server;
         if (until <= start || until <= tree_[i]) return;
-        tree_[i] = until;
-        for (i /= 2; i >= 1; i /= 2)
-            tree_[i] = tree_[2 * i] < tree_[2 * i + 1] ? tree_[2 * i] : tree_[2 * i + 1];
+        // Up the path with the new minimum in hand: one load per level, the siblings', none
+        // waiting for the store before it.
+        Tick m = tree_[i] = until;
+        for (; i > 1; i /= 2) {
+            const Tick sibling = tree_[i ^ 1];
+            m = sibling < m ? sibling : m;
+            tree_[i / 2] = m;
+        }
     }
     unsigned size() const { return servers_; }
     // Servers busy at t, for t at or after every start so far.

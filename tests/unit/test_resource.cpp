@@ -302,7 +302,7 @@ TEST_CASE("BandwidthServer: the fast paths match the plain reference, step by st
 TEST_CASE("OrderedServerPool: answers as a ServerPool for in-order jobs", "[resource]") {
     // A DMA engine's use: each job starts at its earliest slot, at or after the previous
     // start, and keeps its server for a random time (ties and zero-length jobs included).
-    for (unsigned servers : {1u, 2u, 3u, 5u, 8u, 64u}) {
+    for (unsigned servers : {1u, 2u, 3u, 5u, 8u, 9u, 64u, 65u, 100u}) {
         for (Tick history : {Tick(0), ServerPool::kDefaultHistory}) {
             INFO("servers " << servers << " history " << history);
             ServerPool ref(servers, history);
