@@ -166,8 +166,8 @@ bool Nic::handle(const Ev& e, DmaTransfer& t) {
     t.ready = e.t;
     t.id = (uint64_t(e.kind) << 32) | e.slot;
     t.write = rx || e.kind == kTxDone;
-    t.iova = data ? s.iova : (rx ? lay_.rx_ring : lay_.tx_ring) + Addr(e.slot) * kNicDescBytes;
-    t.length = data ? s.frame - kEthFcsBytes : kNicDescBytes;
+    t.iova = data ? s.iova : (rx ? lay_.rx_ring : lay_.tx_ring) + Addr(e.slot) * p_.desc_size;
+    t.length = data ? s.frame - kEthFcsBytes : p_.desc_size;
     return true;
 }
 

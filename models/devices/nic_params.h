@@ -74,7 +74,6 @@ struct EnumParam<NicSteering> {
     static std::vector<NicSteering> values() { return {NicSteering::Rss, NicSteering::Flow}; }
 };
 
-constexpr uint32_t kNicDescBytes = 16;    // RX/TX descriptor size
 constexpr uint32_t kNicRssTable = 128;    // RSS indirection-table entries (ethtool -x)
 constexpr uint32_t kNicPageBytes = 4096;  // striding RX buffers are mapped page by page
 
@@ -86,6 +85,7 @@ struct NicParams {
     uint64_t duration_ns = 0;  // stop offering after this long; 0 = until count
     uint64_t seed = 1;
     uint32_t ring_size = 1024;     // descriptors per ring
+    uint32_t desc_size = 16;       // bytes per descriptor (Intel's advanced: 16; mlx5 CQE: 64)
     uint32_t buffer_size = 2048;   // bytes per packet buffer
     uint64_t rx_fifo = 512 << 10;  // on-chip receive packet buffer
     NicBufferPolicy buffers = NicBufferPolicy::PerPacket;
@@ -117,6 +117,8 @@ struct NicParams {
           uint64_t(1) << 48);
         v("seed", seed, "", "seed of the packet-size draws", 0, ~uint64_t(0));
         v("ring_size", ring_size, "descriptors", "entries of each descriptor ring", 2, 65536);
+        v("desc_size", desc_size, "bytes",
+          "bytes of a descriptor the NIC reads or writes back (a power of 2)", 8, 256);
         v("buffer_size", buffer_size, "bytes", "bytes per packet buffer (>= largest frame - FCS)",
           64, 65536);
         v("rx_fifo", rx_fifo, "bytes", "on-chip receive buffer; a frame that does not fit drops",
@@ -164,7 +166,7 @@ struct NicParams {
     }
     // Host memory the platform provides (NicLayout): each direction's rings (queue after
     // queue), and the buffer region (RX buffers, then TX buffers).
-    uint64_t ring_bytes() const { return uint64_t(slots()) * kNicDescBytes; }
+    uint64_t ring_bytes() const { return uint64_t(slots()) * desc_size; }
     uint64_t tx_buffer_bytes() const { return uint64_t(buffers_per_direction()) * buffer_size; }
     uint64_t rx_buffer_bytes() const {
         return striding() ? uint64_t(queues) * wqes * wqe_bytes() : tx_buffer_bytes();
@@ -182,6 +184,8 @@ struct NicParams {
         if (e.empty() && !(line_rate >= 0.001 && line_rate <= 1e6)) e = "line_rate out of range";
         if (e.empty() && !count && !duration_ns) e = "count and duration_ns both 0";
         if (e.empty() && (ring_size < 2 || ring_size > 65536)) e = "ring_size out of 2..65536";
+        if (e.empty() && (desc_size < 8 || desc_size > 256 || (desc_size & (desc_size - 1))))
+            e = "desc_size " + std::to_string(desc_size) + " is not a power of 2 in 8..256";
         // Striding RX buffers are checked below; buffer_size is then TX's only.
         const bool sized = !(striding() && direction == NicDirection::Rx);
         if (e.empty() && (buffer_size < 64 || buffer_size > 65536 ||

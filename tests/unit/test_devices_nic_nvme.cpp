@@ -196,6 +196,13 @@ TEST_CASE("NIC parameters: checks, layout, names", "[devices]") {
     m.ring_size = 256;
     CHECK(m.valid());
     CHECK(m.ring_bytes() == 8 * 256 * 16);
+    m.desc_size = 64;  // mlx5's CQEs
+    CHECK(m.valid());
+    CHECK(m.ring_bytes() == 8 * 256 * 64);
+    m.desc_size = 24;
+    CHECK_FALSE(m.valid(&why));
+    CHECK(why == "nic: desc_size 24 is not a power of 2 in 8..256");
+    m.desc_size = 16;
     CHECK(m.buffer_region_bytes() == 2 * 8 * 256 * 2048);
     m.buffers = NicBufferPolicy::Pool;
     m.pool_buffers = 1024;
