@@ -36,6 +36,7 @@ std::string RegionRouter::set_regions(uint16_t rid, std::vector<DmaRegion> regio
     if (err.empty()) {
         by_rid_[rid] = std::move(regions);
         cached_rid_ = -1;  // it may have been cached as having no list of its own
+        last_list_ = nullptr;
     }
     return err;
 }
@@ -45,6 +46,7 @@ std::string RegionRouter::set_default_regions(std::vector<DmaRegion> regions) {
     if (err.empty()) {
         default_ = std::move(regions);
         cached_rid_ = -1;
+        last_list_ = nullptr;
     }
     return err;
 }
@@ -61,11 +63,14 @@ const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
         list = cached_list_;
     }
     const Addr a = p.get_address(), len = std::max(1u, p.get_data_length());
+    if (list == last_list_ && last_region_->holds(a, len)) return last_region_;
     auto it = std::upper_bound(list->begin(), list->end(), a,
                                [](Addr x, const DmaRegion& r) { return x < r.base; });
     if (it == list->begin()) return nullptr;
     --it;
-    return it->holds(a, len) ? &*it : nullptr;
+    if (!it->holds(a, len)) return nullptr;
+    last_list_ = list, last_region_ = &*it;
+    return last_region_;
 }
 
 namespace {

@@ -60,6 +60,10 @@ private:
     // lookups skip the map. Reset by set_regions() and set_default_regions().
     mutable int cached_rid_ = -1;
     mutable const std::vector<DmaRegion>* cached_list_ = nullptr;
+    // The region find() returned last and its list: a run's requests stay in one region, and
+    // regions never overlap, so holding the address is the search's answer. Reset likewise.
+    mutable const std::vector<DmaRegion>* last_list_ = nullptr;
+    mutable const DmaRegion* last_region_ = nullptr;
     Counter *translated_, *bypassed_, *reserved_, *outside_;
     log::Channel log_;  // each DMA's region, at trace level
 };

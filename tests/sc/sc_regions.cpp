@@ -116,6 +116,13 @@ struct Bench : sc_module {
         check(r.counter("bypassed", "").value() == 1 && r.counter("reserved", "").value() == 1 &&
                   r.counter("outside", "").value() == 3,
               "router counted bypass, reserved and outside DMAs");
+        // The router remembers the last region it found: new regions must still apply at once.
+        check(write_lands(kX86, 0x30'0200, 0x3'0000'0200, 5), "x86 low window, twice in a row");
+        check(write_lands(kX86, 0x30'0300, 0x3'0000'0300, 6), "x86 low window, twice in a row");
+        check(router.set_regions(kX86.rid, {{"hole", 0, 0x100'0000, K::Reserved, 0, 0}}).empty(),
+              "x86 regions replaced");
+        check(dev.dma(kX86, 0x30'0300, b, 8, false) == tlm::TLM_ADDRESS_ERROR_RESPONSE,
+              "the replaced window is a reserved hole now");
         dev.qk.sync();
         check.reached_end();
     }
