@@ -162,9 +162,9 @@ void Nic::rx_clean(Tick at, uint32_t q) {
             t = std::max(t, mapper_->unmap(s.iova, p_.buffer_size, t));
         }
         if (!s.fault) s_->rx_host_latency.add((t - s.start) / kTicksPerNs);
-        // TCP acknowledges what it received: an ACK frame on this queue's TX ring, mapped
-        // and unmapped like any sent frame (its header is a fresh socket buffer).
-        if (p_.ack_every && ++Q.since_ack >= p_.ack_every &&
+        // TCP acknowledges what it received (not a frame whose DMA failed): an ACK frame on
+        // this queue's TX ring, mapped and unmapped like any sent frame (a fresh socket buffer).
+        if (p_.ack_every && !s.fault && ++Q.since_ack >= p_.ack_every &&
             Q.tx_tail - Q.tx_clean < p_.ring_size) {
             Q.since_ack = 0;
             if (tx_post(t, q, kEthAckFrame, t)) ++s_->rx_acks;
