@@ -426,6 +426,8 @@ struct TranslationUnit::Impl {
     void report_stale(Txn& x, const Expectation& e);
     bool hit_path(const Requester& req, Addr iova, Access acc, Tick t0, PerRequester& pr,
                   TranslateOutcome& out);
+    void iotlb_hit(const IotlbEntry& e, Addr iova, unsigned shift, PerRequester& pr,
+                   TranslateOutcome& out, Tick& t);
     void take_walker(Txn& x);
     void retire(Tick now);
     Tick invalidate(const InvalidationScope& s, Tick at);
@@ -561,17 +563,7 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
     }
     ++*iotlb_lookups;
     t += clk.cycles(p.iotlb.latency);
-    const IotlbEntry& e = tlb->use(il);
-    ++*iotlb_hits;
-    ++*pr.hits;
-    out.iotlb_hit = true;
-    if (e.ready > t) out.merged = true, lat_merge->add(ns(e.ready - t)), t = e.ready;
-    Translation& r = out.result.tr;
-    r.out = e.page_out | (iova & ((Addr(1) << shift) - 1));
-    r.page_shift = uint8_t(shift);
-    r.perm = e.perm;
-    r.mem_type = e.mem_type;
-    r.tag = e.out_tag;
+    iotlb_hit(tlb->use(il), iova, shift, pr, out, t);
     out.done = t;
     if (oracle) {
         const Expectation want = oracle(req, iova);
@@ -693,19 +685,27 @@ bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
         return false;
     }
     if (x.walking) walkers.occupy(x.slot.server, x.slot.start, x.t), x.ws.end = x.t;
-    ++*iotlb_hits;
-    ++*x.pr->hits;
-    x.out.iotlb_hit = true;
-    if (e->ready > x.t) x.out.merged = true, lat_merge->add(ns(e->ready - x.t)), x.t = e->ready;
-    Translation& r = x.out.result.tr;
-    r.out = e->page_out | (x.iova & ((Addr(1) << shift) - 1));
-    r.page_shift = uint8_t(shift);
-    r.perm = e->perm;
-    r.mem_type = e->mem_type;
-    r.tag = e->out_tag;
+    iotlb_hit(*e, x.iova, shift, *x.pr, x.out, x.t);
+    const Translation& r = x.out.result.tr;
     IOMMUSIM_LOG_IF(log_ch, Debug, log_walk, x.t, "{}: IOTLB hit -> {:#x} ({} page, {}, tag {})",
                     who(x), r.out, page_size(shift), perm_string(r.perm), r.tag);
     return true;
+}
+
+// An IOTLB hit on `e` for `iova`, found at `t`: counted, its translation, and the wait for
+// the entry's walk if that is still in flight.
+void TranslationUnit::Impl::iotlb_hit(const IotlbEntry& e, Addr iova, unsigned shift,
+                                      PerRequester& pr, TranslateOutcome& out, Tick& t) {
+    ++*iotlb_hits;
+    ++*pr.hits;
+    out.iotlb_hit = true;
+    if (e.ready > t) out.merged = true, lat_merge->add(ns(e.ready - t)), t = e.ready;
+    Translation& r = out.result.tr;
+    r.out = e.page_out | (iova & ((Addr(1) << shift) - 1));
+    r.page_shift = uint8_t(shift);
+    r.perm = e.perm;
+    r.mem_type = e.mem_type;
+    r.tag = e.out_tag;
 }
 
 // A miss to a page whose walk is in flight waits for that walk.
