@@ -6,8 +6,15 @@
 namespace iommusim {
 
 BusyTimeline::Gap BusyTimeline::find_between(Tick arrival, Tick need) const {
-    auto it = std::lower_bound(iv_.begin() + long(head_), iv_.end(), arrival,
-                               [](const Interval& i, Tick a) { return i.end <= a; });
+    // The first interval ending after the arrival: the last one does (find() came here because
+    // it starts after the arrival); step back while the one before it does too.
+    const auto first = iv_.begin() + long(head_);
+    auto it = iv_.end() - 1;
+    const auto stop = it - std::min<long>(kScanBack, it - first);
+    while (it != stop && it[-1].end > arrival) --it;
+    if (it == stop && it != first && it[-1].end > arrival)
+        it = std::lower_bound(first, it, arrival,
+                              [](const Interval& i, Tick a) { return i.end <= a; });
     Tick s = arrival;
     for (; it != iv_.end() && it->start < s + need; ++it)
         if (it->end > s) s = it->end;

@@ -20,8 +20,10 @@
 //
 // Speed: every job of every TLP passes here several times (tags, both link directions, a DRAM
 // channel), so the common cases are inline and allocation-free: an in-order job compares
-// with the last interval only, and an out-of-order one is placed with a single binary search
-// (find, then fill the gap it found) plus a short move of the intervals after it.
+// with the last interval only, and an out-of-order one is placed with a single search (find,
+// then fill the gap it found) plus a short move of the intervals after it. The search walks
+// back from the last interval (an early job usually lands a few intervals before the end),
+// and only past kScanBack intervals searches the rest by bisection.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -90,6 +92,9 @@ public:
 
 private:
     static constexpr size_t kCompactAt = 32;  // dead intervals before the vector is compacted
+    // Intervals find_between() steps back over before it bisects the rest: a bounded scan of
+    // sequential loads is cheaper than bisection's dependent ones at the usual distances.
+    static constexpr long kScanBack = 32;
     struct Interval {
         Tick start, end;
     };

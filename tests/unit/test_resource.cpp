@@ -327,3 +327,62 @@ TEST_CASE("OrderedServerPool: answers as a ServerPool for in-order jobs", "[reso
         }
     }
 }
+
+TEST_CASE("BandwidthServer: early jobs far behind the last interval match the reference",
+          "[resource]") {
+    // Many short busy intervals with gaps, then jobs arriving anywhere among them: find() steps
+    // back over up to kScanBack intervals and bisects beyond, and both must agree with the
+    // plain search (jobs that land just before the end, and jobs hundreds of intervals back).
+    for (uint64_t seed : {21u, 22u, 23u}) {
+        std::mt19937_64 rng(seed);
+        BandwidthServer b(Rate::ps_per_unit(1.0));
+        RefPool r(1, ServerPool::kDefaultHistory);
+        Tick t = 0, last_end = 0;
+        for (int i = 0; i < 3000; ++i) {
+            Tick at;
+            if (i % 2 || i < 600) {  // ahead: a new interval after a gap
+                t += 20 + rng() % 40;
+                at = t;
+            } else {  // behind by 0 to ~600 intervals
+                const Tick back = rng() % 4 ? rng() % 2000 : rng() % 30'000;
+                at = t > back ? t - back : 0;
+            }
+            const uint64_t units = 1 + rng() % 15;
+            const Tick start = r.earliest(at, units).start;
+            const BandwidthServer::Span s = b.serve(at, units);
+            REQUIRE(s.start == start);
+            // The reference's job: the rate is whole picoseconds, so no carry is involved.
+            REQUIRE(s.end == start + units);
+            r.occupy(0, start, start + units);
+            last_end = std::max(last_end, s.end);
+            REQUIRE(b.free_at() == r.free_at(0));
+            REQUIRE(b.kept() == r.s[0].iv.size());
+        }
+        CHECK(b.kept() > 2 * size_t(64));  // the test did reach far-back arrivals
+        CHECK(b.free_at() == last_end);
+    }
+}
+
+TEST_CASE("OrderedServerPool: with every server busy, the one free first, ties to the lowest",
+          "[resource]") {
+    OrderedServerPool p(5);
+    for (unsigned s = 0; s < 5; ++s) p.occupy(s, 0, 100);  // all free at 100: a five-way tie
+    CHECK(p.earliest(10).server == 0);
+    CHECK(p.earliest(10).start == 100);
+    p.occupy(0, 10, 300);
+    p.occupy(3, 10, 90);  // not later than what it has: kept at 100
+    CHECK(p.free_at(3) == 100);
+    CHECK(p.earliest(20).server == 1);
+    p.occupy(1, 20, 250);
+    p.occupy(2, 20, 250);
+    CHECK(p.earliest(30).server == 3);  // 3 and 4 free at 100
+    p.occupy(3, 30, 250);
+    CHECK(p.earliest(40).server == 4);
+    p.occupy(4, 40, 250);
+    const OrderedServerPool::Slot s = p.earliest(50);  // 1..4 free at 250, 0 at 300
+    CHECK(s.server == 1);
+    CHECK(s.start == 250);
+    CHECK(p.earliest(400).server == 0);  // everyone free by then: the lowest
+    CHECK(p.earliest(400).start == 400);
+    CHECK(p.busy_at(260) == 1);
+}
