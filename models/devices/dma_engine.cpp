@@ -10,9 +10,10 @@
 
 namespace iommusim {
 
-// A tag's payload and its extension, set up once and reused for every request on that tag:
-// the issue loop allocates nothing. The slots lie in one array with their extensions inside
-// (each request touches a different tag's slot: fewer cache lines than separate objects).
+// The requests' payload and its extension, set up once and reused for every request: the
+// issue loop allocates nothing. One serves every tag: b_transport is blocking, and no target
+// keeps the payload (or anything in it) once it has returned. (A payload per tag cycled each
+// engine through 64 payloads' cache lines, and the payload's address waited for the tag.)
 struct DmaEngine::Slot {
     tlm::tlm_generic_payload p;
     PcieAttr attr;
@@ -50,7 +51,7 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, Sta
           stats.histogram("transfer_latency", "ns", "ready until the last request's completion")),
       piece_latency_(stats.histogram("piece_latency", "ns", "issue until completion of a request")),
       log_(stats.path()) {
-    slots_ = std::make_unique<Slot[]>(p_.tags);
+    slot_ = std::make_unique<Slot>();
     SC_HAS_PROCESS(DmaEngine);
     SC_THREAD(run);
 }
@@ -154,7 +155,7 @@ void DmaEngine::issue(DmaTransfer& t) {
             qk_.set(to_sc_time(issue_at - stamp));
         }
 
-        Slot& s = slots_[g.tag];
+        Slot& s = *slot_;
         s.attr.req = t.req;
         s.attr.at = at_field;
         s.attr.tlp = tlp;

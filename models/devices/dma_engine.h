@@ -122,7 +122,7 @@ private:
     DmaEngineParams p_;
     DmaIssueScheduler sched_;
     QuantumKeeper qk_;
-    std::unique_ptr<Slot[]> slots_;  // one reusable payload per tag
+    std::unique_ptr<Slot> slot_;  // the one reusable payload
     std::vector<uint8_t> scratch_;
     std::deque<DmaTransfer> queue_;
     sc_core::sc_event wake_;
