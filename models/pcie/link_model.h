@@ -20,7 +20,7 @@ struct PcieLinkParams {
     uint32_t mps = 256;           // Max_Payload_Size, bytes
     uint32_t mrrs = 512;          // Max_Read_Request_Size, bytes
     uint32_t rcb = 64;            // Read Completion Boundary, bytes
-    bool cpl_rcb_chunks = false;  // completions cut at every RCB (older chipsets), not at MPS
+    bool cpl_rcb_chunks = false;  // completions cut at every RCB (a cache line each), not at MPS
     bool ecrc = false;            // TLP Digest (ECRC) on every TLP
     bool addr64 = true;           // memory requests use the 4-DW header (64-bit address)
     bool flit_layout = false;     // Gen6: account the 256-byte flit exactly
@@ -40,7 +40,7 @@ struct PcieLinkParams {
         v("mrrs", mrrs, "bytes", "Max_Read_Request_Size: 128, 256, .. 4096", 128, 4096);
         v("rcb", rcb, "bytes", "Read Completion Boundary: 64 or 128", 64, 128);
         v("cpl_rcb_chunks", cpl_rcb_chunks, "",
-          "read completions cut at every RCB (older chipsets) instead of at MPS", 0, 1);
+          "read completions cut at every RCB (hosts returning a cache line each) instead of at MPS", 0, 1);
         v("ecrc", ecrc, "", "every TLP carries a 4-byte TLP Digest (ECRC)", 0, 1);
         v("addr64", addr64, "", "memory requests use 4-DW headers (64-bit addresses), else 3-DW", 0,
           1);
