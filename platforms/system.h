@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <systemc>
+#include <unordered_map>
 #include <vector>
 
 #include "core/config.h"
@@ -23,6 +24,10 @@
 #include "replay.h"
 
 namespace iommusim {
+
+namespace ats {
+class Function;
+}
 
 struct SystemParams {
     static constexpr uint64_t kMaxQuantumNs = 1'000'000'000;
@@ -134,6 +139,17 @@ public:
 private:
     struct Iommu;
     struct Device;
+    // Per tenant: the replay device of each traced requester (filled by build_device).
+    using ReplayTargets = std::vector<std::unordered_map<uint16_t, ReplayTarget>>;
+    // build()'s steps, in the order the modules are made (SystemC names and process order).
+    void build_fabric(std::vector<std::string>& errors);
+    void build_iommus();
+    ReplayTargets start_replay();
+    void build_device(size_t i, ReplayTargets& targets, std::vector<std::string>& errors);
+    void attach_ats(Device& d, Iommu& m, ats::Function& fn, bool pri);
+    void build_replay_hosts(ReplayTargets& targets);
+    RootComplex& rc_named(const std::string& name);
+    size_t tenant_of(uint16_t rid) const;
     void supervise();
     void bring_up();
     void check_params();
