@@ -795,11 +795,17 @@ def write_doc(rows, measured, baseline, path=DOC, img_rel="img/validation"):
         o.append(
             f"- **The write knee.** The issue quotes the hardware's 64 B write knee at 1 MiB; "
             f"the model's writes fall at 512 KiB as its reads do ({wr['simulated']} Gb/s at "
-            f"512 KiB, {w1['simulated']} at 1 MiB): a posted write no longer holds the device, "
-            f"but its miss still needs one of the same 5 walkers, and at 512 KiB half of the "
-            f"~53 M writes/s miss, more than the walkers' ~19.5 M walks/s. Writes flat to "
-            f"512 KiB need about 1.4x the read path's walk throughput for writes; nothing "
-            f"published says which structure gives it, so the model keeps one miss path.")
+            f"512 KiB, {w1['simulated']} at 1 MiB, a little below the reads: posted writes "
+            f"drain the root port in order, so a hit waits behind a miss, holding its posted "
+            f"credits). A posted write no longer holds the device, but its miss still needs one "
+            f"of the same 5 walkers, and at 512 KiB half of the ~53 M writes/s the card issues "
+            f"miss, more than the walkers' ~19.5 M walks/s. Either of two structures would move "
+            f"the knee: a card that issues 64 B writes slower than reads (the NFP must fetch a "
+            f"write's data from its own memory first; at ~40 M writes/s half of them missing "
+            f"fits the walkers, as the issue's \"up to 33 %\" over-prediction of 64 B writes "
+            f"suggests), or about 1.4x the reads' walk throughput for writes. Neither has a "
+            f"published figure for this card and host, so the model issues reads and writes at "
+            f"one rate and keeps one miss path.")
     fsr = {m: get(FS_EXP, "flows=5", m) for m in FS_METRICS}
     if all(r and r["_s"] is not None for r in fsr.values()):
         o.append(
