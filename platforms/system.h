@@ -139,6 +139,14 @@ public:
 private:
     struct Iommu;
     struct Device;
+    // The constructor's steps: the topology's modules and their parameters.
+    class Names;
+    void declare_root_complexes(Names& names);
+    void declare_switches(Names& names, std::vector<std::string>& errors);
+    void declare_iommus(Names& names, std::vector<std::string>& errors);
+    void declare_devices(Names& names, std::vector<std::string>& errors);
+    void declare_replay(const ReplaySpec& replay, std::vector<std::string>& errors);
+    bool known_rc(const std::string& name) const;
     // Per tenant: the replay device of each traced requester (filled by build_device).
     using ReplayTargets = std::vector<std::unordered_map<uint16_t, ReplayTarget>>;
     // build()'s steps, in the order the modules are made (SystemC names and process order).
