@@ -146,7 +146,10 @@ private:
     void declare_iommus(Names& names, std::vector<std::string>& errors);
     void declare_devices(Names& names, std::vector<std::string>& errors);
     void declare_replay(const ReplaySpec& replay, std::vector<std::string>& errors);
-    bool known_rc(const std::string& name) const;
+    void check_rc(const std::string& key, const std::string& rc,
+                  std::vector<std::string>& errors) const;
+    void check_switch(const std::string& key, const std::string& sw,
+                      std::vector<std::string>& errors) const;
     // Per tenant: the replay device of each traced requester (filled by build_device).
     using ReplayTargets = std::vector<std::unordered_map<uint16_t, ReplayTarget>>;
     // build()'s steps, in the order the modules are made (SystemC names and process order).

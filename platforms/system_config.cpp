@@ -93,10 +93,23 @@ void System::declare_root_complexes(Names& names) {
     }
 }
 
-bool System::known_rc(const std::string& n) const {
+// `key`.rc and `key`.switch name a declared root complex and switch (or no switch); else an
+// error at that key.
+void System::check_rc(const std::string& key, const std::string& rc,
+                      std::vector<std::string>& errors) const {
     for (auto& r : rcs_)
-        if (r->name == n) return true;
-    return false;
+        if (r->name == rc) return;
+    errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
+                                 config_.where(key + ".rc"), quote(rc), basename()));
+}
+
+void System::check_switch(const std::string& key, const std::string& sw,
+                          std::vector<std::string>& errors) const {
+    if (sw.empty()) return;
+    for (auto& w : switches_)
+        if (w->name == sw) return;
+    errors.push_back(fmt::format("{}: no switch {} in {}.switches", config_.where(key + ".switch"),
+                                 quote(sw), basename()));
 }
 
 // system.switches: each on a root complex, with its uplink.
@@ -108,9 +121,7 @@ void System::declare_switches(Names& names, std::vector<std::string>& errors) {
         w->name = n;
         const std::string key = root + "." + n;
         w->rc = config_.get_string(key + ".rc").value_or(rcs_[0]->name);
-        if (!known_rc(w->rc))
-            errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
-                                         config_.where(key + ".rc"), quote(w->rc), root));
+        check_rc(key, w->rc, errors);
         registry_.bind(key, w->params);
         registry_.bind(key + ".uplink", w->uplink);
         switches_.push_back(std::move(w));
@@ -151,14 +162,8 @@ void System::declare_devices(Names& names, std::vector<std::string>& errors) {
         d->sw = config_.get_string(key + ".switch").value_or("");
         d->regions = config_.get_list(key + ".regions");
         d->rc = config_.get_string(key + ".rc").value_or(rcs_[0]->name);
-        if (!known_rc(d->rc))
-            errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
-                                         config_.where(key + ".rc"), quote(d->rc), root));
-        bool known_sw = d->sw.empty();
-        for (auto& w : switches_) known_sw |= w->name == d->sw;
-        if (!known_sw)
-            errors.push_back(fmt::format("{}: no switch {} in {}.switches",
-                                         config_.where(key + ".switch"), quote(d->sw), root));
+        check_rc(key, d->rc, errors);
+        check_switch(key, d->sw, errors);
         bool known = d->iommu == "none";
         for (auto& m : iommus_) known |= m->name == d->iommu;
         if (!known)
@@ -255,15 +260,10 @@ void System::declare_replay(const ReplaySpec& replay, std::vector<std::string>& 
         config_.get_string(key + ".iommu").value_or(iommus_.empty() ? "" : iommus_[0]->name);
     const std::string rc = config_.get_string(key + ".rc").value_or(rcs_[0]->name);
     const std::string sw = config_.get_string(key + ".switch").value_or("");
-    bool known_unit = false, known_sw = sw.empty();
+    bool known_unit = false;
     for (auto& m : iommus_) known_unit |= m->name == unit;
-    for (auto& w : switches_) known_sw |= w->name == sw;
-    if (!known_rc(rc))
-        errors.push_back(fmt::format("{}: no root complex {} in {}.root_complexes",
-                                     config_.where(key + ".rc"), quote(rc), root));
-    if (!known_sw)
-        errors.push_back(fmt::format("{}: no switch {} in {}.switches",
-                                     config_.where(key + ".switch"), quote(sw), root));
+    check_rc(key, rc, errors);
+    check_switch(key, sw, errors);
     for (uint16_t rid : rids) {
         bool declared = false;
         for (auto& d : devices_) declared |= d->rid == rid;

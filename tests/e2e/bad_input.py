@@ -58,6 +58,15 @@ for q, why in [("1e30", "is out of range"), ("inf", "is not a time"),
 rc, out = run(*base, "--quantum", "250ns")
 check(rc == 0, f"--quantum 250ns runs ({rc}): {out[:200]}")
 expect_error("--seed -1", base + ["--seed", "-1"], "--seed: system.seed: '-1' is not a non-negative integer")
+
+# A place in the topology that is not declared: the key that names it, for a device and a
+# switch, every one at once.
+topo = ini("topology.ini", "[system]\nswitches = sw0\n[system.sw0]\nrc = nope\n")
+expect_error("unknown root complex and switch",
+             base + ["-c", topo, "--set", "system.bench0.rc=xx", "--set", "system.bench0.switch=yy"],
+             f"{topo}:4: system.sw0.rc: no root complex 'nope' in system.root_complexes",
+             "--set: system.bench0.rc: no root complex 'xx' in system.root_complexes",
+             "--set: system.bench0.switch: no switch 'yy' in system.switches")
 for region, needle in [("a:bypass:0x40000000000000T:4K", "base: '0x40000000000000T' is too large"),
                        ("a:bypass:-4096:4K", "base: '-4096' is not a non-negative integer"),
                        ("a:bypass:0x1000:-4096", "size: '-4096' is not a non-negative integer"),
