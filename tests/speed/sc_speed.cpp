@@ -6,6 +6,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <systemc>
@@ -94,10 +95,13 @@ struct Speed : sc_module {
         p.set_data_length(64);
         p.set_streaming_width(64);
         p.set_command(tlm::TLM_READ_COMMAND);
-        bare_rate = timed_loop([&](uint64_t i, sc_time& d) {
-            p.set_address(i * 64);
-            bare_src.socket->b_transport(p, d);
-        });
+        // The ceiling: short (~50 ms a pass), so one pass on a shared machine now and then
+        // reads a third low; the best of five passes.
+        for (int pass = 0; pass < 5; ++pass)
+            bare_rate = std::max(bare_rate, timed_loop([&](uint64_t i, sc_time& d) {
+                                     p.set_address(i * 64);
+                                     bare_src.socket->b_transport(p, d);
+                                 }));
         PcieAttr attr;
         attr.req = Requester::bdf(0, 2, 0);
         p.set_extension(&attr);
