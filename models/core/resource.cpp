@@ -35,6 +35,7 @@ void BusyTimeline::fill_between(const Gap& g, Tick end) {
         next->start = g.start;
     } else {
         iv_.insert(next, {g.start, end});
+        if (iv_.size() - head_ > kMaxIntervals) drop_oldest();
     }
 }
 
@@ -49,10 +50,22 @@ void BusyTimeline::merge(Tick start, Tick until) {
     }
     if (lo == hi) {
         iv_.insert(lo, m);
+        if (iv_.size() - head_ > kMaxIntervals) drop_oldest();
     } else {
         *lo = m;
         iv_.erase(lo + 1, hi);
     }
+}
+
+void BusyTimeline::forget(Tick horizon) {
+    const size_t n = iv_.size();
+    while (head_ < n && iv_[head_].end < horizon) ++head_;
+    if (head_ >= kCompactAt && head_ * 2 >= n) compact();
+}
+
+void BusyTimeline::drop_oldest() {
+    head_ = iv_.size() - kMaxIntervals;
+    if (head_ >= kCompactAt && head_ * 2 >= iv_.size()) compact();
 }
 
 // Moves fewer live intervals than were forgotten: amortised O(1).

@@ -63,7 +63,7 @@ public:
             if (n != head_ && iv_[n - 1].end == g.start)
                 iv_[n - 1].end = end;
             else
-                iv_.push_back({g.start, end});
+                append(g.start, end);
             return;
         }
         fill_between(g, end);
@@ -72,18 +72,17 @@ public:
     void occupy(Tick start, Tick until) {
         const size_t n = iv_.size();
         if (n == head_ || start > iv_[n - 1].end)
-            iv_.push_back({start, until});
+            append(start, until);
         else if (start >= iv_[n - 1].start)  // touches the last interval: extend it
             iv_[n - 1].end = until > iv_[n - 1].end ? until : iv_[n - 1].end;
         else
             merge(start, until);
     }
-    // Forget the intervals that end before `horizon`, and the oldest beyond kMaxIntervals.
+    // Forget the intervals that end before `horizon` (the oldest beyond kMaxIntervals go as
+    // new ones come). Every job calls it: mostly the oldest interval still ends after the
+    // horizon, one compare.
     void prune(Tick horizon) {
-        const size_t n = iv_.size();
-        while (head_ < n && iv_[head_].end < horizon) ++head_;
-        if (n - head_ > kMaxIntervals) head_ = n - kMaxIntervals;
-        if (head_ >= kCompactAt && head_ * 2 >= n) compact();
+        if (head_ != iv_.size() && iv_[head_].end < horizon) forget(horizon);
     }
     bool busy_at(Tick t) const;
     size_t kept() const { return iv_.size() - head_; }
@@ -101,6 +100,12 @@ private:
     Gap find_between(Tick arrival, Tick need) const;
     void fill_between(const Gap& g, Tick end);
     void merge(Tick start, Tick until);
+    void append(Tick start, Tick end) {
+        iv_.push_back({start, end});
+        if (iv_.size() - head_ > kMaxIntervals) drop_oldest();
+    }
+    void forget(Tick horizon);
+    void drop_oldest();
     void compact();
 
     std::vector<Interval> iv_;
@@ -274,9 +279,10 @@ public:
         last_end_ = g.start + service;
         if (service) {  // as ServerPool::occupy: a job of no time keeps nothing
             busy_.fill(g, last_end_);
-            if (g.start > latest_) latest_ = g.start;
-            const Tick h = latest_ > history_ ? latest_ - history_ : 0;
-            busy_.prune(h > floor_ ? h : floor_);
+            // The history bound of the latest start, kept only when it passes the horizon.
+            const Tick h = g.start - history_;
+            if (h > horizon_ && g.start > history_) horizon_ = h;
+            busy_.prune(horizon_);
         }
         return {g.start, last_end_};
     }
@@ -288,7 +294,7 @@ public:
     // End of the latest busy interval: when everything served so far is done.
     Tick free_at() const { return busy_.free_at(); }
     void forget_before(Tick t) {
-        if (t > floor_) floor_ = t;
+        if (t > horizon_) horizon_ = t;
     }
     const Rate& rate() const { return rate_; }
     size_t kept() const { return busy_.kept(); }
@@ -297,8 +303,9 @@ private:
     BusyTimeline busy_;
     Rate rate_;
     Tick history_;
-    Tick latest_ = 0;          // latest job start (the history bound)
-    Tick floor_ = 0;           // forget_before()
+    // Intervals ending before it go: the latest of forget_before() and history_ before the
+    // latest start (both only move forward, so one value keeps their maximum).
+    Tick horizon_ = 0;
     Tick last_end_ = 0;        // end of the job served last
     uint32_t credit_ = 0;      // 2^-32 ps by which last_end_ lies after that job's exact end
     uint64_t last_units_ = 0;  // serve()'s last amount, its exact and rounded times
