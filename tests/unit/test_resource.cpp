@@ -363,6 +363,42 @@ TEST_CASE("BandwidthServer: early jobs far behind the last interval match the re
     }
 }
 
+TEST_CASE("BandwidthServer: initiators taking turns by quantum match the reference", "[resource]") {
+    // The platform's pattern under a quantum: each initiator runs its quantum in time order
+    // after the others placed theirs, so its jobs land among theirs, each a few intervals
+    // after the previous one (find() starts where the last early job went), sometimes far
+    // ahead of it or behind it (beyond kScanBack: bisection on either side).
+    for (uint64_t seed : {31u, 32u, 33u}) {
+        std::mt19937_64 rng(seed);
+        BandwidthServer b(Rate::ps_per_unit(1.0));
+        RefPool r(1, ServerPool::kDefaultHistory);
+        const Tick quantum = 20'000;
+        for (Tick q0 = 0; q0 < 40 * quantum; q0 += quantum) {
+            b.forget_before(q0 > quantum ? q0 - quantum : 0);
+            r.floor = std::max(r.floor, q0 > quantum ? q0 - quantum : 0);
+            for (int initiator = 0; initiator < 4; ++initiator) {
+                Tick at = q0 + rng() % 200;
+                while (at < q0 + quantum) {
+                    const uint64_t units = 1 + rng() % 40;
+                    const Tick start = r.earliest(at, units).start;
+                    const BandwidthServer::Span s = b.serve(at, units);
+                    REQUIRE(s.start == start);
+                    REQUIRE(s.end == start + units);
+                    r.occupy(0, start, start + units);
+                    REQUIRE(b.free_at() == r.free_at(0));
+                    REQUIRE(b.kept() == r.s[0].iv.size());
+                    const unsigned k = unsigned(rng() % 16);
+                    if (k == 0 && at > q0 + 6000)  // back, past many intervals
+                        at -= 2000 + rng() % 4000;
+                    else  // ahead: mostly near, now and then far
+                        at += k == 1 ? 3000 + rng() % 5000 : 20 + rng() % 200;
+                }
+            }
+        }
+        CHECK(b.kept() > size_t(100));
+    }
+}
+
 TEST_CASE("OrderedServerPool: with every server busy, the one free first, ties to the lowest",
           "[resource]") {
     OrderedServerPool p(5);
