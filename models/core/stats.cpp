@@ -24,11 +24,26 @@ uint64_t Histogram::bucket_upper(size_t b) {
     return lower + ((uint64_t(1) << shift) - 1);  // cannot overflow: top bucket ends at 2^64-1
 }
 
+void Histogram::grow_and_add(size_t b, uint64_t v, uint64_t n) {
+    buckets_.resize(b + 1);
+    record(b, v, n);
+}
+
+uint64_t Histogram::count() const {
+    uint64_t n = 0;
+    for (uint64_t c : buckets_) n += c;
+    return n;
+}
+
+double Histogram::mean() const {
+    const uint64_t n = count();
+    return n ? double(sum_) / double(n) : 0.0;
+}
+
 void Histogram::merge(const Histogram& o) {
-    if (o.count_ == 0) return;
+    if (o.buckets_.empty()) return;
     if (buckets_.size() < o.buckets_.size()) buckets_.resize(o.buckets_.size());
     for (size_t i = 0; i < o.buckets_.size(); ++i) buckets_[i] += o.buckets_[i];
-    count_ += o.count_;
     sum_ += o.sum_;
     min_ = std::min(min_, o.min_);
     max_ = std::max(max_, o.max_);
@@ -36,19 +51,20 @@ void Histogram::merge(const Histogram& o) {
 
 void Histogram::reset() {
     buckets_.clear();
-    count_ = sum_ = max_ = 0;
+    sum_ = max_ = 0;
     min_ = ~uint64_t(0);
 }
 
 uint64_t Histogram::percentile(double p) const {
-    if (count_ == 0) return 0;
+    const uint64_t count = this->count();
+    if (count == 0) return 0;
     // The rank is computed in integers (p in units of 1e-4 percent) so that e.g. p99.9 of
     // 1000 samples is rank 999 exactly, not 1000 through rounding of 0.999 * 1000.
     if (!(p > 0.0)) p = 0.0;
     if (p > 100.0) p = 100.0;
     constexpr uint64_t kScale = 1000000;  // 100 percent
     const uint64_t units = uint64_t(p * 10000.0 + 0.5);
-    const uint64_t q = count_ / kScale, r = count_ % kScale;
+    const uint64_t q = count / kScale, r = count % kScale;
     uint64_t rank = q * units + (r * units + kScale - 1) / kScale;
     if (rank == 0) rank = 1;
     uint64_t seen = 0;

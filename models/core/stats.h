@@ -32,27 +32,24 @@ class Histogram {
 public:
     static constexpr unsigned kSubBits = 6;
 
-    // Inline: every TLP adds to several histograms on its way through the platform.
+    // Inline: every TLP adds to several histograms on its way through the platform. The
+    // count is not kept apart (it is the buckets' sum), and growth, which happens only the
+    // first few times a new magnitude shows up, is a call off this path, so the common case
+    // needs no saved registers (reset() keeps the capacity: steady-state adds never allocate).
     void add(uint64_t v, uint64_t n = 1) {
         if (n == 0) return;
         const size_t b = bucket_of(v);
-        // Growth happens only the first few times a new magnitude shows up; reset() keeps the
-        // capacity, so steady-state adds never allocate.
-        if (__builtin_expect(b >= buckets_.size(), 0)) buckets_.resize(b + 1);
-        buckets_[b] += n;
-        count_ += n;
-        sum_ += v * n;  // wraps modulo 2^64, like the counters
-        if (v < min_) min_ = v;
-        if (v > max_) max_ = v;
+        if (__builtin_expect(b >= buckets_.size(), 0)) return grow_and_add(b, v, n);
+        record(b, v, n);
     }
     void merge(const Histogram& o);
     void reset();
 
-    uint64_t count() const { return count_; }
+    uint64_t count() const;
     uint64_t sum() const { return sum_; }
-    uint64_t min() const { return count_ ? min_ : 0; }
+    uint64_t min() const { return buckets_.empty() ? 0 : min_; }
     uint64_t max() const { return max_; }
-    double mean() const { return count_ ? double(sum_) / double(count_) : 0.0; }
+    double mean() const;
     // Smallest bucket upper bound at or below which at least p percent of samples lie,
     // clamped to max(); 0 when empty. p in [0, 100].
     uint64_t percentile(double p) const;
@@ -69,8 +66,17 @@ private:
         return size_t(shift + 1) * kSub + size_t((v >> shift) - kSub);
     }
     static uint64_t bucket_upper(size_t b);
+    void record(size_t b, uint64_t v, uint64_t n) {
+        buckets_[b] += n;
+        sum_ += v * n;  // wraps modulo 2^64, like the counters
+        if (v < min_) min_ = v;
+        if (v > max_) max_ = v;
+    }
+    [[gnu::noinline]] void grow_and_add(size_t b, uint64_t v, uint64_t n);
+    // Empty exactly when nothing was added since construction or reset(): add() and merge()
+    // of nothing leave it untouched.
     std::vector<uint64_t> buckets_;
-    uint64_t count_ = 0, sum_ = 0, min_ = ~uint64_t(0), max_ = 0;
+    uint64_t sum_ = 0, min_ = ~uint64_t(0), max_ = 0;
 };
 
 // The fields of a histogram, in output order, as JSON number text (mean with three
