@@ -7,14 +7,12 @@ namespace iommusim {
 PortFanIn::PortFanIn(sc_core::sc_module_name name, const char* ports_name,
                      const char* upstream_name, uint32_t latency_ns, StatGroup& stats)
     : sc_module(name),
-      ports_(ports_name),
+      ports_(ports_name, this),
       upstream_(upstream_name),
       latency_(to_sc_time(Tick(latency_ns) * kTicksPerNs)),
       stats_(stats) {
     if (sc_core::sc_get_time_resolution() != sc_core::sc_time(1, sc_core::SC_PS))
         SC_REPORT_FATAL(basename(), "iommusim needs a time resolution of 1 ps");
-    ports_.register_b_transport(this, &PortFanIn::b_transport);
-    ports_.register_transport_dbg(this, &PortFanIn::transport_dbg);
 }
 
 void PortFanIn::set_bus_range(unsigned port, uint8_t secondary, uint8_t subordinate,

@@ -9,13 +9,13 @@
 // with ACS P2P Request Redirect, which is how systems with an IOMMU configure switches so
 // that peer traffic is translated too.
 #pragma once
-#include <tlm_utils/multi_passthrough_target_socket.h>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <string>
 #include <systemc>
 #include <tlm>
 #include <vector>
 
+#include "core/direct_target_socket.h"
 #include "core/stats.h"
 #include "core/time.h"
 #include "tlp.h"
@@ -23,8 +23,14 @@
 namespace iommusim {
 
 class PortFanIn : public sc_core::sc_module {
+    // Declared before `Ports`, which names them.
+    void b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+    unsigned int transport_dbg(int port, tlm::tlm_generic_payload& p);
+
 public:
-    using Ports = tlm_utils::multi_passthrough_target_socket<PortFanIn>;
+    // The binding index is the port number.
+    using Ports =
+        DirectMultiTargetSocket<PortFanIn, &PortFanIn::b_transport, &PortFanIn::transport_dbg>;
     using Upstream = tlm_utils::simple_initiator_socket<PortFanIn>;
 
     // Port `port` (its binding index) leads to buses secondary..subordinate; with
@@ -47,8 +53,6 @@ private:
         Counter *requests = nullptr, *payload_bytes = nullptr, *violations = nullptr;
     };
     void end_of_elaboration() override;
-    void b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-    unsigned int transport_dbg(int port, tlm::tlm_generic_payload& p);
 
     const sc_core::sc_time latency_;
     StatGroup& stats_;

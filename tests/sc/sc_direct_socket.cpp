@@ -1,8 +1,12 @@
 // DirectTargetSocket (core/direct_target_socket.h): b_transport and transport_dbg reach the
 // module's callbacks with the caller's payload and delay; several initiators may share a
 // socket bound with N = 0 (the multiplexer's case); the non-blocking path is refused with an
-// error report, and DMI is never granted.
+// error report, and DMI is never granted. DirectMultiTargetSocket: each initiator reaches the
+// module with its binding index, in binding order.
 #include <tlm_utils/simple_initiator_socket.h>
+
+#include <string>
+#include <vector>
 
 #include "core/direct_target_socket.h"
 #include "sc_harness.h"
@@ -27,6 +31,21 @@ struct Target : sc_core::sc_module {
     explicit Target(sc_core::sc_module_name n) : sc_module(n), in("in", this) {}
 };
 
+// A target that records which binding called.
+struct MultiTarget : sc_core::sc_module {
+    void b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& d) {
+        ports.push_back(port);
+        d += sc_core::sc_time(port + 1, sc_core::SC_NS);
+        p.set_response_status(tlm::TLM_OK_RESPONSE);
+    }
+    unsigned int transport_dbg(int port, tlm::tlm_generic_payload&) { return 100 + port; }
+
+    DirectMultiTargetSocket<MultiTarget, &MultiTarget::b_transport, &MultiTarget::transport_dbg> in;
+    std::vector<int> ports;
+
+    explicit MultiTarget(sc_core::sc_module_name n) : sc_module(n), in("in", this) {}
+};
+
 struct Initiator : sc_core::sc_module {
     tlm_utils::simple_initiator_socket<Initiator> out;
     explicit Initiator(sc_core::sc_module_name n) : sc_module(n), out("out") {}
@@ -40,6 +59,11 @@ int sc_main(int, char*[]) {
     Initiator a("a"), b("b");
     a.out.bind(t.in);
     b.out.bind(t.in);
+    MultiTarget m("m");
+    Initiator m0("m0"), m1("m1"), m2("m2");
+    m0.out.bind(m.in);
+    m1.out.bind(m.in);
+    m2.out.bind(m.in);
     sc_core::sc_start(sc_core::SC_ZERO_TIME);
 
     uint8_t buf[16] = {};
@@ -57,6 +81,19 @@ int sc_main(int, char*[]) {
     check(t.calls == 2, "a second initiator on the same socket reaches the module");
     check(b.out->transport_dbg(p) == 17, "transport_dbg returns the module's answer");
 
+    // The multi-socket: each initiator's index, whatever the order of the calls.
+    check(m.in.size() == 3, "the multi-socket counts its three bindings");
+    for (Initiator* i : {&m2, &m0, &m1, &m2}) {
+        sc_core::sc_time md = sc_core::SC_ZERO_TIME;
+        i->out->b_transport(p, md);
+    }
+    check(m.ports == std::vector<int>{2, 0, 1, 2}, "each initiator arrives with its binding index");
+    sc_core::sc_time md = sc_core::SC_ZERO_TIME;
+    m1.out->b_transport(p, md);
+    check(md == sc_core::sc_time(2, sc_core::SC_NS), "the module's delay reaches the caller");
+    check(m0.out->transport_dbg(p) == 100 && m2.out->transport_dbg(p) == 102,
+          "transport_dbg carries the binding index");
+
     tlm::tlm_dmi dmi;
     check(!a.out->get_direct_mem_ptr(p, dmi), "no DMI");
     check(dmi.get_start_address() == 0 && dmi.get_end_address() == ~sc_dt::uint64(0),
@@ -73,5 +110,13 @@ int sc_main(int, char*[]) {
     }
     check(reported, "nb_transport_fw reports that the target is loosely timed");
     check(t.calls == 2, "nb_transport_fw does not reach b_transport");
+    reported = false;
+    try {
+        m1.out->nb_transport_fw(p, ph, d);
+    } catch (const sc_core::sc_report& r) {
+        reported = std::string(r.get_msg()).find("loosely timed") != std::string::npos;
+    }
+    check(reported && m.ports.size() == 5, "the multi-socket refuses nb_transport_fw too");
+    check(!m2.out->get_direct_mem_ptr(p, dmi), "no DMI through the multi-socket");
     return check.finish();
 }
