@@ -107,8 +107,8 @@ void PcieLink::record(Timeline& tl, const Direction& d, Slot s, unsigned payload
             {{"payload", std::to_string(payload)}, {"wire_bytes", std::to_string(bytes)}});
 }
 
-Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset,
-                       unsigned n, Tick at) {
+inline Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset,
+                              unsigned n, Tick at) {
     x.narrow(p, offset, n);
     const Tick arrive = at + latency_;
     const Tick now = now_ticks();

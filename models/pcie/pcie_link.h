@@ -74,7 +74,7 @@ private:
     [[gnu::cold]] void record(Timeline& tl, const Direction& d, Slot s, unsigned payload,
                               unsigned bytes);
     // Forward the piece [offset, offset + n) of `p` whose TLP left the link at `at`; returns
-    // when the host side was done with it (absolute ticks).
+    // when the host side was done with it (absolute ticks). Inline in the per-TLP loops too.
     Tick forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset, unsigned n,
                  Tick at);
     Tick write(tlm::tlm_generic_payload& p, Tick t0);
