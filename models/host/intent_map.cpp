@@ -64,12 +64,11 @@ const Mapping* IntentMap::find(Addr iova) const {
     return last_of(m) >= iova ? &m : nullptr;
 }
 
-std::optional<IntentHit> IntentMap::translate(Addr iova) const {
-    if (iova - last_.iova >= last_.size) {  // outside the last mapping (or none kept)
-        const Mapping* m = find(iova);
-        if (!m) return std::nullopt;
-        last_ = *m;
-    }
+// translate() outside the last mapping (or with none kept).
+std::optional<IntentHit> IntentMap::translate_new(Addr iova) const {
+    const Mapping* m = find(iova);
+    if (!m) return std::nullopt;
+    last_ = *m;
     return IntentHit{last_.pa + (iova - last_.iova), last_.perm};
 }
 

@@ -30,7 +30,12 @@ public:
     // Returns the number of bytes that were mapped inside the range.
     Addr erase(Addr iova, Addr size);
     const Mapping* find(Addr iova) const;  // the mapping containing iova, if any
-    std::optional<IntentHit> translate(Addr iova) const;
+    // Inline when the last mapping holds `iova`: checking mode asks for every request.
+    std::optional<IntentHit> translate(Addr iova) const {
+        if (iova - last_.iova < last_.size)
+            return IntentHit{last_.pa + (iova - last_.iova), last_.perm};
+        return translate_new(iova);
+    }
 
     size_t size() const { return by_start_.size(); }
     Addr bytes_mapped() const { return bytes_; }
@@ -40,6 +45,7 @@ public:
     }
 
 private:
+    std::optional<IntentHit> translate_new(Addr iova) const;
     std::map<Addr, Mapping> by_start_;  // non-overlapping, keyed by iova
     Addr bytes_ = 0;
     // translate()'s last mapping (size 0: none), a copy: checking mode asks for every

@@ -488,9 +488,9 @@ void Driver::drain(uint64_t) {
             if (Domain* d = domain(uint16_t(u.space))) d->as->iova().free(u.iova);
 }
 
-Expectation Driver::expect(const Requester& req, Addr iova) const {
+Expectation Driver::expect_slow(const Requester& req, Addr iova) const {
     Expectation e;
-    const uint64_t key = (uint64_t(req.rid) << 32) | req.pasid;
+    const uint64_t key = expect_key(req);
     if (key != expect_memo_.key) {
         const Domain* found = nullptr;
         if (req.has_pasid()) {
@@ -500,7 +500,8 @@ Expectation Driver::expect(const Requester& req, Addr iova) const {
             auto it = rid_domain_.find(req.rid);
             if (it != rid_domain_.end()) found = domain(it->second);
         }
-        expect_memo_ = {key, found};
+        const bool plain = found && !found->identity && !found->parent;
+        expect_memo_ = {key, found, plain ? &found->as->intent() : nullptr};
     }
     const Domain* d = expect_memo_.domain;
     if (!d) return e;

@@ -86,8 +86,16 @@ public:
     void tick(uint64_t now_ns);
     void flush_all();
 
-    // The intent for one request: where it should go and with which rights.
-    Expectation expect(const Requester& req, Addr iova) const;
+    // The intent for one request: where it should go and with which rights. Inline for
+    // checking mode's common case (asked for every request): the last requester again, its
+    // domain one plain address space.
+    Expectation expect(const Requester& req, Addr iova) const {
+        if (expect_key(req) == expect_memo_.key && expect_memo_.intent) {
+            const std::optional<IntentHit> hit = expect_memo_.intent->translate(iova);
+            return hit ? Expectation{true, hit->pa, hit->perm} : Expectation{};
+        }
+        return expect_slow(req, iova);
+    }
 
     AddressSpace* space(uint16_t did);
     // Invalidations issued so far, in order (what the driver wrote to the invalidation queue).
@@ -150,8 +158,13 @@ private:
     struct ExpectMemo {
         uint64_t key = ~uint64_t(0);
         const Domain* domain = nullptr;
+        const IntentMap* intent = nullptr;  // the domain's, unless identity or nested
     };
     mutable ExpectMemo expect_memo_;
+    static uint64_t expect_key(const Requester& req) {
+        return (uint64_t(req.rid) << 32) | req.pasid;
+    }
+    Expectation expect_slow(const Requester& req, Addr iova) const;
 };
 
 }  // namespace iommusim::vtd
