@@ -51,7 +51,12 @@ std::string RegionRouter::set_default_regions(std::vector<DmaRegion> regions) {
     return err;
 }
 
-const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
+void RegionRouter::end_of_elaboration() {
+    for (unsigned i = 0; i < units.size(); ++i) unit_if_.push_back(units[int(i)]);
+}
+
+// Inline into b_transport, which every DMA passes.
+inline const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
     const PcieAttr* attr = p.get_extension<PcieAttr>();
     const std::vector<DmaRegion>* list = &default_;
     if (attr) {
@@ -98,14 +103,14 @@ void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& de
     if (IOMMUSIM_LOG_ON(log_, Trace))
         log_route(log_, p, r, to_ticks(sc_core::sc_time_stamp() + delay));
     if (!r || r->kind == DmaRegion::Kind::Reserved ||
-        (r->kind == DmaRegion::Kind::Translate && r->unit >= units.size())) {
+        (r->kind == DmaRegion::Kind::Translate && r->unit >= unit_if_.size())) {
         ++*(r ? reserved_ : outside_);
         p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
     if (r->kind == DmaRegion::Kind::Translate) {
         ++*translated_;
-        units[r->unit]->b_transport(p, delay);
+        unit_if_[r->unit]->b_transport(p, delay);
         return;
     }
     ++*bypassed_;

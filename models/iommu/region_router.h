@@ -51,6 +51,7 @@ public:
     std::string set_default_regions(std::vector<DmaRegion> regions);
 
 private:
+    void end_of_elaboration() override;
     const DmaRegion* find(const tlm::tlm_generic_payload& p) const;
     static std::string check(std::vector<DmaRegion>& regions);
 
@@ -64,6 +65,8 @@ private:
     // regions never overlap, so holding the address is the search's answer. Reset likewise.
     mutable const std::vector<DmaRegion>* last_list_ = nullptr;
     mutable const DmaRegion* last_region_ = nullptr;
+    // units[i] once bound: the multi-socket's size() and operator[] are library calls.
+    std::vector<tlm::tlm_fw_transport_if<>*> unit_if_;
     Counter *translated_, *bypassed_, *reserved_, *outside_;
     log::Channel log_;  // each DMA's region, at trace level
 };
