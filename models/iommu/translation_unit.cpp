@@ -79,12 +79,14 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     ++*translations;
     PerRequester& pr = requester(req);
     ++*pr.lookups;
-    TranslateOutcome out;
-    if (hit_path(req, iova, acc, t0, pr, out)) return out;
-    Txn x(req, iova, acc, t0);
-    x.pr = &pr;
-    if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
-    return finish(x);
+    TranslateOutcome out;  // one return object for both paths: no copy of the outcome
+    if (!hit_path(req, iova, acc, t0, pr, out)) {
+        Txn x(req, iova, acc, t0);
+        x.pr = &pr;
+        if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
+        out = finish(x);
+    }
+    return out;
 }
 
 // Most requests find their context in the caches and their translation in the IOTLB. This
@@ -122,15 +124,15 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
     ++*ctx_lookups;
     ++*ctx_hits;
     ctx_cache.use(cl);
-    Tick t = t0 + clk.cycles(p.context_cache.latency);
+    Tick t = t0 + ctx_lat;
     if (!ce.complete) {
         ++*pasid_lookups;
         ++*pasid_hits;
         pasid_cache.use(pl);
-        t += clk.cycles(p.pasid_cache.latency);
+        t += pasid_lat;
     }
     ++*iotlb_lookups;
-    t += clk.cycles(p.iotlb.latency);
+    t += iotlb_lat;
     iotlb_hit(tlb->use(il), iova, shift, pr, out, t);
     out.done = t;
     if (oracle) {
@@ -167,7 +169,7 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     tr.check = bool(oracle);
     ++*ctx_lookups;
     const WalkContext* ce = ctx_cache.lookup(req.rid);
-    x.t += clk.cycles(p.context_cache.latency);
+    x.t += ctx_lat;
     bool pasid_checked = false;
     if (ce) {
         ++*ctx_hits;
@@ -231,7 +233,7 @@ bool TranslationUnit::Impl::pasid_lookup(Txn& x, bool miss_costs) {
     const PasidKey pk{x.req.rid, x.req.has_pasid() ? x.req.pasid : Requester::kNoPasid};
     ++*pasid_lookups;
     const WalkContext* pc = pasid_cache.lookup(pk);
-    if (pc || miss_costs) x.t += clk.cycles(p.pasid_cache.latency);
+    if (pc || miss_costs) x.t += pasid_lat;
     if (!pc) return ++*pasid_misses, false;
     ++*pasid_hits;
     x.ctx = pc;
@@ -242,7 +244,7 @@ bool TranslationUnit::Impl::pasid_lookup(Txn& x, bool miss_costs) {
 
 bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
     ++*iotlb_lookups;
-    x.t += clk.cycles(p.iotlb.latency);
+    x.t += iotlb_lat;
     unsigned shift = 0;
     IotlbEntry* e = iotlb_probe(*x.ctx, x.iova, &shift);
     if (!e || !permits(e->perm, perm_needed(x.acc, false))) {
@@ -399,11 +401,7 @@ TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
 // initiator's local time is at or after the current SystemC time, which the shell passes to
 // forget_before(); a plain-C++ user that never does is assumed to lag its latest arrival by
 // less than the walker pool's history (1 ms), as the pool itself assumes.
-void TranslationUnit::Impl::retire(Tick now) {
-    latest = std::max(latest, now);
-    const Tick horizon =
-        std::max(floor, latest > ServerPool::kDefaultHistory ? latest - ServerPool::kDefaultHistory
-                                                             : Tick(0));
+void TranslationUnit::Impl::retire_until(Tick horizon) {
     while (!in_flight_due.empty() && in_flight_due.top().first <= horizon) {
         auto it = in_flight.find(in_flight_due.top().second);
         if (it != in_flight.end() && it->second.done <= horizon) in_flight.erase(it);

@@ -90,6 +90,9 @@ struct TranslationUnit::Impl {
     Impl(const UnitParams& p, Walker& w, MemoryPort& m, StatGroup& g)
         : p(p),
           clk(p.clock()),
+          ctx_lat(clk.cycles(p.context_cache.latency)),
+          pasid_lat(clk.cycles(p.pasid_cache.latency)),
+          iotlb_lat(clk.cycles(p.iotlb.latency)),
           walker(w),
           mem(m),
           walkers(p.walkers),
@@ -123,6 +126,8 @@ struct TranslationUnit::Impl {
 
     const UnitParams& p;
     Clock clk;
+    // The caches' lookup times in ticks: every request pays them.
+    const Tick ctx_lat, pasid_lat, iotlb_lat;
     Walker& walker;
     MemoryPort& mem;
     ServerPool walkers;
@@ -219,9 +224,12 @@ struct TranslationUnit::Impl {
         lat_miss = &stats.histogram("miss_latency", "ns", "translation latency of IOTLB misses");
     }
 
+    // Inline for the common case, the same requester as the last request.
     PerRequester& requester(const Requester& r) {
-        uint64_t key = (uint64_t(r.rid) << 32) | (r.has_pasid() ? r.pasid : 0xFFFFFFFFu);
-        if (key == last_req_key) return *last_req;
+        const uint64_t key = (uint64_t(r.rid) << 32) | (r.has_pasid() ? r.pasid : 0xFFFFFFFFu);
+        return key == last_req_key ? *last_req : new_requester(r, key);
+    }
+    PerRequester& new_requester(const Requester& r, uint64_t key) {
         last_req_key = key;
         auto it = per_req.find(key);
         if (it != per_req.end()) return *(last_req = &it->second);
@@ -437,7 +445,16 @@ struct TranslationUnit::Impl {
     [[gnu::always_inline]] inline void iotlb_hit(const IotlbEntry& e, Addr iova, unsigned shift,
                                                  PerRequester& pr, TranslateOutcome& out, Tick& t);
     void take_walker(Txn& x);
-    void retire(Tick now);
+    // Inline up to the first due walk: on most requests none is due.
+    void retire(Tick now) {
+        latest = std::max(latest, now);
+        if (in_flight_due.empty()) return;
+        const Tick horizon = std::max(floor, latest > ServerPool::kDefaultHistory
+                                                 ? latest - ServerPool::kDefaultHistory
+                                                 : Tick(0));
+        if (in_flight_due.top().first <= horizon) retire_until(horizon);
+    }
+    void retire_until(Tick horizon);
     Tick invalidate(const InvalidationScope& s, Tick at);
 
     size_t iotlb_entries() const {
