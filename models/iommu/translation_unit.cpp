@@ -80,13 +80,17 @@ TranslateOutcome TranslationUnit::Impl::translate(const Requester& req, Addr iov
     PerRequester& pr = requester(req);
     ++*pr.lookups;
     TranslateOutcome out;  // one return object for both paths: no copy of the outcome
-    if (!hit_path(req, iova, acc, t0, pr, out)) {
-        Txn x(req, iova, acc, t0);
-        x.pr = &pr;
-        if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
-        out = finish(x);
-    }
+    if (!hit_path(req, iova, acc, t0, pr, out)) out = stages(req, iova, acc, t0, pr);
     return out;
+}
+
+// The stages, apart: a Txn and its walk state are built only when the hit path declines.
+TranslateOutcome TranslationUnit::Impl::stages(const Requester& req, Addr iova, Access acc, Tick t0,
+                                               PerRequester& pr) {
+    Txn x(req, iova, acc, t0);
+    x.pr = &pr;
+    if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
+    return finish(x);
 }
 
 // Most requests find their context in the caches and their translation in the IOTLB. This
@@ -137,19 +141,25 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
     out.done = t;
     if (oracle) {
         const Expectation want = oracle(req, iova);
-        if (!translation_matches(out.result, want, acc, false)) {
-            Txn x(req, iova, acc, t0);
-            x.t = t;
-            x.out = out;
-            x.dev_cached = true, x.cached_dev = &ce;
-            if (!ce.complete) x.pasid_cached = true, x.cached_pasid = ctx;
-            report_stale(x, want);
-            out.stale = x.out.stale;
-        }
+        if (!translation_matches(out.result, want, acc, false))
+            stale_hit(req, iova, acc, t0, ce, ctx, want, out);
     }
     lat_all->add(ns(t - t0));
     lat_hit->add(ns(t - t0));
     return true;
+}
+
+// A hit whose translation disagrees with the intent: judged as finish() judges the stages'.
+void TranslationUnit::Impl::stale_hit(const Requester& req, Addr iova, Access acc, Tick t0,
+                                      const WalkContext& dev, const WalkContext* ctx,
+                                      const Expectation& want, TranslateOutcome& out) {
+    Txn x(req, iova, acc, t0);
+    x.t = out.done;
+    x.out = out;
+    x.dev_cached = true, x.cached_dev = &dev;
+    if (!dev.complete) x.pasid_cached = true, x.cached_pasid = ctx;
+    report_stale(x, want);
+    out.stale = x.out.stale;
 }
 
 void TranslationUnit::Impl::take_walker(Txn& x) {

@@ -438,8 +438,14 @@ struct TranslationUnit::Impl {
     bool fresh_walk(const Txn& x, Until until);
     void check_stale(Txn& x);
     void report_stale(Txn& x, const Expectation& e);
-    bool hit_path(const Requester& req, Addr iova, Access acc, Tick t0, PerRequester& pr,
-                  TranslateOutcome& out);
+    // Inlined into translate(): most requests take it, and the stages are out of line.
+    [[gnu::always_inline]] inline bool hit_path(const Requester& req, Addr iova, Access acc,
+                                                Tick t0, PerRequester& pr, TranslateOutcome& out);
+    [[gnu::noinline]] TranslateOutcome stages(const Requester& req, Addr iova, Access acc, Tick t0,
+                                              PerRequester& pr);
+    [[gnu::noinline]] void stale_hit(const Requester& req, Addr iova, Access acc, Tick t0,
+                                     const WalkContext& dev, const WalkContext* ctx,
+                                     const Expectation& want, TranslateOutcome& out);
     // Inlined into both callers: on the hit path a call costs ~25 instructions per request
     // (callgrind), and GCC stopped inlining it once the unit's state moved to this header.
     [[gnu::always_inline]] inline void iotlb_hit(const IotlbEntry& e, Addr iova, unsigned shift,
