@@ -258,26 +258,32 @@ public:
     // Serve `units` ready at `ready` in the earliest gap >= ready that holds them.
     Span serve(Tick ready, uint64_t units) {
         // Callers repeat the same amount (a link's TLPs of one kind, DRAM's single lines):
-        // the 128-bit product is kept for the last one.
+        // the 128-bit product is kept for the last one, split in whole and 2^-32 ps so that
+        // the rest is 64-bit arithmetic.
         if (units != last_units_) {
             last_units_ = units;
-            last_exact_ = rate_.exact(units);
-            last_alone_ = Rate::ceil_ps(last_exact_);
+            const Rate::Exact e = rate_.exact(units);
+            last_whole_ = Tick(e >> 32);
+            last_frac_ = uint32_t(e);
+            const Tick alone = Rate::ceil_ps(e);
+            last_need_ = alone ? alone : 1;
         }
-        Rate::Exact e = last_exact_;
+        Tick whole = last_whole_;
+        uint32_t frac = last_frac_;
         // Fit the job without credit (it is at most 1 ps longer), then take the credit if it
         // continues the previous job's busy period.
-        const Tick alone = last_alone_;
-        const BusyTimeline::Gap g = busy_.find(ready, alone ? alone : 1);
+        const BusyTimeline::Gap g = busy_.find(ready, last_need_);
         if (g.start == last_end_) {
-            if (e <= credit_) {  // done within the picosecond the previous job already took
-                credit_ -= uint32_t(e);
+            if (whole == 0 && frac <= credit_) {  // done within the picosecond already taken
+                credit_ -= frac;
                 return {g.start, g.start};
             }
-            e -= credit_;
+            whole -= frac < credit_;  // borrow
+            frac -= credit_;
         }
-        const Tick service = Rate::ceil_ps(e);
-        credit_ = uint32_t((Rate::Exact(service) << 32) - e);
+        // Rounded up to whole picoseconds; the credit is what the rounding added.
+        const Tick service = whole + (frac != 0);
+        credit_ = uint32_t(0) - frac;
         last_end_ = g.start + service;
         if (service) {  // as ServerPool::occupy: a job of no time keeps nothing
             busy_.fill(g, last_end_);
@@ -310,9 +316,10 @@ private:
     Tick horizon_ = 0;
     Tick last_end_ = 0;        // end of the job served last
     uint32_t credit_ = 0;      // 2^-32 ps by which last_end_ lies after that job's exact end
-    uint64_t last_units_ = 0;  // serve()'s last amount, its exact and rounded times
-    Rate::Exact last_exact_ = 0;
-    Tick last_alone_ = 0;
+    uint64_t last_units_ = 0;  // serve()'s last amount, its exact time (whole ps and 2^-32
+    Tick last_whole_ = 0;      // ps) and the need find() is given (its rounded time, >= 1)
+    uint32_t last_frac_ = 0;
+    Tick last_need_ = 1;
 };
 
 }  // namespace iommusim
