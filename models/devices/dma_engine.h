@@ -90,18 +90,20 @@ public:
 private:
     struct Slot;
     // The standard quantum keeper with the SystemC time read inline: sc_time_stamp() is a
-    // library call, and the engine asks for the time several times per request.
+    // library call, and the engine asks for the time several times per request (from the
+    // simulation context kept at construction: sc_get_curr_simcontext() checks a global).
     class QuantumKeeper : public tlm_utils::tlm_quantumkeeper {
     public:
-        static const sc_core::sc_time& stamp() {
-            return sc_core::sc_get_curr_simcontext()->time_stamp();
-        }
+        const sc_core::sc_time& stamp() const { return sim_->time_stamp(); }
         bool need_sync() const override { return stamp() + m_local_time >= m_next_sync_point; }
         void reset() override {
             m_local_time = sc_core::SC_ZERO_TIME;
             m_next_sync_point = stamp() + compute_local_quantum();
         }
         sc_core::sc_time get_current_time() const override { return stamp() + m_local_time; }
+
+    private:
+        const sc_core::sc_simcontext* sim_ = sc_core::sc_get_curr_simcontext();
     };
     void run();
     void issue(DmaTransfer& t);

@@ -15,11 +15,6 @@ const PcieLinkParams& checked(const PcieLinkParams& p) {
     return p;
 }
 
-// The SystemC time, read inline (sc_time_stamp() is a library call): several per TLP.
-Tick now_ticks() {
-    return to_ticks(sc_core::sc_get_curr_simcontext()->time_stamp());
-}
-
 uint64_t ns(Tick t) {
     return t / kTicksPerNs;
 }

@@ -67,6 +67,9 @@ private:
         Tick credit_wait(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units);
         void init(const PcieLinkParams& p, StatGroup& g, const char* toward);
     };
+    // The SystemC time, read inline (sc_time_stamp() is a library call, and
+    // sc_get_curr_simcontext() checks a global): several per TLP.
+    Tick now_ticks() const { return to_ticks(simcontext()->time_stamp()); }
     using Slot = BandwidthServer::Span;
     // Serialize one TLP on `d`. Small enough to inline into the per-TLP loops: the timeline's
     // span, off the common path, is record()'s.
