@@ -207,3 +207,31 @@ TEST_CASE("expect follows attach and detach of the requester asked last", "[vtd]
     r.drv.detach(kDev.rid);
     CHECK_FALSE(r.drv.expect(kDev, 0x1008).mapped);
 }
+
+// The same requester asked again is answered inline from its domain's intent map: a map or
+// an unmap between two questions changes the answer at once, and an identity domain is never
+// answered from a map.
+TEST_CASE("expect follows map and unmap, and identity domains, for the same requester",
+          "[vtd][driver]") {
+    Rig r(true);
+    REQUIRE(r.drv.map(r.did, 0x1000, 0x11000, 4096, kPermRW));
+    CHECK(r.drv.expect(kDev, 0x1008).pa == 0x11008);
+    CHECK(r.drv.expect(kDev, 0x1010).pa == 0x11010);
+    CHECK_FALSE(r.drv.expect(kDev, 0x2000).mapped);
+    REQUIRE(r.drv.map(r.did, 0x2000, 0x33000, 4096, kPermR));
+    CHECK(r.drv.expect(kDev, 0x2008).pa == 0x33008);
+    CHECK(r.drv.expect(kDev, 0x2008).perm == kPermR);
+    CHECK(r.drv.unmap(r.did, 0x1000, 4096) == 4096);
+    CHECK_FALSE(r.drv.expect(kDev, 0x1008).mapped);
+    CHECK(r.drv.expect(kDev, 0x2010).pa == 0x33010);
+    DomainOptions id;
+    id.identity = true;
+    const uint16_t ident = *r.drv.create_domain(id);
+    REQUIRE(r.drv.attach(kDev.rid, ident));
+    for (int i = 0; i < 2; ++i) {
+        const Expectation e = r.drv.expect(kDev, 0x5'0008);
+        CHECK(e.mapped);
+        CHECK(e.pa == 0x5'0008);
+        CHECK(e.perm == (kPermR | kPermW | kPermX));
+    }
+}
