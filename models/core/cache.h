@@ -35,8 +35,6 @@ public:
         : geo_(g),
           set_mask_(is_pow2(g.sets) ? g.sets - 1 : 0),
           lines_(size_t(g.sets) * g.ways),
-          valid_(lines_.size(), 0),
-          stamp_(lines_.size(), 0),
           plru_(g.sets, 0),
           rng_(g.seed ? g.seed : 1) {}
 
@@ -44,17 +42,16 @@ public:
     Value* lookup(const Key& k) {
         // Back-to-back lookups often hit the same entry (one device's context, one page): a
         // key lives in one line only, so a match there is the hit the search would find.
-        if (last_way_ != kNoWay && valid_[last_base_ + last_way_] &&
-            lines_[last_base_ + last_way_].first == k) {
+        if (last_way_ != kNoWay && holds(last_base_ + last_way_, k)) {
             touch(last_base_, last_way_);
-            return &lines_[last_base_ + last_way_].second;
+            return &lines_[last_base_ + last_way_].value;
         }
         const size_t base = size_t(set_of(k)) * geo_.ways;
         for (uint32_t w = 0; w < geo_.ways; ++w) {
-            if (valid_[base + w] && lines_[base + w].first == k) {
+            if (holds(base + w, k)) {
                 touch(base, w);
                 last_base_ = base, last_way_ = w;
-                return &lines_[base + w].second;
+                return &lines_[base + w].value;
             }
         }
         return nullptr;
@@ -68,26 +65,24 @@ public:
         bool found() const { return way != kNoWay; }
     };
     Line find(const Key& k) const {
-        if (last_way_ != kNoWay && valid_[last_base_ + last_way_] &&
-            lines_[last_base_ + last_way_].first == k)
-            return {last_base_, last_way_};
+        if (last_way_ != kNoWay && holds(last_base_ + last_way_, k)) return {last_base_, last_way_};
         const size_t base = size_t(set_of(k)) * geo_.ways;
         for (uint32_t w = 0; w < geo_.ways; ++w)
-            if (valid_[base + w] && lines_[base + w].first == k) return {base, w};
+            if (holds(base + w, k)) return {base, w};
         return {0, kNoWay};
     }
     // The value of a found line, before or after use().
-    const Value& at(Line l) const { return lines_[l.base + l.way].second; }
+    const Value& at(Line l) const { return lines_[l.base + l.way].value; }
     Value& use(Line l) {
         touch(l.base, l.way);
         last_base_ = l.base, last_way_ = l.way;
-        return lines_[l.base + l.way].second;
+        return lines_[l.base + l.way].value;
     }
     // Like lookup, without changing which entry is evicted next.
     const Value* peek(const Key& k) const {
         const size_t base = size_t(set_of(k)) * geo_.ways;
         for (uint32_t w = 0; w < geo_.ways; ++w)
-            if (valid_[base + w] && lines_[base + w].first == k) return &lines_[base + w].second;
+            if (holds(base + w, k)) return &lines_[base + w].value;
         return nullptr;
     }
 
@@ -96,19 +91,22 @@ public:
         const size_t base = size_t(set_of(k)) * geo_.ways;
         uint32_t way = geo_.ways;
         for (uint32_t w = 0; w < geo_.ways && way == geo_.ways; ++w)
-            if (valid_[base + w] && lines_[base + w].first == k) way = w;
+            if (holds(base + w, k)) way = w;
         for (uint32_t w = 0; w < geo_.ways && way == geo_.ways; ++w)
-            if (!valid_[base + w]) way = w;
+            if (!lines_[base + w].valid) way = w;
         std::optional<std::pair<Key, Value>> victim;
         if (way == geo_.ways) {
             way = pick_victim(base);
-            victim = std::move(lines_[base + way]);
-        } else if (!valid_[base + way]) {
+            CacheLine& old = lines_[base + way];
+            victim.emplace(std::move(old.key), std::move(old.value));
+        } else if (!lines_[base + way].valid) {
             ++size_;
         }
-        lines_[base + way] = {k, v};
-        valid_[base + way] = 1;
-        if (geo_.policy == Replacement::FIFO) stamp_[base + way] = ++clock_;
+        CacheLine& line = lines_[base + way];
+        line.key = k;
+        line.value = v;
+        line.valid = 1;
+        if (geo_.policy == Replacement::FIFO) line.stamp = ++clock_;
         touch(base, way);
         return victim;
     }
@@ -116,7 +114,7 @@ public:
     bool erase(const Key& k) {
         const size_t base = size_t(set_of(k)) * geo_.ways;
         for (uint32_t w = 0; w < geo_.ways; ++w)
-            if (valid_[base + w] && lines_[base + w].first == k) return drop(base + w), true;
+            if (holds(base + w, k)) return drop(base + w), true;
         return false;
     }
     // Remove every entry for which pred(key, value) holds (scoped invalidation). Returns count.
@@ -124,16 +122,16 @@ public:
     size_t erase_if(Pred&& pred) {
         size_t n = 0;
         for (size_t i = 0; i < lines_.size(); ++i)
-            if (valid_[i] && pred(lines_[i].first, lines_[i].second)) drop(i), ++n;
+            if (lines_[i].valid && pred(lines_[i].key, lines_[i].value)) drop(i), ++n;
         return n;
     }
     template <typename Fn>
     void for_each(Fn&& fn) const {
         for (size_t i = 0; i < lines_.size(); ++i)
-            if (valid_[i]) fn(lines_[i].first, lines_[i].second);
+            if (lines_[i].valid) fn(lines_[i].key, lines_[i].value);
     }
     void clear() {
-        std::fill(valid_.begin(), valid_.end(), 0);
+        for (CacheLine& l : lines_) l.valid = 0;
         size_ = 0;
     }
 
@@ -148,13 +146,14 @@ private:
         size_t h = Hash{}(k);
         return uint32_t(set_mask_ ? (h & set_mask_) : (h % geo_.sets));
     }
+    bool holds(size_t i, const Key& k) const { return lines_[i].valid && lines_[i].key == k; }
     void drop(size_t i) {
-        valid_[i] = 0;
+        lines_[i].valid = 0;
         --size_;
     }
     void touch(size_t base, uint32_t way) {
         switch (geo_.policy) {
-            case Replacement::LRU: stamp_[base + way] = ++clock_; break;
+            case Replacement::LRU: lines_[base + way].stamp = ++clock_; break;
             case Replacement::TreePLRU: plru_touch(base / geo_.ways, way); break;
             case Replacement::FIFO:
             case Replacement::Random: break;
@@ -172,7 +171,7 @@ private:
         }
         uint32_t v = 0;  // oldest stamp (last use for LRU, insertion for FIFO)
         for (uint32_t w = 1; w < geo_.ways; ++w)
-            if (stamp_[base + w] < stamp_[base + v]) v = w;
+            if (lines_[base + w].stamp < lines_[base + v].stamp) v = w;
         return v;
     }
     // Tree-PLRU: node i has children 2i+1, 2i+2; a set bit means "the victim is on the right".
@@ -201,10 +200,15 @@ private:
     uint32_t set_mask_;
     uint32_t last_way_ = kNoWay;  // the line lookup() hit last: last_base_ + last_way_
     size_t last_base_ = 0;
-    std::vector<std::pair<Key, Value>> lines_;
-    std::vector<uint8_t> valid_;
-    std::vector<uint64_t> stamp_;  // LRU: last use; FIFO: insertion
-    std::vector<uint64_t> plru_;   // tree bits per set (ways - 1 nodes, ways <= 64)
+    // One line's state together: a lookup touches its key, validity and stamp.
+    struct CacheLine {
+        Key key{};
+        Value value{};
+        uint64_t stamp = 0;  // LRU: last use; FIFO: insertion
+        uint8_t valid = 0;
+    };
+    std::vector<CacheLine> lines_;
+    std::vector<uint64_t> plru_;  // tree bits per set (ways - 1 nodes, ways <= 64)
     uint64_t clock_ = 0;
     uint64_t rng_;
     size_t size_ = 0;
