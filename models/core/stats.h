@@ -61,9 +61,9 @@ private:
     static size_t bucket_of(uint64_t v) {
         constexpr uint64_t kSub = uint64_t(1) << kSubBits;
         if (v < 2 * kSub) return size_t(v);
-        const unsigned msb = 63u - unsigned(__builtin_clzll(v));
-        const unsigned shift = msb - kSubBits;
-        return size_t(shift + 1) * kSub + size_t((v >> shift) - kSub);
+        const unsigned shift = 63u - unsigned(__builtin_clzll(v)) - kSubBits;  // msb - kSubBits
+        // (shift + 1) * kSub + (v >> shift) - kSub, with v >> shift in [kSub, 2 * kSub)
+        return (size_t(shift) << kSubBits) + size_t(v >> shift);
     }
     static uint64_t bucket_upper(size_t b);
     void record(size_t b, uint64_t v, uint64_t n) {
