@@ -19,10 +19,12 @@ namespace iommusim {
 // "infinite" advertisement: never a wait.
 //
 // Storage: one entry per TLP still holding credits, at most `limit` of them (each holds at
-// least one), in a ring allocated once: nothing is allocated per TLP.
+// least one), in a ring allocated once: nothing is allocated per TLP. Its size is a power of
+// two, so that an index wraps with a mask rather than a division.
 class CreditPool {
 public:
-    explicit CreditPool(uint32_t limit = 0) : limit_(limit), ring_(limit ? limit + 1 : 0) {}
+    explicit CreditPool(uint32_t limit = 0)
+        : limit_(limit), ring_(limit ? ring_size(limit) : 0), mask_(ring_.size() - 1) {}
 
     bool infinite() const { return limit_ == 0; }
     uint32_t limit() const { return limit_; }
@@ -38,7 +40,7 @@ public:
         if (consumed <= limit_) return 0;
         const uint64_t need = consumed - limit_;
         for (size_t i = 0, n = count_; i < n; ++i) {
-            const Entry& e = ring_[(head_ + i) % ring_.size()];
+            const Entry& e = ring_[(head_ + i) & mask_];
             if (e.cum >= need) return e.release;
         }
         return last_release_;  // not reached: the newest entry's cum is taken_ >= need
@@ -52,10 +54,10 @@ public:
         taken_ += units;
         // Entries whose credits any later TLP cannot need any more: cum <= taken - limit.
         while (count_ && ring_[head_].cum + limit_ <= taken_) {
-            head_ = (head_ + 1) % ring_.size();
+            head_ = (head_ + 1) & mask_;
             --count_;
         }
-        ring_[(head_ + count_) % ring_.size()] = {taken_, release};
+        ring_[(head_ + count_) & mask_] = {taken_, release};
         ++count_;
     }
 
@@ -64,8 +66,14 @@ private:
         uint64_t cum;  // credits taken up to and including this TLP
         Tick release;  // when they are back at the transmitter
     };
+    static size_t ring_size(uint32_t limit) {
+        size_t n = 1;
+        while (n < size_t(limit) + 1) n *= 2;
+        return n;
+    }
     uint32_t limit_;
     std::vector<Entry> ring_;
+    size_t mask_;
     size_t head_ = 0, count_ = 0;
     uint64_t taken_ = 0;
     Tick last_release_ = 0;
