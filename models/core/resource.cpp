@@ -6,24 +6,15 @@
 namespace iommusim {
 
 BusyTimeline::Gap BusyTimeline::find_between(Tick arrival, Tick need) const {
-    // The first interval ending after the arrival (the last one does: find() came here because
-    // it starts after the arrival). Searched from where the previous early job went: an
-    // initiator's jobs within its quantum arrive in order, so the next one usually lands a
-    // few intervals after it; an arrival behind it (the next initiator's quantum) steps back.
-    // Either way a bounded scan, then bisection beyond it.
-    const auto by_end = [](const Interval& i, Tick a) { return i.end <= a; };
-    const auto first = iv_.begin() + long(head_), last = iv_.end() - 1;
-    auto it = iv_.begin() + long(std::min(std::max(hint_, head_), iv_.size() - 1));
-    if (it != first && it[-1].end > arrival) {
-        const auto stop = it - std::min<long>(kScanBack, it - first);
-        while (it != stop && it[-1].end > arrival) --it;
-        if (it == stop && it != first && it[-1].end > arrival)
-            it = std::lower_bound(first, it, arrival, by_end);
-    } else {
-        const auto stop = it + std::min<long>(kScanBack, last - it);
-        while (it != stop && it->end <= arrival) ++it;
-        if (it == stop && it->end <= arrival) it = std::lower_bound(it, last, arrival, by_end);
-    }
+    // The first interval ending after the arrival: the last one does (find() came here because
+    // it starts after the arrival); step back while the one before it does too.
+    const auto first = iv_.begin() + long(head_);
+    auto it = iv_.end() - 1;
+    const auto stop = it - std::min<long>(kScanBack, it - first);
+    while (it != stop && it[-1].end > arrival) --it;
+    if (it == stop && it != first && it[-1].end > arrival)
+        it = std::lower_bound(first, it, arrival,
+                              [](const Interval& i, Tick a) { return i.end <= a; });
     Tick s = arrival;
     for (; it != iv_.end() && it->start < s + need; ++it)
         if (it->end > s) s = it->end;
@@ -35,7 +26,6 @@ void BusyTimeline::fill_between(const Gap& g, Tick end) {
     const auto next = iv_.begin() + long(g.at);
     const bool joins_prev = g.at > head_ && next[-1].end == g.start;
     const bool joins_next = next->start == end;
-    hint_ = g.at;
     if (joins_prev && joins_next) {
         next[-1].end = next->end;
         iv_.erase(next);
@@ -81,7 +71,6 @@ void BusyTimeline::drop_oldest() {
 // Moves fewer live intervals than were forgotten: amortised O(1).
 void BusyTimeline::compact() {
     iv_.erase(iv_.begin(), iv_.begin() + long(head_));
-    hint_ = hint_ > head_ ? hint_ - head_ : 0;
     head_ = 0;
 }
 

@@ -21,10 +21,9 @@
 // Speed: every job of every TLP passes here several times (tags, both link directions, a DRAM
 // channel), so the common cases are inline and allocation-free: an in-order job compares
 // with the last interval only, and an out-of-order one is placed with a single search (find,
-// then fill the gap it found) plus a short move of the intervals after it. The search starts
-// where the previous early job went and scans forward or back from there (an initiator's jobs
-// within its quantum land a few intervals apart), and only past kScanBack intervals searches
-// the rest by bisection.
+// then fill the gap it found) plus a short move of the intervals after it. The search walks
+// back from the last interval (an early job usually lands a few intervals before the end),
+// and only past kScanBack intervals searches the rest by bisection.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -92,7 +91,7 @@ public:
 
 private:
     static constexpr size_t kCompactAt = 32;  // dead intervals before the vector is compacted
-    // Intervals find_between() steps over before it bisects the rest: a bounded scan of
+    // Intervals find_between() steps back over before it bisects the rest: a bounded scan of
     // sequential loads is cheaper than bisection's dependent ones at the usual distances.
     static constexpr long kScanBack = 32;
     struct Interval {
@@ -111,7 +110,6 @@ private:
 
     std::vector<Interval> iv_;
     size_t head_ = 0;
-    size_t hint_ = 0;  // where fill_between() put the last early job: find_between() starts there
 };
 
 class ServerPool {

@@ -366,8 +366,8 @@ TEST_CASE("BandwidthServer: early jobs far behind the last interval match the re
 TEST_CASE("BandwidthServer: initiators taking turns by quantum match the reference", "[resource]") {
     // The platform's pattern under a quantum: each initiator runs its quantum in time order
     // after the others placed theirs, so its jobs land among theirs, each a few intervals
-    // after the previous one (find() starts where the last early job went), sometimes far
-    // ahead of it or behind it (beyond kScanBack: bisection on either side).
+    // after the previous one, sometimes far ahead of it or behind it (beyond kScanBack from
+    // the end: bisection).
     for (uint64_t seed : {31u, 32u, 33u}) {
         std::mt19937_64 rng(seed);
         BandwidthServer b(Rate::ps_per_unit(1.0));
