@@ -97,24 +97,22 @@ Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, 
         return at + llc_latency_;
     }
 
-    const uint64_t first = line_of(addr);
-    const uint64_t last = bytes ? line_of(addr + bytes - 1) : first;
-    // Most accesses (small DMA, every walk read) are one line: served here, the loop over
-    // channels out of line, so that this path keeps its few values in registers.
-    if (last != first) return access_lines(first, last - first + 1, is_write, is_walk, at);
-    const uint64_t C = p_.channels;
-    Channel& c = ch_[C & (C - 1) ? first % C : first & (C - 1)];
-    c.server.forget_before(floor_);
-    const BandwidthServer::Span s = c.server.serve(at, 1);
-    ++*(is_write ? c.writes : c.reads);
-    *c.bytes += p_.line_bytes;
-    *c.busy += s.end - s.start;
-    return record(at, s.start - at, (s.end > at ? s.end : at) + latency_, is_write, is_walk);
-}
-
-Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
-                              Tick at) {
     const uint64_t L = p_.line_bytes, C = p_.channels;
+    const uint64_t first = line_of(addr);
+    const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
+    if (lines == 1) {  // most accesses (small DMA, every walk read): the loop below, once
+        Channel& c = ch_[C & (C - 1) ? first % C : first & (C - 1)];
+        c.server.forget_before(floor_);
+        const BandwidthServer::Span s = c.server.serve(at, 1);
+        ++*(is_write ? c.writes : c.reads);
+        *c.bytes += L;
+        *c.busy += s.end - s.start;
+        const Tick done = (s.end > at ? s.end : at) + latency_;
+        queueing_h_.add(ns(s.start - at));
+        latency_h_.add(ns(done - at));
+        if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));
+        return done;
+    }
     const uint64_t used = std::min(lines, C);
     Tick end = at, wait = 0;
     // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other
@@ -131,10 +129,7 @@ Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, boo
         *c.bytes += k * L;
         *c.busy += s.end - s.start;
     }
-    return record(at, wait, end + latency_, is_write, is_walk);
-}
-
-Tick DramTiming::record(Tick at, Tick wait, Tick done, bool is_write, bool is_walk) {
+    const Tick done = end + latency_;
     queueing_h_.add(ns(wait));
     latency_h_.add(ns(done - at));
     if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));

@@ -77,11 +77,6 @@ private:
         Counter *reads, *writes, *bytes, *busy;
     };
     bool llc_hit(Addr addr);
-    // access() of `lines` >= 2 lines from line `first` on.
-    [[gnu::noinline]] Tick access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
-                                        Tick at);
-    // The latency histograms of an access that waited `wait` and completes at `done`.
-    Tick record(Tick at, Tick wait, Tick done, bool is_write, bool is_walk);
     // addr / line_bytes, a shift when line_bytes is a power of two: 64-bit divisions are slow
     // and every access needs a few.
     uint64_t line_of(Addr addr) const {
