@@ -11,7 +11,14 @@ BusyTimeline::Gap BusyTimeline::find_between(Tick arrival, Tick need) const {
     const auto first = iv_.begin() + long(head_);
     auto it = iv_.end() - 1;
     const auto stop = it - std::min<long>(kScanBack, it - first);
-    while (it != stop && it[-1].end > arrival) --it;
+    // The ends are sorted too: step back four at a time, then over as many of the (at most
+    // three) intervals left as end after the arrival, counted without a branch (fewer
+    // instructions than one step at a time, and still sequential loads).
+    while (it - stop >= 4 && it[-4].end > arrival) it -= 4;
+    if (it - stop >= 3)
+        it -= long(it[-1].end > arrival) + long(it[-2].end > arrival) + long(it[-3].end > arrival);
+    else
+        while (it != stop && it[-1].end > arrival) --it;
     if (it == stop && it != first && it[-1].end > arrival)
         it = std::lower_bound(first, it, arrival,
                               [](const Interval& i, Tick a) { return i.end <= a; });
