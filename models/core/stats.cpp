@@ -29,18 +29,29 @@ void Histogram::grow_and_add(size_t b, uint64_t v, uint64_t n) {
     record(b, v, n);
 }
 
+Histogram Histogram::merged() const {
+    Histogram m;
+    m.buckets_ = buckets_;
+    m.sum_ = sum_, m.min_ = min_, m.max_ = max_;
+    for (const Histogram* p : parts_) m.merge(*p);
+    return m;
+}
+
 uint64_t Histogram::count() const {
+    if (!parts_.empty()) return merged().count();
     uint64_t n = 0;
     for (uint64_t c : buckets_) n += c;
     return n;
 }
 
 double Histogram::mean() const {
+    if (!parts_.empty()) return merged().mean();
     const uint64_t n = count();
     return n ? double(sum_) / double(n) : 0.0;
 }
 
 void Histogram::merge(const Histogram& o) {
+    if (!o.parts_.empty()) return merge(o.merged());
     if (o.buckets_.empty()) return;
     if (buckets_.size() < o.buckets_.size()) buckets_.resize(o.buckets_.size());
     for (size_t i = 0; i < o.buckets_.size(); ++i) buckets_[i] += o.buckets_[i];
@@ -56,6 +67,7 @@ void Histogram::reset() {
 }
 
 uint64_t Histogram::percentile(double p) const {
+    if (!parts_.empty()) return merged().percentile(p);
     const uint64_t count = this->count();
     if (count == 0) return 0;
     // The rank is computed in integers (p in units of 1e-4 percent) so that e.g. p99.9 of

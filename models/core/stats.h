@@ -43,12 +43,20 @@ public:
         record(b, v, n);
     }
     void merge(const Histogram& o);
-    void reset();
+    void reset();  // its own samples: the parts stay
+    // This histogram also holds the samples of `parts` (which must outlive it), merged when
+    // read: e.g. all requests' latency as the hits' and the misses', so that a request is
+    // added once, not twice. The merge is exact: reads equal those of one histogram with
+    // every sample added.
+    void include(std::vector<const Histogram*> parts) { parts_ = std::move(parts); }
 
     uint64_t count() const;
-    uint64_t sum() const { return sum_; }
-    uint64_t min() const { return buckets_.empty() ? 0 : min_; }
-    uint64_t max() const { return max_; }
+    uint64_t sum() const { return parts_.empty() ? sum_ : merged().sum_; }
+    uint64_t min() const {
+        if (!parts_.empty()) return merged().min();
+        return buckets_.empty() ? 0 : min_;
+    }
+    uint64_t max() const { return parts_.empty() ? max_ : merged().max_; }
     double mean() const;
     // Smallest bucket upper bound at or below which at least p percent of samples lie,
     // clamped to max(); 0 when empty. p in [0, 100].
@@ -73,10 +81,13 @@ private:
         if (v > max_) max_ = v;
     }
     [[gnu::noinline]] void grow_and_add(size_t b, uint64_t v, uint64_t n);
+    // Its own samples and its parts' (recursively), as one histogram without parts.
+    Histogram merged() const;
     // Empty exactly when nothing was added since construction or reset(): add() and merge()
     // of nothing leave it untouched.
     std::vector<uint64_t> buckets_;
     uint64_t sum_ = 0, min_ = ~uint64_t(0), max_ = 0;
+    std::vector<const Histogram*> parts_;  // see include()
 };
 
 // The fields of a histogram, in output order, as JSON number text (mean with three

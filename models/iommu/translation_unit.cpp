@@ -144,7 +144,6 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
         if (!translation_matches(out.result, want, acc, false))
             stale_hit(req, iova, acc, t0, ce, ctx, want, out);
     }
-    lat_all->add(ns(t - t0));
     lat_hit->add(ns(t - t0));
     return true;
 }
@@ -396,7 +395,6 @@ TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
                      ns(x.t - x.t0),
                      x.out.stale ? ", STALE: a cached entry differs from memory" : "");
     }
-    lat_all->add(ns(x.t - x.t0));
     (x.out.iotlb_hit ? lat_hit : lat_miss)->add(ns(x.t - x.t0));
     if (x.tr.record) {
         x.ws.walked = x.walking, x.ws.server = x.slot.server, x.ws.start = x.slot.start;

@@ -221,6 +221,33 @@ TEST_CASE("Histogram merge equals adding everything to one", "[core][stats]") {
     }
 }
 
+TEST_CASE("Histogram including parts reads as one with every sample added", "[core][stats]") {
+    std::mt19937_64 rng(7);
+    for (const Distribution& d : distributions()) {
+        INFO("distribution " << d.name);
+        Histogram all, own, parts[2], total;
+        total.include({&parts[0], &parts[1]});
+        require_same(total, Histogram());  // empty parts: empty, min 0
+        for (int i = 0; i < 20000; ++i) {
+            const uint64_t v = d.draw(rng);
+            all.add(v);
+            const unsigned k = unsigned(rng() % 4);
+            (k < 2 ? parts[k] : total).add(v);  // own samples count too
+        }
+        require_same(total, all);
+        Histogram merged;
+        merged.merge(total);  // merging a histogram with parts takes its parts' samples
+        require_same(merged, all);
+        total.reset();  // own samples only: the parts keep theirs
+        for (Histogram& p : parts) p.reset();
+        require_same(total, Histogram());
+        parts[1].add(9);
+        Histogram nine;
+        nine.add(9);
+        require_same(total, nine);
+    }
+}
+
 TEST_CASE("Histogram reset returns to empty", "[core][stats]") {
     Histogram h;
     for (uint64_t v : {5ull, 500ull, 5000000ull}) h.add(v);
