@@ -89,8 +89,12 @@ TranslateOutcome TranslationUnit::Impl::stages(const Requester& req, Addr iova, 
                                                PerRequester& pr) {
     Txn x(req, iova, acc, t0);
     x.pr = &pr;
+    x.tr.used.swap(spare_used);
     if (!context_stage(x) && !iotlb_stage(x) && !merge_stage(x)) walk_stage(x);
-    return finish(x);
+    const TranslateOutcome out = finish(x);
+    spare_used.swap(x.tr.used);
+    spare_used.clear();
+    return out;
 }
 
 // Most requests find their context in the caches and their translation in the IOTLB. This
@@ -332,7 +336,18 @@ void TranslationUnit::Impl::walk_stage(Txn& x) {
     fill(*x.ctx, x.iova, x.out.result, x.t);
     ++*iotlb_fills;
     const IotlbKey page{x.ctx->tag, x.ctx->pasid, x.iova >> 12, 12};
-    in_flight[page] = {x.t, x.out.result};
+    const InFlight walk{x.t, x.out.result};
+    if (auto it = in_flight.find(page); it != in_flight.end()) {
+        it->second = walk;
+    } else if (spare_in_flight.empty()) {
+        in_flight.emplace(page, walk);
+    } else {
+        auto node = std::move(spare_in_flight.back());
+        spare_in_flight.pop_back();
+        node.key() = page;
+        node.mapped() = walk;
+        in_flight.insert(std::move(node));
+    }
     in_flight_due.push({x.t, page});
     if (p.prefetch_next_page) prefetch(x, x.out.result.tr.page_shift);
 }
@@ -412,7 +427,8 @@ TranslateOutcome TranslationUnit::Impl::finish(Txn& x) {
 void TranslationUnit::Impl::retire_until(Tick horizon) {
     while (!in_flight_due.empty() && in_flight_due.top().first <= horizon) {
         auto it = in_flight.find(in_flight_due.top().second);
-        if (it != in_flight.end() && it->second.done <= horizon) in_flight.erase(it);
+        if (it != in_flight.end() && it->second.done <= horizon)
+            spare_in_flight.push_back(in_flight.extract(it));
         in_flight_due.pop();
     }
 }

@@ -144,6 +144,8 @@ struct TranslationUnit::Impl {
         WalkResult result;
     };
     std::unordered_map<IotlbKey, InFlight, IotlbKeyHash> in_flight;
+    // Nodes of retired in-flight walks, reused by later walks: no allocation per walk.
+    std::vector<decltype(in_flight)::node_type> spare_in_flight;
     using Due = std::pair<Tick, IotlbKey>;  // when an in-flight entry may go
     struct Later {
         bool operator()(const Due& a, const Due& b) const { return a.first > b.first; }
@@ -385,6 +387,8 @@ struct TranslationUnit::Impl {
     }
 
     std::vector<StaleHit>* stale_list = nullptr;
+    // WalkTrace::used's storage between requests: it would grow from empty on every walk.
+    std::vector<WalkTrace::Used> spare_used;
 
     // What the timeline shows of one translation: its span, its walk (with the walk's steps)
     // on the walker that served it, a fault, the IOTLB occupancy.
