@@ -65,8 +65,12 @@ void BusyTimeline::merge(Tick start, Tick until) {
 }
 
 void BusyTimeline::forget(Tick horizon) {
+    // The ends are sorted: bisect for the first one at or after the horizon (the SystemC time
+    // moves by a quantum between calls, so a walk would step over a quantum's intervals).
     const size_t n = iv_.size();
-    while (head_ < n && iv_[head_].end < horizon) ++head_;
+    head_ = size_t(std::partition_point(iv_.begin() + long(head_), iv_.end(),
+                                        [horizon](const Interval& i) { return i.end < horizon; }) -
+                   iv_.begin());
     if (head_ >= kCompactAt && head_ * 2 >= n) compact();
 }
 
