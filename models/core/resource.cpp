@@ -133,16 +133,24 @@ unsigned ServerPool::busy_at(Tick t) const {
     return n;
 }
 
-OrderedServerPool::OrderedServerPool(unsigned servers) : servers_(servers ? servers : 1) {
-    while (leaves_ < servers_) leaves_ *= 2;
-    tree_.assign(2 * leaves_, ~Tick(0));
-    for (size_t i = 0; i < servers_; ++i) tree_[leaves_ + i] = 0;
-    for (size_t i = leaves_ - 1; i >= 1; --i) tree_[i] = std::min(tree_[2 * i], tree_[2 * i + 1]);
+OrderedServerPool::OrderedServerPool(unsigned servers)
+    : servers_(servers ? servers : 1), free_(servers_, 0) {
+    size_t n = 1;
+    while (n < servers_) n *= 2;
+    mask_ = n - 1;
+    ring_.resize(n);
+    for (unsigned i = 0; i < servers_; ++i) ring_[i] = {0, i};
+}
+
+void OrderedServerPool::remove(unsigned server) {
+    size_t k = 1;
+    while (ring_[(head_ + k) & mask_].server != server) ++k;
+    for (; k + 1 < servers_; ++k) ring_[(head_ + k) & mask_] = ring_[(head_ + k + 1) & mask_];
 }
 
 unsigned OrderedServerPool::busy_at(Tick t) const {
     unsigned n = 0;
-    for (size_t i = 0; i < servers_; ++i) n += tree_[leaves_ + i] > t;
+    for (const Tick f : free_) n += f > t;
     return n;
 }
 

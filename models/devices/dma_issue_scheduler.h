@@ -14,7 +14,8 @@ namespace iommusim {
 //   max(ready, previous issue, next issue slot, earliest tag free)
 // and its tag frees at its completion. One engine alone uses them, in order, so they keep no
 // history behind the latest issue: the tags are an OrderedServerPool (ServerPool's answers
-// for in-order use, one time per tag).
+// for in-order use, one time per tag; a request takes the tag free first, as good as any
+// other free one since tags are alike and nothing reads which tag a request carries).
 class DmaIssueScheduler {
 public:
     DmaIssueScheduler(unsigned tags, double rate_mreq_s)
