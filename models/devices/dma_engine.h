@@ -84,6 +84,8 @@ public:
     // The engine's current time: its last issue (the quantum keeper's local time).
     Tick now() const { return to_ticks(qk_.get_current_time()); }
     const DmaEngineParams& params() const { return p_; }
+    // Every transfer's latency (ns), as handed to the completion hook.
+    const Histogram& transfer_latency() const { return transfer_latency_; }
     // Requests in flight at time t.
     unsigned in_flight(Tick t) const { return sched_.busy_at(t); }
 
