@@ -259,7 +259,7 @@ private:
 class BandwidthServer {
 public:
     explicit BandwidthServer(Rate rate, Tick history = ServerPool::kDefaultHistory)
-        : rate_(rate), history_(history) {}
+        : rate_(rate), history_(history), history_at_(history) {}
 
     struct Span {
         Tick start, end;
@@ -297,8 +297,10 @@ public:
         if (service) {  // as ServerPool::occupy: a job of no time keeps nothing
             busy_.fill(g, last_end_);
             // The history bound of the latest start, kept only when it passes the horizon.
-            const Tick h = g.start - history_;
-            if (h > horizon_ && g.start > history_) horizon_ = h;
+            if (g.start > history_at_) {
+                horizon_ = g.start - history_;
+                history_at_ = g.start;
+            }
             busy_.prune(horizon_);
         }
         return {g.start, last_end_};
@@ -311,7 +313,10 @@ public:
     // End of the latest busy interval: when everything served so far is done.
     Tick free_at() const { return busy_.free_at(); }
     void forget_before(Tick t) {
-        if (t > horizon_) horizon_ = t;
+        if (t > horizon_) {
+            horizon_ = t;
+            history_at_ = t > ~Tick(0) - history_ ? ~Tick(0) : t + history_;
+        }
     }
     const Rate& rate() const { return rate_; }
     size_t kept() const { return busy_.kept(); }
@@ -323,12 +328,15 @@ private:
     // Intervals ending before it go: the latest of forget_before() and history_ before the
     // latest start (both only move forward, so one value keeps their maximum).
     Tick horizon_ = 0;
+    // horizon_ + history_ (saturated): only a start after it moves the horizon (one compare
+    // per job instead of the subtraction and two).
+    Tick history_at_;
     Tick last_end_ = 0;        // end of the job served last
-    uint32_t credit_ = 0;      // 2^-32 ps by which last_end_ lies after that job's exact end
     uint64_t last_units_ = 0;  // serve()'s last amount, its exact time (whole ps and 2^-32
     Tick last_whole_ = 0;      // ps) and the need find() is given (its rounded time, >= 1)
-    uint32_t last_frac_ = 0;
     Tick last_need_ = 1;
+    uint32_t last_frac_ = 0;
+    uint32_t credit_ = 0;  // 2^-32 ps by which last_end_ lies after that job's exact end
 };
 
 }  // namespace iommusim
