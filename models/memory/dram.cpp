@@ -113,6 +113,12 @@ Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, 
         if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));
         return done;
     }
+    return access_lines(first, lines, is_write, is_walk, at);
+}
+
+Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
+                              Tick at) {
+    const uint64_t L = p_.line_bytes, C = p_.channels;
     const uint64_t used = std::min(lines, C);
     Tick end = at, wait = 0;
     // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other
