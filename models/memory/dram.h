@@ -79,8 +79,8 @@ private:
     bool llc_hit(Addr addr);
     // An access over several lines: rare (large DMA), out of line so that the single-line
     // path keeps a small frame.
-    [[gnu::noinline]] Tick access_lines(uint64_t first, uint64_t lines, bool is_write,
-                                        bool is_walk, Tick at);
+    [[gnu::noinline]] Tick access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
+                                        Tick at);
     // addr / line_bytes, a shift when line_bytes is a power of two: 64-bit divisions are slow
     // and every access needs a few.
     uint64_t line_of(Addr addr) const {
