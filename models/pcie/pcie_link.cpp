@@ -64,7 +64,9 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
       fc_npd_(p.fc_npd),
       fc_cplh_(p.fc_cplh),
       fc_cpld_(p.fc_cpld),
-      credit_return_(credit_return_ticks(p)) {
+      credit_return_(credit_return_ticks(p)),
+      fc_infinite_(fc_ph_.infinite() && fc_pd_.infinite() && fc_nph_.infinite() &&
+                   fc_npd_.infinite() && fc_cplh_.infinite() && fc_cpld_.infinite()) {
     if (sc_core::sc_get_time_resolution() != sc_core::sc_time(1, sc_core::SC_PS))
         SC_REPORT_FATAL(basename(), "iommusim needs a time resolution of 1 ps");
     transactions_ = &stats.counter("transactions", "transactions received from the device");
@@ -119,15 +121,16 @@ Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
     do {  // the device has the whole buffer: each MWr follows the one before it
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mps);
         const uint32_t units = data_credits(n);
-        const Slot s = send(up_, up_.credits(ready, fc_ph_, fc_pd_, units), oh_mwr_, n);
+        const Slot s =
+            send(up_, up_.credits(fc_infinite_, ready, fc_ph_, fc_pd_, units), oh_mwr_, n);
         ready = left = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
         ++*mwr_;
         // The root complex holds the write in its posted buffer (its credits) until the host
         // side has taken it: translated, its miss walked, committed to memory.
         const Tick taken = forward(p, x, off, n, s.end) + credit_return_;
-        fc_ph_.take(1, taken);
-        fc_pd_.take(units, taken);
+        take(fc_ph_, 1, taken);
+        take(fc_pd_, units, taken);
         off += n;
     } while (off < x.len && p.is_response_ok());
     x.restore(p);
@@ -140,14 +143,14 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
     unsigned off = 0;
     do {  // requests go out back to back; each one's completions follow its return
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mrrs);
-        const Slot s = send(up_, up_.credits(ready, fc_nph_, fc_npd_, 0), oh_mrd_, 0);
+        const Slot s = send(up_, up_.credits(fc_infinite_, ready, fc_nph_, fc_npd_, 0), oh_mrd_, 0);
         ready = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
         ++*mrd_;
         // The root port moves a read request out of its receive buffer as it arrives (into
         // the host's read tracking; the device's tags bound reads in flight), unlike a write,
         // which stays there until translated.
-        fc_nph_.take(1, s.end + latency_ + credit_return_);
+        take(fc_nph_, 1, s.end + latency_ + credit_return_);
         const Tick ret = forward(p, x, off, n, s.end);
         Tick last = ret;
         if (p.is_response_ok()) {
@@ -157,10 +160,11 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
                 const unsigned c = piece_bytes(x.addr + off + c_off, n - c_off, cpl_unit_);
                 const uint32_t units = data_credits(c);
                 const Slot cs =
-                    send(down_, down_.credits(c_ready, fc_cplh_, fc_cpld_, units), oh_cpld_, c);
+                    send(down_, down_.credits(fc_infinite_, c_ready, fc_cplh_, fc_cpld_, units),
+                         oh_cpld_, c);
                 // The device takes a completion as it arrives.
-                fc_cplh_.take(1, cs.end + credit_return_);
-                fc_cpld_.take(units, cs.end + credit_return_);
+                take(fc_cplh_, 1, cs.end + credit_return_);
+                take(fc_cpld_, units, cs.end + credit_return_);
                 c_ready = cs.end;
                 if (c_off == 0) down_.queueing->add(ns(cs.start - ret));
                 ++*cpld_;
@@ -168,8 +172,9 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
                 c_off += c;
             } while (c_off < n);
         } else {  // the completer's error status comes back as a Cpl without data
-            const Slot cs = send(down_, down_.credits(ret, fc_cplh_, fc_cpld_, 0), oh_cpl_, 0);
-            fc_cplh_.take(1, cs.end + credit_return_);
+            const Slot cs =
+                send(down_, down_.credits(fc_infinite_, ret, fc_cplh_, fc_cpld_, 0), oh_cpl_, 0);
+            take(fc_cplh_, 1, cs.end + credit_return_);
             down_.queueing->add(ns(cs.start - ret));
             ++*cpl_;
             last = cs.end;
@@ -187,7 +192,7 @@ Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& k
     const uint32_t units = data_credits(x.len);
     CreditPool& hdr = completion ? fc_nph_ : fc_ph_;
     CreditPool& data = completion ? fc_npd_ : fc_pd_;
-    const Slot s = send(up_, up_.credits(t0, hdr, data, units), overhead, x.len);
+    const Slot s = send(up_, up_.credits(fc_infinite_, t0, hdr, data, units), overhead, x.len);
     up_.queueing->add(ns(s.start - t0));
     ++kind;
     const Tick ret = forward(p, x, 0, x.len, s.end);
@@ -195,15 +200,15 @@ Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& k
     // As in read() and write(): a non-posted request leaves the buffer on arrival, a posted
     // one when the host side has taken it.
     const Tick freed = completion ? s.end + latency_ : ret;
-    hdr.take(1, freed + credit_return_);
-    data.take(units, freed + credit_return_);
+    take(hdr, 1, freed + credit_return_);
+    take(data, units, freed + credit_return_);
     if (!completion) return s.end;  // posted: done once it has left
     const bool ok = p.is_response_ok();
     const uint32_t c_units = ok ? data_credits(x.len) : 0;
-    const Slot cs = send(down_, down_.credits(ret, fc_cplh_, fc_cpld_, c_units),
+    const Slot cs = send(down_, down_.credits(fc_infinite_, ret, fc_cplh_, fc_cpld_, c_units),
                          ok ? oh_cpld_ : oh_cpl_, ok ? x.len : 0);
-    fc_cplh_.take(1, cs.end + credit_return_);
-    fc_cpld_.take(c_units, cs.end + credit_return_);
+    take(fc_cplh_, 1, cs.end + credit_return_);
+    take(fc_cpld_, c_units, cs.end + credit_return_);
     down_.queueing->add(ns(cs.start - ret));
     ++*(ok ? cpld_ : cpl_);
     return cs.end + latency_;

@@ -60,8 +60,9 @@ private:
         // The later of `ready` and when the receiver has credits for the TLP (header and
         // data pools of its type), counting the wait.
         // Inline for the common infinite advertisement (no wait).
-        Tick credits(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units) {
-            if (hdr.infinite() && data.infinite()) return ready;
+        Tick credits(bool infinite, Tick ready, CreditPool& hdr, CreditPool& data,
+                     uint32_t data_units) {
+            if (infinite || (hdr.infinite() && data.infinite())) return ready;
             return credit_wait(ready, hdr, data, data_units);
         }
         Tick credit_wait(Tick ready, CreditPool& hdr, CreditPool& data, uint32_t data_units);
@@ -95,6 +96,11 @@ private:
     // device end for completions; and how long a freed credit takes to come back.
     CreditPool fc_ph_, fc_pd_, fc_nph_, fc_npd_, fc_cplh_, fc_cpld_;
     const Tick credit_return_;
+    // Every pool infinite (the default): one test per TLP instead of one per pool and use.
+    const bool fc_infinite_;
+    void take(CreditPool& c, uint32_t units, Tick release) {
+        if (!fc_infinite_) c.take(units, release);
+    }
     Counter *transactions_, *errors_;
     Counter *mwr_, *mrd_, *atomic_, *msg_, *cpld_, *cpl_;
 };
