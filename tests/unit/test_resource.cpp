@@ -338,6 +338,22 @@ TEST_CASE("OrderedServerPool: answers as a ServerPool for in-order jobs", "[reso
     }
 }
 
+// One job through a 1 ps-per-unit server and its one-server reference: the same start, the
+// job's end (whole picoseconds, so no carry is involved), free time and kept intervals.
+// Returns the job's end.
+namespace {
+Tick serve_both(BandwidthServer& b, RefPool& r, Tick at, uint64_t units) {
+    const Tick start = r.earliest(at, units).start;
+    const BandwidthServer::Span s = b.serve(at, units);
+    REQUIRE(s.start == start);
+    REQUIRE(s.end == start + units);
+    r.occupy(0, start, start + units);
+    REQUIRE(b.free_at() == r.free_at(0));
+    REQUIRE(b.kept() == r.s[0].iv.size());
+    return s.end;
+}
+}  // namespace
+
 TEST_CASE("BandwidthServer: early jobs far behind the last interval match the reference",
           "[resource]") {
     // Many short busy intervals with gaps, then jobs arriving anywhere among them: find() steps
@@ -357,16 +373,7 @@ TEST_CASE("BandwidthServer: early jobs far behind the last interval match the re
                 const Tick back = rng() % 4 ? rng() % 2000 : rng() % 30'000;
                 at = t > back ? t - back : 0;
             }
-            const uint64_t units = 1 + rng() % 15;
-            const Tick start = r.earliest(at, units).start;
-            const BandwidthServer::Span s = b.serve(at, units);
-            REQUIRE(s.start == start);
-            // The reference's job: the rate is whole picoseconds, so no carry is involved.
-            REQUIRE(s.end == start + units);
-            r.occupy(0, start, start + units);
-            last_end = std::max(last_end, s.end);
-            REQUIRE(b.free_at() == r.free_at(0));
-            REQUIRE(b.kept() == r.s[0].iv.size());
+            last_end = std::max(last_end, serve_both(b, r, at, 1 + rng() % 15));
         }
         CHECK(b.kept() > 2 * size_t(64));  // the test did reach far-back arrivals
         CHECK(b.free_at() == last_end);
@@ -389,14 +396,7 @@ TEST_CASE("BandwidthServer: initiators taking turns by quantum match the referen
             for (int initiator = 0; initiator < 4; ++initiator) {
                 Tick at = q0 + rng() % 200;
                 while (at < q0 + quantum) {
-                    const uint64_t units = 1 + rng() % 40;
-                    const Tick start = r.earliest(at, units).start;
-                    const BandwidthServer::Span s = b.serve(at, units);
-                    REQUIRE(s.start == start);
-                    REQUIRE(s.end == start + units);
-                    r.occupy(0, start, start + units);
-                    REQUIRE(b.free_at() == r.free_at(0));
-                    REQUIRE(b.kept() == r.s[0].iv.size());
+                    serve_both(b, r, at, 1 + rng() % 40);
                     const unsigned k = unsigned(rng() % 16);
                     if (k == 0 && at > q0 + 6000)  // back, past many intervals
                         at -= 2000 + rng() % 4000;
