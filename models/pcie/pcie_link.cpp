@@ -58,6 +58,7 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
       oh_msg_(tlp_overhead_bytes(p, TlpType::Msg)),
       oh_atomic_(tlp_overhead_bytes(p, TlpType::AtomicOp)),
       cpl_unit_(completion_unit(p)),
+      one_read_unit_(std::min(p.mrrs, cpl_unit_)),
       fc_ph_(p.fc_ph),
       fc_pd_(p.fc_pd),
       fc_nph_(p.fc_nph),
@@ -137,20 +138,57 @@ Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
     return left;  // posted: the device is done with a write once its last MWr has left
 }
 
-Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
+inline PcieLink::Slot PcieLink::send_mrd(Tick ready) {
+    const Slot s = send(up_, up_.credits(fc_infinite_, ready, fc_nph_, fc_npd_, 0), oh_mrd_, 0);
+    ++*mrd_;
+    // The root port moves a read request out of its receive buffer as it arrives (into the
+    // host's read tracking; the device's tags bound reads in flight), unlike a write, which
+    // stays there until translated.
+    take(fc_nph_, 1, s.end + latency_ + credit_return_);
+    return s;
+}
+
+inline PcieLink::Slot PcieLink::send_cpld(Tick ready, unsigned payload) {
+    const uint32_t units = data_credits(payload);
+    const Slot s = send(down_, down_.credits(fc_infinite_, ready, fc_cplh_, fc_cpld_, units),
+                        oh_cpld_, payload);
+    ++*cpld_;
+    // The device takes a completion as it arrives.
+    take(fc_cplh_, 1, s.end + credit_return_);
+    take(fc_cpld_, units, s.end + credit_return_);
+    return s;
+}
+
+// The completer's error status comes back as a Cpl without data.
+inline PcieLink::Slot PcieLink::send_cpl(Tick ready) {
+    const Slot s =
+        send(down_, down_.credits(fc_infinite_, ready, fc_cplh_, fc_cpld_, 0), oh_cpl_, 0);
+    ++*cpl_;
+    take(fc_cplh_, 1, s.end + credit_return_);
+    return s;
+}
+
+inline Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
+    const PayloadExtent x(p);
+    if (piece_bytes(x.addr, x.len, one_read_unit_) != x.len) return read_pieces(p, t0);
+    const Slot s = send_mrd(t0);
+    up_.queueing->add(ns(s.start - t0));
+    const Tick ret = forward(p, x, 0, x.len, s.end);
+    const Slot cs = p.is_response_ok() ? send_cpld(ret, x.len) : send_cpl(ret);
+    down_.queueing->add(ns(cs.start - ret));
+    x.restore(p);
+    return std::max(t0, cs.end + latency_);
+}
+
+Tick PcieLink::read_pieces(tlm::tlm_generic_payload& p, Tick t0) {
     const PayloadExtent x(p);
     Tick done = t0, ready = t0;
     unsigned off = 0;
     do {  // requests go out back to back; each one's completions follow its return
         const unsigned n = piece_bytes(x.addr + off, x.len - off, p_.mrrs);
-        const Slot s = send(up_, up_.credits(fc_infinite_, ready, fc_nph_, fc_npd_, 0), oh_mrd_, 0);
+        const Slot s = send_mrd(ready);
         ready = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
-        ++*mrd_;
-        // The root port moves a read request out of its receive buffer as it arrives (into
-        // the host's read tracking; the device's tags bound reads in flight), unlike a write,
-        // which stays there until translated.
-        take(fc_nph_, 1, s.end + latency_ + credit_return_);
         const Tick ret = forward(p, x, off, n, s.end);
         Tick last = ret;
         if (p.is_response_ok()) {
@@ -158,25 +196,15 @@ Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
             Tick c_ready = ret;
             do {
                 const unsigned c = piece_bytes(x.addr + off + c_off, n - c_off, cpl_unit_);
-                const uint32_t units = data_credits(c);
-                const Slot cs =
-                    send(down_, down_.credits(fc_infinite_, c_ready, fc_cplh_, fc_cpld_, units),
-                         oh_cpld_, c);
-                // The device takes a completion as it arrives.
-                take(fc_cplh_, 1, cs.end + credit_return_);
-                take(fc_cpld_, units, cs.end + credit_return_);
+                const Slot cs = send_cpld(c_ready, c);
                 c_ready = cs.end;
                 if (c_off == 0) down_.queueing->add(ns(cs.start - ret));
-                ++*cpld_;
                 last = cs.end;
                 c_off += c;
             } while (c_off < n);
-        } else {  // the completer's error status comes back as a Cpl without data
-            const Slot cs =
-                send(down_, down_.credits(fc_infinite_, ret, fc_cplh_, fc_cpld_, 0), oh_cpl_, 0);
-            take(fc_cplh_, 1, cs.end + credit_return_);
+        } else {
+            const Slot cs = send_cpl(ret);
             down_.queueing->add(ns(cs.start - ret));
-            ++*cpl_;
             last = cs.end;
         }
         done = std::max(done, last + latency_);

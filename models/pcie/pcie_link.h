@@ -82,7 +82,14 @@ private:
     Tick forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset, unsigned n,
                  Tick at);
     Tick write(tlm::tlm_generic_payload& p, Tick t0);
+    // A read that is one MRd and one completion (within one MRRS and one completion unit: a
+    // cache line, most reads) is served inline, without the piece loops of read_pieces().
     Tick read(tlm::tlm_generic_payload& p, Tick t0);
+    [[gnu::noinline]] Tick read_pieces(tlm::tlm_generic_payload& p, Tick t0);
+    // A read's TLPs, each sent at `ready`, counted and holding its credits.
+    Slot send_mrd(Tick ready);
+    Slot send_cpld(Tick ready, unsigned payload);
+    Slot send_cpl(Tick ready);
     // One unsplit request TLP (AtomicOp, Msg) and, if non-posted, its one completion.
     Tick single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& kind, bool completion,
                 Tick t0);
@@ -91,6 +98,8 @@ private:
     const Tick latency_;
     const unsigned oh_mwr_, oh_mrd_, oh_cpld_, oh_cpl_, oh_msg_, oh_atomic_;
     const uint32_t cpl_unit_;
+    const uint32_t one_read_unit_;  // the smaller of MRRS and cpl_unit_: a read within it is
+                                    // one MRd and one completion (both powers of two)
     Direction up_, down_;
     // Credits of the receivers: at the host end for posted and non-posted requests, at the
     // device end for completions; and how long a freed credit takes to come back.
