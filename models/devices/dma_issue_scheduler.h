@@ -1,27 +1,35 @@
 // When the DMA engine's requests issue: tags (the outstanding limit) and the issue rate as
 // resources. Plain C++, header-only (unit-tested without SystemC).
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 
 #include "core/resource.h"
 #include "core/time.h"
 
 namespace iommusim {
 
-// Tags and issue rate as resources (core/resource.h): the tags are a server pool, each tag
-// busy from its request's issue to its completion; the issue rate is a BandwidthServer of one
-// unit per request. Requests issue in order; request k issues at
+// Tags and issue rate as resources (core/resource.h): each tag is busy from its request's
+// issue to its completion; the issue rate is a BandwidthServer of one unit per request.
+// Requests issue in order; request k issues at
 //   max(ready, previous issue, next issue slot, earliest tag free)
 // and its tag frees at its completion. One engine alone uses them, in order, so they keep no
-// history behind the latest issue: the tags are an OrderedServerPool (ServerPool's answers
-// for in-order use, one time per tag; a request takes the tag free first, as good as any
-// other free one since tags are alike and nothing reads which tag a request carries).
+// history behind the latest issue: the tags answer as an OrderedServerPool (ServerPool's
+// answers for in-order use; a request takes the tag free first, as good as any other free
+// one since tags are alike), the same tag included.
 class DmaIssueScheduler {
 public:
     DmaIssueScheduler(unsigned tags, double rate_mreq_s)
-        : tags_(tags ? tags : 1),
+        : n_(tags ? tags : 1),
+          // The sentinel, the window, and room for it to slide max(n, 32) times.
+          buf_(new TagFree[1 + n_ + std::max(n_, 32u)]()),
+          front_(buf_.get() + 1),
+          slide_at_(front_ + std::max(n_, 32u)),
           slots_(Rate::ps_per_unit(rate_mreq_s > 0 ? 1e6 / rate_mreq_s : 0), 0),
-          rated_(rate_mreq_s > 0) {}
+          rated_(rate_mreq_s > 0) {
+        for (unsigned i = 0; i < n_; ++i) front_[i] = {0, i};
+    }
 
     enum class Limit : uint8_t { None, Tag, Rate };
     struct Grant {
@@ -41,27 +49,55 @@ public:
             const Tick slot = slots_.earliest(at, 1);
             if (slot > at) at = slot, limit = Limit::Rate;
         }
-        const OrderedServerPool::Slot tag = tags_.earliest(at);
-        if (tag.start > at) at = tag.start, limit = Limit::Tag;
+        if (front_->free > at) at = front_->free, limit = Limit::Tag;
         if (rated_) slots_.serve(at, 1);
         last_ = at;
-        tag_ = tag.server;
-        return {uint16_t(tag_), at, limit, at - base};
+        return {uint16_t(front_->tag), at, limit, at - base};
     }
-    // The request granted last completes at `done`: its tag is free from then on.
-    void complete(Tick done) { tags_.occupy(tag_, last_, done); }
+    // The request granted last completes at `done`: its tag is free from then on. (Done at
+    // its issue, it occupied nothing: the tag stays at the front.)
+    void complete(Tick done) {
+        if (done <= last_) return;
+        const uint32_t tag = front_->tag;
+        // The front leaves; its entry, free by the last issue and so before `done`, stays
+        // behind the window as the sentinel that ends the search below.
+        if (++front_ == slide_at_) slide_back();
+        // Into its place from the back (completions come nearly in issue order), after the
+        // tags free at the same time.
+        TagFree* p = front_ + n_ - 1;
+        for (; p[-1].free > done; --p) *p = p[-1];
+        *p = {done, tag};
+    }
 
-    unsigned tags() const { return tags_.size(); }
+    unsigned tags() const { return n_; }
     Tick last_issue() const { return last_; }
     // Requests in flight at time t (t at or after the last issue).
-    unsigned busy_at(Tick t) const { return tags_.busy_at(t); }
+    unsigned busy_at(Tick t) const {
+        unsigned busy = 0;
+        for (const TagFree* p = front_; p != front_ + n_; ++p) busy += p->free > t;
+        return busy;
+    }
 
 private:
-    OrderedServerPool tags_;
+    struct TagFree {
+        Tick free;
+        uint32_t tag;
+    };
+    // The window (with the sentinel before it) back to the start of the buffer.
+    void slide_back() {
+        std::copy(front_ - 1, front_ + n_ - 1, buf_.get());
+        front_ = buf_.get() + 1;
+    }
+
+    unsigned n_;
+    std::unique_ptr<TagFree[]> buf_;
+    // The tags by free time (ties: the one freed first) in [front_, front_ + n_); the entries
+    // before front_ are ones that left the front.
+    TagFree* front_;
+    TagFree* slide_at_;  // front_ slides back to the start on reaching this
     BandwidthServer slots_;
     bool rated_;
     Tick last_ = 0;
-    unsigned tag_ = 0;  // of the last grant
 };
 
 }  // namespace iommusim
