@@ -26,12 +26,14 @@ uint64_t Histogram::bucket_upper(size_t b) {
 
 void Histogram::grow_and_add(size_t b, uint64_t v, uint64_t n) {
     buckets_.resize(b + 1);
+    size_ = buckets_.size();
     record(b, v, n);
 }
 
 Histogram Histogram::merged() const {
     Histogram m;
     m.buckets_ = buckets_;
+    m.size_ = size_;
     m.sum_ = sum_, m.min_ = min_, m.max_ = max_;
     for (const Histogram* p : parts_) m.merge(*p);
     return m;
@@ -53,7 +55,10 @@ double Histogram::mean() const {
 void Histogram::merge(const Histogram& o) {
     if (!o.parts_.empty()) return merge(o.merged());
     if (o.buckets_.empty()) return;
-    if (buckets_.size() < o.buckets_.size()) buckets_.resize(o.buckets_.size());
+    if (size_ < o.size_) {
+        buckets_.resize(o.size_);
+        size_ = o.size_;
+    }
     for (size_t i = 0; i < o.buckets_.size(); ++i) buckets_[i] += o.buckets_[i];
     sum_ += o.sum_;
     min_ = std::min(min_, o.min_);
@@ -62,6 +67,7 @@ void Histogram::merge(const Histogram& o) {
 
 void Histogram::reset() {
     buckets_.clear();
+    size_ = 0;
     sum_ = max_ = 0;
     min_ = ~uint64_t(0);
 }

@@ -39,7 +39,7 @@ public:
     void add(uint64_t v, uint64_t n = 1) {
         if (n == 0) return;
         const size_t b = bucket_of(v);
-        if (__builtin_expect(b >= buckets_.size(), 0)) return grow_and_add(b, v, n);
+        if (__builtin_expect(b >= size_, 0)) return grow_and_add(b, v, n);
         record(b, v, n);
     }
     void merge(const Histogram& o);
@@ -86,6 +86,7 @@ private:
     // Empty exactly when nothing was added since construction or reset(): add() and merge()
     // of nothing leave it untouched.
     std::vector<uint64_t> buckets_;
+    size_t size_ = 0;  // buckets_.size(), kept apart: add() compares once instead of computing it
     uint64_t sum_ = 0, min_ = ~uint64_t(0), max_ = 0;
     std::vector<const Histogram*> parts_;  // see include()
 };
