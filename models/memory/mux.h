@@ -12,7 +12,12 @@ namespace iommusim {
 class Mux : public sc_core::sc_module {
     // Declared before `inputs`, whose type names them.
     void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& d) {
-        output->b_transport(p, d);
+        // Every request passes here: the target's blocking interface is looked up once, since
+        // reaching it through the port is a chain of dependent loads (the port's interface,
+        // then the virtual base's offset) that each TLP would wait on.
+        tlm::tlm_blocking_transport_if<>* t = target_;
+        if (__builtin_expect(t == nullptr, 0)) t = target_ = output.operator->();
+        t->b_transport(p, d);
     }
     unsigned int transport_dbg(tlm::tlm_generic_payload& p) { return output->transport_dbg(p); }
 
@@ -23,6 +28,9 @@ public:
 
     explicit Mux(sc_core::sc_module_name name)
         : sc_module(name), inputs("inputs", this), output("output") {}
+
+private:
+    tlm::tlm_blocking_transport_if<>* target_ = nullptr;  // output's, once bound
 };
 
 }  // namespace iommusim
