@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 #include <stdexcept>
 
@@ -20,10 +19,6 @@ uint64_t mix(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
-}
-
-Tick ns(Tick t) {
-    return t / kTicksPerNs;
 }
 
 }  // namespace
@@ -83,37 +78,11 @@ bool DramTiming::llc_hit(Addr addr) {
     return double(h >> 11) * 0x1p-53 < p_.walk_llc_hit;  // uniform in [0, 1)
 }
 
-Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at) {
-    // TLM lengths are 32-bit: with the parameter ranges a channel's service fits a Tick.
-    assert(bytes <= (uint64_t(1) << 32));
-    ++(is_write ? writes_ : reads_);
-    (is_write ? bytes_written_ : bytes_read_) += bytes;
-    if (is_walk) ++(is_write ? walk_writes_ : walk_reads_);
-
-    if (is_walk && !is_write && llc_hit(addr)) {
-        ++llc_hits_;
-        latency_h_.add(ns(llc_latency_));
-        walk_latency_h_.add(ns(llc_latency_));
-        return at + llc_latency_;
-    }
-
-    const uint64_t L = p_.line_bytes, C = p_.channels;
-    const uint64_t first = line_of(addr);
-    const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
-    if (lines == 1) {  // most accesses (small DMA, every walk read): the loop below, once
-        Channel& c = ch_[C & (C - 1) ? first % C : first & (C - 1)];
-        c.server.forget_before(floor_);
-        const BandwidthServer::Span s = c.server.serve(at, 1);
-        ++*(is_write ? c.writes : c.reads);
-        *c.bytes += L;
-        *c.busy += s.end - s.start;
-        const Tick done = (s.end > at ? s.end : at) + latency_;
-        queueing_h_.add(ns(s.start - at));
-        latency_h_.add(ns(done - at));
-        if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));
-        return done;
-    }
-    return access_lines(first, lines, is_write, is_walk, at);
+Tick DramTiming::access_llc(Tick at) {
+    ++llc_hits_;
+    latency_h_.add(ns(llc_latency_));
+    walk_latency_h_.add(ns(llc_latency_));
+    return at + llc_latency_;
 }
 
 Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
@@ -172,15 +141,8 @@ bool Dram::move_data(tlm::tlm_generic_payload& p) {
     return move_payload_data(store_, p);
 }
 
-void Dram::b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-    serve(p, delay, false);
-}
-
-void Dram::b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-    serve(p, delay, true);
-}
-
-void Dram::serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk) {
+template <bool is_walk>
+void Dram::serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
     if (p.is_read() || p.is_write()) {
         if (check(p) && move_data(p)) {
             // Read inline: sc_time_stamp() is a library call, and this is once per access.
@@ -199,6 +161,14 @@ void Dram::serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_w
         return;
     }
     p.set_response_status(tlm::TLM_OK_RESPONSE);  // TLM_IGNORE_COMMAND: nothing to do
+}
+
+void Dram::b_transport_data(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    serve<false>(p, delay);
+}
+
+void Dram::b_transport_walk(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    serve<true>(p, delay);
 }
 
 unsigned int Dram::transport_dbg(tlm::tlm_generic_payload& p) {

@@ -5,6 +5,7 @@
 // without sc_start); Dram is its SystemC shell with a `target` socket for DMA data and a
 // `walk` socket for the IOMMU's translation-structure accesses.
 #pragma once
+#include <cassert>
 #include <cstdint>
 #include <string>
 #include <systemc>
@@ -58,6 +59,7 @@ public:
     // Time the access [addr, addr+bytes) arriving at `at` and return its completion: the
     // last line's transfer end plus the fixed latency (or `at` + LLC latency for a walk read
     // that hits the LLC). bytes == 0 costs one line (a zero-length read still goes to memory).
+    // Inline (below): Dram's sockets each get a copy that knows whether it serves walks.
     Tick access(Addr addr, uint64_t bytes, bool is_write, bool is_walk, Tick at);
 
     // No access will arrive before t (the SystemC time): the channels may forget before it.
@@ -77,6 +79,9 @@ private:
         Counter *reads, *writes, *bytes, *busy;
     };
     bool llc_hit(Addr addr);
+    // A walk read that hits the LLC (off the data path).
+    [[gnu::noinline]] Tick access_llc(Tick at);
+    static Tick ns(Tick t) { return t / kTicksPerNs; }
     // An access over several lines: rare (large DMA), out of line so that the single-line
     // path keeps a small frame.
     [[gnu::noinline]] Tick access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
@@ -99,6 +104,35 @@ private:
         &llc_hits_;
     Histogram &latency_h_, &walk_latency_h_, &queueing_h_;
 };
+
+[[gnu::always_inline]] inline Tick DramTiming::access(Addr addr, uint64_t bytes, bool is_write,
+                                                      bool is_walk, Tick at) {
+    // TLM lengths are 32-bit: with the parameter ranges a channel's service fits a Tick.
+    assert(bytes <= (uint64_t(1) << 32));
+    ++(is_write ? writes_ : reads_);
+    (is_write ? bytes_written_ : bytes_read_) += bytes;
+    if (is_walk) {
+        ++(is_write ? walk_writes_ : walk_reads_);
+        if (!is_write && llc_hit(addr)) return access_llc(at);
+    }
+
+    const uint64_t L = p_.line_bytes, C = p_.channels;
+    const uint64_t first = line_of(addr);
+    const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
+    if (lines != 1) return access_lines(first, lines, is_write, is_walk, at);
+    // Most accesses (small DMA, every walk read): access_lines()'s loop, once.
+    Channel& c = ch_[C & (C - 1) ? first % C : first & (C - 1)];
+    c.server.forget_before(floor_);
+    const BandwidthServer::Span s = c.server.serve(at, 1);
+    ++*(is_write ? c.writes : c.reads);
+    *c.bytes += L;
+    *c.busy += s.end - s.start;
+    const Tick done = s.end + latency_;  // s.end >= s.start >= at
+    queueing_h_.add(ns(s.start - at));
+    latency_h_.add(ns(done - at));
+    if (is_walk && !is_write) walk_latency_h_.add(ns(done - at));
+    return done;
+}
 
 // The SystemC shell: both sockets reach the one store and the one timing core. b_transport
 // performs the data access and adds the memory's delay; transport_dbg is untimed. Bad
@@ -125,7 +159,9 @@ public:
     SparseMemory& store() { return store_; }
 
 private:
-    void serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool is_walk);
+    // One copy per socket, so that the data path carries no walk tests.
+    template <bool is_walk>
+    void serve(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
     bool check(tlm::tlm_generic_payload& p);
     bool move_data(tlm::tlm_generic_payload& p);
 
