@@ -45,19 +45,15 @@ DmaBench::DmaBench(sc_core::sc_module_name name, const DmaBenchParams& p, const 
         ats_ = std::make_unique<AtsAgent>("ats", p_.ats, req_, stats.child("ats"));
         engine_.set_ats(ats_.get());
     }
-    engine_.set_source([this](DmaTransfer& t) { return next(t); });
-    engine_.on_complete([this](const DmaTransfer& t, const DmaResult& r) { completed(t, r); });
+    engine_.set_client(*this);
 }
 
-bool DmaBench::next(DmaTransfer& t) {
+bool DmaBench::next_transfer(DmaTransfer& t) {
     if (finished_) return false;
     const Tick now = engine_.now();
     if (issued_ == 0) start_ = now;
     Tick ready = now;
-    if (p_.outstanding && in_flight_.size() >= p_.outstanding) {
-        ready = std::max(ready, in_flight_.top());
-        in_flight_.pop();
-    }
+    if (p_.outstanding && in_flight_.size() >= p_.outstanding) ready = after_oldest(ready);
     const bool count_done = p_.count && issued_ >= p_.count;
     const bool time_done = p_.duration_ns && ready >= start_ + p_.duration_ns * kTicksPerNs;
     if (count_done || time_done) {
@@ -74,7 +70,13 @@ bool DmaBench::next(DmaTransfer& t) {
     return true;
 }
 
-void DmaBench::completed(const DmaTransfer&, const DmaResult& r) {
+Tick DmaBench::after_oldest(Tick ready) {
+    ready = std::max(ready, in_flight_.top());
+    in_flight_.pop();
+    return ready;
+}
+
+void DmaBench::transfer_done(const DmaTransfer&, const DmaResult& r) {
     ++transfers_;
     bytes_ += r.bytes_ok;
     faults_ += r.faults;

@@ -192,7 +192,8 @@ private:
         h_n_ = H(double(units_) + 0.5);
         cut_ = 2 - H_inv(H(2.5) - h(2));
     }
-    uint64_t zipf() {
+    // Out of line: inlined, its loop made every draw's caller save and restore registers.
+    [[gnu::noinline]] uint64_t zipf() {
         for (;;) {
             const double u = h_n_ + uniform() * (h_x1_ - h_n_);
             const double x = H_inv(u);

@@ -52,6 +52,7 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, Sta
       piece_latency_(stats.histogram("piece_latency", "ns", "issue until completion of a request")),
       log_(stats.path()) {
     slot_ = std::make_unique<Slot>();
+    set_client(hooks_);
     SC_HAS_PROCESS(DmaEngine);
     SC_THREAD(run);
 }
@@ -78,7 +79,7 @@ void DmaEngine::run() {
         if (!queue_.empty()) {
             t = queue_.front();
             queue_.pop_front();
-        } else if (!(source_ && source_(t))) {
+        } else if (!next_(client_, t)) {
             // Idle: let SystemC time catch up with the last issue, then look again (work may
             // have been submitted meanwhile: a wake-up sent during the sync is not kept), and
             // sleep only when nothing came.
@@ -219,7 +220,7 @@ void DmaEngine::issue(DmaTransfer& t) {
                   {"faults", std::to_string(r.faults)}});
         tl->counter(name(), "queued transfers", now(), double(queue_.size()));
     }
-    if (complete_) complete_(t, r);
+    done_(client_, t, r);
 }
 
 }  // namespace iommusim

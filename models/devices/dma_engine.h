@@ -71,8 +71,26 @@ public:
     DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, StatGroup& stats);
     ~DmaEngine() override;
 
-    void on_complete(CompleteHook hook) { complete_ = std::move(hook); }
-    void set_source(Source src) { source_ = std::move(src); }
+    // Both hooks from one object, called without std::function's indirections:
+    // `c.next_transfer(t)` as the Source, `c.transfer_done(t, r)` as the CompleteHook (the
+    // engine must be able to call them; `c` must outlive the engine's run). Or the hooks
+    // one by one: either way, this replaces the client set before.
+    template <typename Client>
+    void set_client(Client& c) {
+        client_ = &c;
+        next_ = [](void* p, DmaTransfer& t) { return static_cast<Client*>(p)->next_transfer(t); };
+        done_ = [](void* p, const DmaTransfer& t, const DmaResult& r) {
+            static_cast<Client*>(p)->transfer_done(t, r);
+        };
+    }
+    void on_complete(CompleteHook hook) {
+        hooks_.complete = std::move(hook);
+        set_client(hooks_);
+    }
+    void set_source(Source src) {
+        hooks_.source = std::move(src);
+        set_client(hooks_);
+    }
     // Translate every request through `agent` (null: none); its Translation Requests leave
     // by `dma` too.
     void set_ats(AtsAgent* agent);
@@ -91,6 +109,14 @@ public:
 
 private:
     struct Slot;
+    struct Hooks {
+        Source source;
+        CompleteHook complete;
+        bool next_transfer(DmaTransfer& t) { return source && source(t); }
+        void transfer_done(const DmaTransfer& t, const DmaResult& r) {
+            if (complete) complete(t, r);
+        }
+    };
     // The standard quantum keeper with the SystemC time read inline: sc_time_stamp() is a
     // library call, and the engine asks for the time several times per request (from the
     // simulation context kept at construction: sc_get_curr_simcontext() checks a global).
@@ -116,10 +142,12 @@ private:
     struct NsSum {
         Counter& c;
         Tick ps = 0;
+        Tick ns = 0;  // ps / kTicksPerNs, as added to c so far
         void add(Tick t) {
-            const Tick before = ps / kTicksPerNs;
             ps += t;
-            c += ps / kTicksPerNs - before;
+            const Tick now_ns = ps / kTicksPerNs;
+            c += now_ns - ns;
+            ns = now_ns;
         }
     };
 
@@ -130,8 +158,11 @@ private:
     std::vector<uint8_t> scratch_;
     std::deque<DmaTransfer> queue_;
     sc_core::sc_event wake_;
-    CompleteHook complete_;
-    Source source_;
+    Hooks hooks_;
+    // The client (set_client()) and its hooks, called with it.
+    void* client_;
+    bool (*next_)(void*, DmaTransfer&);
+    void (*done_)(void*, const DmaTransfer&, const DmaResult&);
     AtsAgent* ats_ = nullptr;
     Counter &transfers_, &pieces_, &bytes_read_, &bytes_written_, &faults_, &faulted_transfers_,
         &tag_stalls_, &rate_stalls_;
