@@ -34,88 +34,71 @@ public:
     explicit SetAssocCache(const CacheGeometry& g)
         : geo_(g),
           set_mask_(is_pow2(g.sets) ? g.sets - 1 : 0),
-          lines_(size_t(g.sets) * g.ways),
+          // At least one line: the remembered line (last_) always exists.
+          lines_(std::max<size_t>(1, size_t(g.sets) * g.ways)),
           plru_(g.sets, 0),
           rng_(g.seed ? g.seed : 1) {}
 
     // A hit updates the replacement state and returns the value; a miss returns nullptr.
     Value* lookup(const Key& k) {
-        // Back-to-back lookups often hit the same entry (one device's context, one page): a
-        // key lives in one line only, so a match there is the hit the search would find.
-        if (last_way_ != kNoWay && holds(last_base_ + last_way_, k)) {
-            touch(last_base_, last_way_);
-            return &lines_[last_base_ + last_way_].value;
-        }
-        const size_t base = size_t(set_of(k)) * geo_.ways;
-        for (uint32_t w = 0; w < geo_.ways; ++w) {
-            if (holds(base + w, k)) {
-                touch(base, w);
-                last_base_ = base, last_way_ = w;
-                return &lines_[base + w].value;
-            }
-        }
-        return nullptr;
+        const size_t i = find(k).i;
+        if (i == kNoLine) return nullptr;
+        return &use({i});
     }
     // lookup() in two halves, for a caller that decides on several caches before it uses any:
     // find() the line (the replacement state does not move), then use() it, which is
     // lookup()'s hit: same replacement update, same line remembered.
     struct Line {
-        size_t base;
-        uint32_t way;  // kNoWay: not found
-        bool found() const { return way != kNoWay; }
+        size_t i;  // index of the line; kNoLine: not found
+        bool found() const { return i != kNoLine; }
     };
     Line find(const Key& k) const {
-        if (last_way_ != kNoWay && holds(last_base_ + last_way_, k)) return {last_base_, last_way_};
-        const size_t base = size_t(set_of(k)) * geo_.ways;
-        for (uint32_t w = 0; w < geo_.ways; ++w)
-            if (holds(base + w, k)) return {base, w};
-        return {0, kNoWay};
+        // Back-to-back lookups often hit the same entry (one device's context, one page): a
+        // key lives in one line only, so a match there is the hit the search would find.
+        if (holds(last_, k)) return {last_};
+        return {line_of(size_t(set_of(k)) * geo_.ways, k)};
     }
     // The value of a found line, before or after use().
-    const Value& at(Line l) const { return lines_[l.base + l.way].value; }
+    const Value& at(Line l) const { return lines_[l.i].value; }
     Value& use(Line l) {
-        touch(l.base, l.way);
-        last_base_ = l.base, last_way_ = l.way;
-        return lines_[l.base + l.way].value;
+        touch(l.i);
+        last_ = l.i;
+        return lines_[l.i].value;
     }
     // Like lookup, without changing which entry is evicted next.
     const Value* peek(const Key& k) const {
-        const size_t base = size_t(set_of(k)) * geo_.ways;
-        for (uint32_t w = 0; w < geo_.ways; ++w)
-            if (holds(base + w, k)) return &lines_[base + w].value;
-        return nullptr;
+        const size_t i = line_of(size_t(set_of(k)) * geo_.ways, k);
+        return i == kNoLine ? nullptr : &lines_[i].value;
     }
 
     // Insert or update `k`. Returns the evicted valid entry, if one had to go.
     std::optional<std::pair<Key, Value>> insert(const Key& k, const Value& v) {
         const size_t base = size_t(set_of(k)) * geo_.ways;
-        uint32_t way = geo_.ways;
-        for (uint32_t w = 0; w < geo_.ways && way == geo_.ways; ++w)
-            if (holds(base + w, k)) way = w;
-        for (uint32_t w = 0; w < geo_.ways && way == geo_.ways; ++w)
-            if (!lines_[base + w].valid) way = w;
+        size_t i = line_of(base, k);
+        for (uint32_t w = 0; w < geo_.ways && i == kNoLine; ++w)
+            if (!lines_[base + w].valid) i = base + w;
         std::optional<std::pair<Key, Value>> victim;
-        if (way == geo_.ways) {
-            way = pick_victim(base);
-            CacheLine& old = lines_[base + way];
+        if (i == kNoLine) {
+            i = base + pick_victim(base);
+            CacheLine& old = lines_[i];
             victim.emplace(std::move(old.key), std::move(old.value));
-        } else if (!lines_[base + way].valid) {
+        } else if (!lines_[i].valid) {
             ++size_;
         }
-        CacheLine& line = lines_[base + way];
+        CacheLine& line = lines_[i];
         line.key = k;
         line.value = v;
         line.valid = 1;
         if (geo_.policy == Replacement::FIFO) line.stamp = ++clock_;
-        touch(base, way);
+        touch(i);
         return victim;
     }
 
     bool erase(const Key& k) {
-        const size_t base = size_t(set_of(k)) * geo_.ways;
-        for (uint32_t w = 0; w < geo_.ways; ++w)
-            if (holds(base + w, k)) return drop(base + w), true;
-        return false;
+        const size_t i = line_of(size_t(set_of(k)) * geo_.ways, k);
+        if (i == kNoLine) return false;
+        drop(i);
+        return true;
     }
     // Remove every entry for which pred(key, value) holds (scoped invalidation). Returns count.
     template <typename Pred>
@@ -136,7 +119,7 @@ public:
     }
 
     size_t size() const { return size_; }
-    size_t capacity() const { return lines_.size(); }
+    size_t capacity() const { return geo_.entries(); }
     const CacheGeometry& geometry() const { return geo_; }
 
 private:
@@ -146,15 +129,24 @@ private:
         size_t h = Hash{}(k);
         return uint32_t(set_mask_ ? (h & set_mask_) : (h % geo_.sets));
     }
-    bool holds(size_t i, const Key& k) const { return lines_[i].valid && lines_[i].key == k; }
+    // The key is compared before the valid flag: most lines a lookup meets differ in the key's
+    // first field, so a miss costs one compare.
+    bool holds(size_t i, const Key& k) const { return lines_[i].key == k && lines_[i].valid; }
+    // The line of the set at `base` holding `k`, or kNoLine.
+    size_t line_of(size_t base, const Key& k) const {
+        const CacheLine* const first = lines_.data() + base;
+        for (const CacheLine *l = first, *end = first + geo_.ways; l != end; ++l)
+            if (l->key == k && l->valid) return size_t(l - lines_.data());
+        return kNoLine;
+    }
     void drop(size_t i) {
         lines_[i].valid = 0;
         --size_;
     }
-    void touch(size_t base, uint32_t way) {
+    void touch(size_t i) {
         switch (geo_.policy) {
-            case Replacement::LRU: lines_[base + way].stamp = ++clock_; break;
-            case Replacement::TreePLRU: plru_touch(base / geo_.ways, way); break;
+            case Replacement::LRU: lines_[i].stamp = ++clock_; break;
+            case Replacement::TreePLRU: plru_touch(i / geo_.ways, uint32_t(i % geo_.ways)); break;
             case Replacement::FIFO:
             case Replacement::Random: break;
         }
@@ -195,11 +187,11 @@ private:
         return way;
     }
 
-    static constexpr uint32_t kNoWay = ~uint32_t(0);
+    static constexpr size_t kNoLine = ~size_t(0);
     CacheGeometry geo_;
     uint32_t set_mask_;
-    uint32_t last_way_ = kNoWay;  // the line lookup() hit last: last_base_ + last_way_
-    size_t last_base_ = 0;
+    // The line lookup() or use() hit last; line 0 (invalid) before the first hit.
+    size_t last_ = 0;
     // One line's state together: a lookup touches its key, validity and stamp.
     struct CacheLine {
         Key key{};

@@ -109,7 +109,7 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
     const auto cl = ctx_cache.find(req.rid);
     if (!cl.found()) return false;
     const WalkContext& ce = ctx_cache.at(cl);
-    decltype(pasid_cache)::Line pl{0, 0};
+    decltype(pasid_cache)::Line pl{0};
     const WalkContext* ctx = &ce;
     if (ce.complete) {
         if (req.has_pasid()) return false;  // the walker judges it
@@ -119,7 +119,7 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
         ctx = &pasid_cache.at(pl);
     }
     Iotlb* tlb = nullptr;
-    Iotlb::Line il{0, 0};
+    Iotlb::Line il{0};
     unsigned shift = 0;
     for (uint64_t s = shifts_seen; s && !tlb; s &= s - 1) {
         shift = unsigned(__builtin_ctzll(s));

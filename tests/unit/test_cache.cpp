@@ -395,6 +395,24 @@ TEST_CASE("repeated lookups of one key match the reference model", "[cache]") {
     }
 }
 
+// Before its first hit the cache remembers line 0, which holds the default key while
+// invalid: that key must still miss there, and after an erase leaves the remembered line.
+TEST_CASE("the remembered line never answers for an invalid line", "[cache]") {
+    Cache c(geo(1, 4, Replacement::LRU));
+    CHECK_FALSE(c.find(0).found());
+    CHECK(c.lookup(0) == nullptr);
+    c.insert(0, 7);
+    REQUIRE(c.lookup(0) != nullptr);
+    CHECK(*c.lookup(0) == 7);
+    CHECK(c.erase(0));
+    CHECK_FALSE(c.find(0).found());
+    CHECK(c.lookup(0) == nullptr);
+    c.insert(5, 1);  // takes the erased line, which is still the remembered one
+    CHECK_FALSE(c.find(0).found());
+    REQUIRE(c.find(5).found());
+    CHECK(c.at(c.find(5)) == 1);
+}
+
 TEST_CASE("Random replacement is deterministic per seed and spreads over ways", "[cache]") {
     auto victims = [](uint64_t seed) {
         Cache c(geo(2, 8, Replacement::Random, seed));
