@@ -451,8 +451,9 @@ Tick TranslationUnit::invalidate(const InvalidationScope& scope, Tick at) {
     return impl_->invalidate(scope, at);
 }
 
-void TranslationUnit::forget_before(Tick now) {
-    impl_->floor = std::max(impl_->floor, now);
+void TranslationUnit::set_floor(Tick now) {
+    floor_ = now;
+    impl_->floor = now;
     impl_->walkers.forget_before(now);
 }
 

@@ -61,7 +61,10 @@ public:
     Tick invalidate(const InvalidationScope& scope, Tick at);
     // No request will arrive before `now` any more (the SystemC time: every initiator's local
     // time is at or after it): walks that ended by then leave the in-flight table.
-    void forget_before(Tick now);
+    // Inline: the shell calls it on every DMA, and the time moves once a quantum.
+    void forget_before(Tick now) {
+        if (now > floor_) set_floor(now);
+    }
 
     // Checking mode: compare every translation made from cached contents (IOTLB hit, context
     // or PASID cache, walk caches) with the driver's intent; a disagreement whose cached
@@ -74,8 +77,11 @@ public:
     size_t iotlb_size() const;
 
 private:
+    void set_floor(Tick now);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
+    Tick floor_ = 0;  // the latest forget_before(): earlier times change nothing
     UnitParams p_;
     std::vector<StaleHit> stale_list_;
 };
