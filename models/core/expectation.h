@@ -7,8 +7,13 @@
 namespace iommusim {
 
 struct Expectation {
-    bool mapped = false;  // the software made this address translatable for this requester
+    constexpr Expectation() = default;
+    constexpr Expectation(bool mapped, Addr pa, Perm perm) : pa(pa), mapped(mapped), perm(perm) {}
+
+    // The address first: 16 bytes, so that an oracle returns it in two registers (checking
+    // mode asks one per translation).
     Addr pa = 0;          // where it should land (offset included)
+    bool mapped = false;  // the software made this address translatable for this requester
     Perm perm = kPermNone;
 };
 
