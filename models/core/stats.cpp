@@ -93,6 +93,22 @@ uint64_t Histogram::percentile(double p) const {
     return max_;
 }
 
+Counter& Counter::operator=(const Counter& o) {
+    v_ = o.v_;
+    terms_.reset(o.terms_ ? new std::vector<Term>(*o.terms_) : nullptr);
+    return *this;
+}
+
+void Counter::include(std::vector<Term> terms) {
+    terms_.reset(terms.empty() ? nullptr : new std::vector<Term>(std::move(terms)));
+}
+
+uint64_t Counter::included() const {
+    uint64_t n = 0;
+    for (const Term& t : *terms_) n += t.counter->value() * t.weight;  // wraps like counting
+    return n;
+}
+
 void Counter::set_rounded(double v) {
     // 2^64 as a double; every double below it converts exactly to uint64_t after rounding.
     constexpr double kLimit = 18446744073709551616.0;

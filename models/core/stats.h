@@ -13,17 +13,33 @@ namespace iommusim {
 
 class Counter {
 public:
+    // One term of a counter that includes others (include()): `weight` per count of `counter`.
+    struct Term {
+        const Counter* counter;
+        uint64_t weight;
+    };
+
+    Counter() = default;
+    Counter(const Counter& o) { *this = o; }
+    Counter& operator=(const Counter& o);
+
     Counter& operator++() { return ++v_, *this; }
     Counter& operator+=(uint64_t n) { return v_ += n, *this; }
-    uint64_t value() const { return v_; }
-    void reset() { v_ = 0; }
+    uint64_t value() const { return terms_ ? v_ + included() : v_; }
+    void reset() { v_ = 0; }  // its own counts: the included counters keep theirs
+    // This counter also counts each term's counter (which must outlive it) times its weight,
+    // summed when read: e.g. a link's TLPs as the sum of its per-kind TLP counts, so that a
+    // TLP is counted once, not twice. Exact, modulo 2^64 as counting is.
+    void include(std::vector<Term> terms);
     // For statistics that are derived values (rates, elapsed times) rather than counts:
     // rounded to the nearest integer, negative values to 0. Throws std::domain_error for NaN,
     // infinity or a value past 2^64 (a model bug, never silently a wrong number).
     void set_rounded(double v);
 
 private:
+    uint64_t included() const;
     uint64_t v_ = 0;
+    std::unique_ptr<const std::vector<Term>> terms_;  // see include(); null: none
 };
 
 // Log-linear buckets: values below 2^kSubBits are exact; above, each power of two is split

@@ -82,15 +82,23 @@ PcieLink::PcieLink(sc_core::sc_module_name name, const PcieLinkParams& p, StatGr
     down_.init(p_, down, "device");
     cpld_ = &down.counter("cpld_tlps", "Completions with Data (CplD)");
     cpl_ = &down.counter("cpl_tlps", "Completions without data (error status)");
+    // A direction's TLPs and wire bytes follow from its per-kind counts (each kind has a fixed
+    // overhead) and its payload bytes, summed when read rather than counted per TLP.
+    up_.tlps->include({{mwr_, 1}, {mrd_, 1}, {atomic_, 1}, {msg_, 1}});
+    up_.wire_bytes->include({{mwr_, oh_mwr_},
+                             {mrd_, oh_mrd_},
+                             {atomic_, oh_atomic_},
+                             {msg_, oh_msg_},
+                             {up_.payload_bytes, 1}});
+    down_.tlps->include({{cpld_, 1}, {cpl_, 1}});
+    down_.wire_bytes->include({{cpld_, oh_cpld_}, {cpl_, oh_cpl_}, {down_.payload_bytes, 1}});
 }
 
 inline PcieLink::Slot PcieLink::send(Direction& d, Tick ready, unsigned overhead,
                                      unsigned payload) {
     const unsigned bytes = overhead + payload;
     const Slot s = d.server.serve(ready, bytes);
-    ++*d.tlps;
-    *d.payload_bytes += payload;
-    *d.wire_bytes += bytes;
+    *d.payload_bytes += payload;  // the caller counts the TLP's kind (tlps, wire_bytes)
     *d.busy_ps += s.end - s.start;
     if (Timeline* tl = timeline(); tl && tl->near(s.start, s.end))
         record(*tl, d, s, payload, bytes);
@@ -246,7 +254,12 @@ Tick PcieLink::message(bool downstream, unsigned payload, Tick at) {
     Direction& d = downstream ? down_ : up_;
     const Slot s = send(d, at, oh_msg_, payload);
     d.queueing->add(ns(s.start - at));
-    if (!downstream) ++*msg_;
+    if (downstream) {  // no per-kind count downstream: counted in the direction's own
+        ++*d.tlps;
+        *d.wire_bytes += oh_msg_;
+    } else {
+        ++*msg_;
+    }
     return s.end + latency_;
 }
 

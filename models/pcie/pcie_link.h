@@ -55,6 +55,7 @@ private:
     // One direction of the link: a server whose service time is wire bytes at the TLP rate.
     struct Direction {
         BandwidthServer server{Rate()};
+        // tlps and wire_bytes include the per-kind TLP counts (see the constructor).
         Counter *tlps, *payload_bytes, *wire_bytes, *busy_ps, *credit_stalls, *credit_stall_ns;
         Histogram* queueing;
         // The later of `ready` and when the receiver has credits for the TLP (header and

@@ -161,6 +161,43 @@ struct Bench : sc_module {
         check(done - t == expect,
               fmt::format("idle 64 B read latency {} ps == {} ps", done - t, expect));
 
+        // Small reads near the boundaries of the single-request path: within the completion
+        // unit (one MRd, one CplD), across a completion boundary only (one MRd, two CplD:
+        // RCB 64 on the second path, MPS 256 on the first), across an MRRS boundary (two of
+        // each). Counts and wire bytes as the link model splits them, and the data intact.
+        struct SmallRead {
+            Path* path;
+            Addr addr;
+            unsigned mrd, cpld;
+        };
+        const SmallRead reads[] = {{&x, 0x1'0040, 1, 1},
+                                   {paths[1].get(), 0x1'0040, 1, 1},
+                                   {paths[1].get(), 0x1'0060, 1, 2},
+                                   {&x, 0x1'02e0, 1, 2},
+                                   {&x, 0x1'03e0, 2, 2}};
+        for (const SmallRead& r : reads) {
+            Path& y = *r.path;
+            y.drain();
+            std::vector<uint8_t> want(64), got(64);
+            for (size_t i = 0; i < want.size(); ++i) want[i] = uint8_t(r.addr + 3 * i);
+            y.store.write(r.addr, want.data(), want.size());
+            const uint64_t mrd0 = y.up("mrd_tlps").value(), cpld0 = y.down("cpld_tlps").value();
+            const uint64_t up0 = y.up("wire_bytes").value(), down0 = y.down("wire_bytes").value();
+            const uint64_t tlps0 = y.up("tlps").value() + y.down("tlps").value();
+            dma(y.dev, false, r.addr, got.data(), 64);
+            const WireCost c = read_cost(y.params, r.addr, 64);
+            const std::string what = fmt::format("{}: 64 B read at {:#x}", y.what, r.addr);
+            check(c.up_tlps == r.mrd && c.down_tlps == r.cpld, what + ": the model's split");
+            check(y.up("mrd_tlps").value() - mrd0 == r.mrd, what + ": MRd TLPs");
+            check(y.down("cpld_tlps").value() - cpld0 == r.cpld, what + ": CplD TLPs");
+            check(y.up("tlps").value() + y.down("tlps").value() - tlps0 == r.mrd + r.cpld,
+                  what + ": TLPs");
+            check(y.up("wire_bytes").value() - up0 == c.up_bytes, what + ": upstream wire bytes");
+            check(y.down("wire_bytes").value() - down0 == c.down_bytes,
+                  what + ": downstream wire bytes");
+            check(got == want, what + ": the data read");
+        }
+
         // An unaligned write is cut at MPS boundaries: 0x1f0..0x410 is 4 MWr TLPs.
         x.drain();
         const uint64_t mwr0 = x.up("mwr_tlps").value();

@@ -306,6 +306,44 @@ TEST_CASE("Histogram add, merge and reset in random order match a reference", "[
     }
 }
 
+TEST_CASE("Counter including others reads as counting every event in it too", "[core][stats]") {
+    // A link direction's wire bytes: per-kind TLP counts times their fixed overheads plus the
+    // payload bytes, against a counter that adds each TLP's bytes as it goes.
+    std::mt19937_64 rng(0xc0de);
+    const uint64_t overhead[3] = {24, 20, uint64_t(1) << 62};  // the last one wraps
+    Counter kinds[3], payload, reference, total;
+    uint64_t own = 0;
+    total.include({{&kinds[0], overhead[0]},
+                   {&kinds[1], overhead[1]},
+                   {&kinds[2], overhead[2]},
+                   {&payload, 1}});
+    REQUIRE(total.value() == 0);
+    for (int i = 0; i < 10000; ++i) {
+        const unsigned k = unsigned(rng() % 4);
+        const uint64_t bytes = rng() % 4097;
+        if (k < 3) {
+            ++kinds[k];
+            payload += bytes;
+            reference += overhead[k] + bytes;
+        } else {  // own counts add to the included ones
+            total += bytes;
+            reference += bytes;
+            own += bytes;
+        }
+        if (i % 97 == 0) REQUIRE(total.value() == reference.value());
+    }
+    REQUIRE(total.value() == reference.value());
+    const Counter copy = total;  // a copy includes the same counters
+    REQUIRE(copy.value() == reference.value());
+    total.reset();  // its own counts only
+    REQUIRE(total.value() == reference.value() - own);
+    for (Counter& c : kinds) c.reset();
+    payload.reset();
+    REQUIRE(total.value() == 0);
+    ++kinds[1];
+    REQUIRE(total.value() == overhead[1]);
+}
+
 TEST_CASE("StatGroup registers, finds and names statistics", "[core][stats]") {
     StatGroup root("system");
     StatGroup& iommu = root.child("iommu0");
