@@ -52,6 +52,8 @@ DmaEngine::DmaEngine(sc_core::sc_module_name name, const DmaEngineParams& p, Sta
       piece_latency_(stats.histogram("piece_latency", "ns", "issue until completion of a request")),
       log_(stats.path()) {
     slot_ = std::make_unique<Slot>();
+    dirs_[0] = {p_.mrrs, tlm::TLM_READ_COMMAND, PcieAttr::Tlp::MemRead, &bytes_read_};
+    dirs_[1] = {p_.mps, tlm::TLM_WRITE_COMMAND, PcieAttr::Tlp::MemWrite, &bytes_written_};
     set_client(hooks_);
     SC_HAS_PROCESS(DmaEngine);
     SC_THREAD(run);
@@ -116,13 +118,11 @@ void DmaEngine::issue(DmaTransfer& t) {
     DmaResult r;
     r.id = t.id;
     r.submitted = r.done = r.first_issue = t.ready;
-    const uint32_t max_payload = t.write ? p_.mps : p_.mrrs;
-    const auto cmd = t.write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND;
-    const auto tlp = t.write ? PcieAttr::Tlp::MemWrite : PcieAttr::Tlp::MemRead;
+    const Direction& dir = dirs_[t.write];
     Addr a = t.iova;
     uint64_t left = t.length, offset = 0;
     while (left) {
-        const uint32_t len = dma_piece_len(a, left, max_payload);
+        const uint32_t len = dma_piece_len(a, left, dir.max_payload);
         const Tick floor = now();
         const DmaIssueScheduler::Grant g = sched_.grant(std::max(t.ready, floor));
         if (g.limit == DmaIssueScheduler::Limit::Tag) ++tag_stalls_, tag_stall_ns_.add(g.stalled);
@@ -159,10 +159,10 @@ void DmaEngine::issue(DmaTransfer& t) {
         Slot& s = *slot_;
         s.attr.req = t.req;
         s.attr.at = at_field;
-        s.attr.tlp = tlp;
+        s.attr.tlp = dir.tlp;
         s.attr.tag = g.tag;
         s.attr.contents = t.data != nullptr;
-        s.p.set_command(cmd);
+        s.p.set_command(dir.cmd);
         s.p.set_address(target);
         s.p.set_data_ptr(t.data ? t.data + offset : scratch_.data());
         s.p.set_data_length(len);
@@ -190,7 +190,7 @@ void DmaEngine::issue(DmaTransfer& t) {
         piece_latency_.add((done - issue_at) / kTicksPerNs);
         if (s.p.is_response_ok()) {
             r.bytes_ok += len;
-            (t.write ? bytes_written_ : bytes_read_) += len;
+            *dir.bytes += len;
         } else {
             if (r.faults++ == 0) r.fault_iova = a, r.status = s.p.get_response_status();
             ++faults_;

@@ -158,6 +158,14 @@ private:
     std::vector<uint8_t> scratch_;
     std::deque<DmaTransfer> queue_;
     sc_core::sc_event wake_;
+    // What a read ([0]) and a write ([1]) differ in, looked up once per transfer.
+    struct Direction {
+        uint32_t max_payload;  // MRRS, MPS
+        tlm::tlm_command cmd;
+        PcieAttr::Tlp tlp;
+        Counter* bytes;
+    };
+    Direction dirs_[2];
     Hooks hooks_;
     // The client (set_client()) and its hooks, called with it.
     void* client_;
