@@ -105,8 +105,19 @@ void IommuUnit::end_of_simulation() {
                         ("cannot write the stale-translation report " + stale_report_).c_str());
 }
 
+IommuUnit* IommuUnit::behind(tlm::tlm_fw_transport_if<>* fw) {
+    const auto* direct = dynamic_cast<const detail::LooselyTimedFw*>(fw);
+    if (!direct) return nullptr;
+    auto* unit = dynamic_cast<IommuUnit*>(direct->socket->get_parent_object());
+    return unit && direct->socket == &unit->upstream ? unit : nullptr;
+}
+
 void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-    const PcieAttr* attr = p.get_extension<PcieAttr>();
+    transport(p, delay, p.get_extension<PcieAttr>());
+}
+
+void IommuUnit::transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay,
+                          const PcieAttr* attr) {
     if (!attr) {
         ++*untranslated_missing_;
         p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);

@@ -55,6 +55,12 @@ public:
     IommuUnit(sc_core::sc_module_name name, const UnitParams& p, Walker& walker, StatGroup& stats);
     ~IommuUnit() override;
 
+    // b_transport with the PCIe attributes already read (null: none). A region router bound
+    // straight to the unit calls it, so that a DMA's attributes are looked up once.
+    void transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, const PcieAttr* attr);
+    // The unit whose `upstream` provides `fw`, or null (another target, or one in between).
+    static IommuUnit* behind(tlm::tlm_fw_transport_if<>* fw);
+
     TranslationUnit& engine() { return *engine_; }
     void on_fault(FaultHook hook) { fault_hook_ = std::move(hook); }
     // During a fault hook call: the AT field of the faulting request (a Translation Request's

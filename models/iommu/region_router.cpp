@@ -52,12 +52,13 @@ std::string RegionRouter::set_default_regions(std::vector<DmaRegion> regions) {
 }
 
 void RegionRouter::end_of_elaboration() {
-    for (unsigned i = 0; i < units.size(); ++i) unit_if_.push_back(units[int(i)]);
+    for (unsigned i = 0; i < units.size(); ++i)
+        unit_if_.push_back({units[int(i)], IommuUnit::behind(units[int(i)])});
 }
 
 // Inline into b_transport, which every DMA passes.
-inline const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p) const {
-    const PcieAttr* attr = p.get_extension<PcieAttr>();
+inline const DmaRegion* RegionRouter::find(const tlm::tlm_generic_payload& p,
+                                           const PcieAttr* attr) const {
     const std::vector<DmaRegion>* list = &default_;
     if (attr) {
         if (attr->req.rid != cached_rid_) {
@@ -99,7 +100,8 @@ void log_route(const log::Channel& ch, const tlm::tlm_generic_payload& p, const 
 }  // namespace
 
 void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-    const DmaRegion* r = find(p);
+    const PcieAttr* attr = p.get_extension<PcieAttr>();
+    const DmaRegion* r = find(p, attr);
     if (IOMMUSIM_LOG_ON(log_, Trace))
         log_route(log_, p, r, to_ticks(sc_core::sc_time_stamp() + delay));
     if (!r || r->kind == DmaRegion::Kind::Reserved ||
@@ -110,7 +112,11 @@ void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& de
     }
     if (r->kind == DmaRegion::Kind::Translate) {
         ++*translated_;
-        unit_if_[r->unit]->b_transport(p, delay);
+        const UnitTarget& u = unit_if_[r->unit];
+        if (u.direct)
+            u.direct->transport(p, delay, attr);
+        else
+            u.fw->b_transport(p, delay);
         return;
     }
     ++*bypassed_;
@@ -121,7 +127,7 @@ void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& de
 }
 
 unsigned int RegionRouter::transport_dbg(tlm::tlm_generic_payload& p) {
-    const DmaRegion* r = find(p);
+    const DmaRegion* r = find(p, p.get_extension<PcieAttr>());
     if (!r || r->kind == DmaRegion::Kind::Reserved ||
         (r->kind == DmaRegion::Kind::Translate && r->unit >= units.size()))
         return 0;

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/pcie_ext.h"
 #include "core/stats.h"
+#include "iommu_unit.h"
 
 namespace iommusim {
 
@@ -52,7 +53,7 @@ public:
 
 private:
     void end_of_elaboration() override;
-    const DmaRegion* find(const tlm::tlm_generic_payload& p) const;
+    const DmaRegion* find(const tlm::tlm_generic_payload& p, const PcieAttr* attr) const;
     static std::string check(std::vector<DmaRegion>& regions);
 
     std::map<uint16_t, std::vector<DmaRegion>> by_rid_;
@@ -65,8 +66,13 @@ private:
     // regions never overlap, so holding the address is the search's answer. Reset likewise.
     mutable const std::vector<DmaRegion>* last_list_ = nullptr;
     mutable const DmaRegion* last_region_ = nullptr;
-    // units[i] once bound: the multi-socket's size() and operator[] are library calls.
-    std::vector<tlm::tlm_fw_transport_if<>*> unit_if_;
+    // units[i] once bound: the multi-socket's size() and operator[] are library calls. A unit
+    // bound straight to an IommuUnit is called directly, with the attributes read here.
+    struct UnitTarget {
+        tlm::tlm_fw_transport_if<>* fw;
+        IommuUnit* direct;  // IommuUnit::behind(fw)
+    };
+    std::vector<UnitTarget> unit_if_;
     Counter *translated_, *bypassed_, *reserved_, *outside_;
     log::Channel log_;  // each DMA's region, at trace level
 };

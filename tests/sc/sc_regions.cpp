@@ -123,6 +123,14 @@ struct Bench : sc_module {
               "x86 regions replaced");
         check(dev.dma(kX86, 0x30'0300, b, 8, false) == tlm::TLM_ADDRESS_ERROR_RESPONSE,
               "the replaced window is a reserved hole now");
+        // The router calls a unit bound straight to it directly (the attributes read once);
+        // any other target, direct socket or not, through its interface.
+        check(IommuUnit::behind(&phb.upstream.get_base_interface()) == &phb &&
+                  IommuUnit::behind(&vtd.upstream.get_base_interface()) == &vtd,
+              "a unit's upstream interface leads to the unit");
+        check(!IommuUnit::behind(&data_mux.inputs.get_base_interface()) &&
+                  !IommuUnit::behind(&data.target.get_base_interface()),
+              "a multiplexer's or a memory's interface leads to no unit");
         dev.qk.sync();
         check.reached_end();
     }
