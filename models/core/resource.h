@@ -21,9 +21,10 @@
 // Speed: every job of every TLP passes here several times (tags, both link directions, a DRAM
 // channel), so the common cases are inline and allocation-free: an in-order job compares
 // with the last interval only, and an out-of-order one is placed with a single search (find,
-// then fill the gap it found) plus a short move of the intervals after it. The search walks
-// back from the last interval (an early job usually lands a few intervals before the end),
-// and only past kScanBack intervals searches the rest by bisection.
+// then fill the gap it found) plus a short move of the intervals after it, in one call off
+// the in-order path (BandwidthServer::serve_between). The search walks back from the last
+// interval (an early job usually lands a few intervals before the end), and only past
+// kScanBack intervals searches the rest by bisection.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -47,14 +48,23 @@ public:
     };
     // The earliest start >= arrival with `need` (>= 1) free ticks from it on.
     Gap find(Tick arrival, Tick need) const {
+        return starts_after(arrival) ? find_between(arrival, need) : find_last(arrival);
+    }
+    // Whether an interval starts after the arrival (an out-of-order arrival).
+    bool starts_after(Tick arrival) const {
+        const size_t n = iv_.size();
+        return n != head_ && arrival < iv_[n - 1].start;
+    }
+    // find() when nothing starts after the arrival (in-order arrivals): only the last interval
+    // can be in the way.
+    Gap find_last(Tick arrival) const {
         const size_t n = iv_.size();
         if (n == head_) return {arrival, n};
-        // Nothing starts after the arrival (in-order arrivals): only the last interval can be
-        // in the way.
-        const Interval& last = iv_[n - 1];
-        if (arrival >= last.start) return {arrival > last.end ? arrival : last.end, n};
-        return find_between(arrival, need);
+        const Tick end = iv_[n - 1].end;
+        return {arrival > end ? arrival : end, n};
     }
+    // find() when an interval starts after the arrival.
+    Gap find_between(Tick arrival, Tick need) const;
     // Mark [g.start, end) busy, g from find() with need >= end - g.start and nothing changed
     // since: it merges with the neighbours it touches.
     void fill(const Gap& g, Tick end) {
@@ -97,7 +107,6 @@ private:
     struct Interval {
         Tick start, end;
     };
-    Gap find_between(Tick arrival, Tick need) const;
     void fill_between(const Gap& g, Tick end);
     void merge(Tick start, Tick until);
     void append(Tick start, Tick end) {
@@ -277,11 +286,35 @@ public:
             const Tick alone = Rate::ceil_ps(e);
             last_need_ = alone ? alone : 1;
         }
+        if (busy_.starts_after(ready)) return serve_between(ready);
+        return place(busy_.find_last(ready));
+    }
+    // When serve(ready, units) would start, without serving.
+    Tick earliest(Tick ready, uint64_t units) const {
+        const Tick alone = rate_.time(units);
+        return busy_.find(ready, alone ? alone : 1).start;
+    }
+    // End of the latest busy interval: when everything served so far is done.
+    Tick free_at() const { return busy_.free_at(); }
+    void forget_before(Tick t) {
+        if (t > horizon_) {
+            horizon_ = t;
+            history_at_ = t > ~Tick(0) - history_ ? ~Tick(0) : t + history_;
+        }
+    }
+    const Rate& rate() const { return rate_; }
+    size_t kept() const { return busy_.kept(); }
+
+private:
+    // serve() of an out-of-order job: the search and the placement in one call, off the
+    // in-order path.
+    [[gnu::noinline]] Span serve_between(Tick ready);
+    // The job of the last amount in the gap g (from find(ready, last_need_)).
+    [[gnu::always_inline]] Span place(const BusyTimeline::Gap& g) {
         Tick whole = last_whole_;
         uint32_t frac = last_frac_;
-        // Fit the job without credit (it is at most 1 ps longer), then take the credit if it
+        // The job was fitted without credit (it is at most 1 ps longer); take the credit if it
         // continues the previous job's busy period.
-        const BusyTimeline::Gap g = busy_.find(ready, last_need_);
         if (g.start == last_end_) {
             if (whole == 0 && frac <= credit_) {  // done within the picosecond already taken
                 credit_ -= frac;
@@ -305,23 +338,7 @@ public:
         }
         return {g.start, last_end_};
     }
-    // When serve(ready, units) would start, without serving.
-    Tick earliest(Tick ready, uint64_t units) const {
-        const Tick alone = rate_.time(units);
-        return busy_.find(ready, alone ? alone : 1).start;
-    }
-    // End of the latest busy interval: when everything served so far is done.
-    Tick free_at() const { return busy_.free_at(); }
-    void forget_before(Tick t) {
-        if (t > horizon_) {
-            horizon_ = t;
-            history_at_ = t > ~Tick(0) - history_ ? ~Tick(0) : t + history_;
-        }
-    }
-    const Rate& rate() const { return rate_; }
-    size_t kept() const { return busy_.kept(); }
 
-private:
     BusyTimeline busy_;
     Rate rate_;
     Tick history_;
