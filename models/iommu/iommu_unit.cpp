@@ -96,6 +96,10 @@ MemoryPort& IommuUnit::walk_port() {
     return *port_;
 }
 
+void IommuUnit::end_of_elaboration() {
+    down_ = downstream.operator->();
+}
+
 void IommuUnit::end_of_simulation() {
     if (stale_report_.empty()) return;
     std::ofstream f(stale_report_);
@@ -127,7 +131,7 @@ void IommuUnit::transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay,
     if (attr->at == PcieAttr::At::Translated) return translated(p, *attr, delay);
     if (!enabled_) {  // remapping off: the bus address is the physical address
         ++*passthrough_;
-        downstream->b_transport(p, delay);
+        down_->b_transport(p, delay);
         return;
     }
     const PayloadExtent x(p);
@@ -151,7 +155,7 @@ void IommuUnit::transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay,
         const unsigned n = unsigned(std::min<Addr>(x.len - done_bytes, page_left));
         if (n < x.len && done_bytes == 0) ++*split_;
         x.narrow_to(p, o.result.tr.out, done_bytes, n);
-        downstream->b_transport(p, delay);
+        down_->b_transport(p, delay);
         done_bytes += n;
         if (!p.is_response_ok()) break;
     }
@@ -229,7 +233,7 @@ void IommuUnit::translated(tlm::tlm_generic_payload& p, const PcieAttr& attr,
         p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
-    downstream->b_transport(p, delay);
+    down_->b_transport(p, delay);
 }
 
 void IommuUnit::attach_function(ats::Function& f, ats::Path path, bool pri) {

@@ -93,6 +93,7 @@ public:
 
 private:
     class WalkPort;
+    void end_of_elaboration() override;
     void end_of_simulation() override;
     void translation_request(tlm::tlm_generic_payload& p, const PcieAttr& attr,
                              sc_core::sc_time& delay);
@@ -100,6 +101,9 @@ private:
     void page_request(const ats::PageRequest& pr, Tick sent) override;
 
     Walker& walker_;
+    // downstream's blocking interface, once bound: every DMA goes on through it, and the
+    // port would reach it through two dependent loads (the interface, its virtual base).
+    tlm::tlm_blocking_transport_if<>* down_ = nullptr;
     std::unique_ptr<WalkPort> port_;
     std::unique_ptr<TranslationUnit> engine_;
     FaultHook fault_hook_;
