@@ -39,8 +39,14 @@ DmaBench::DmaBench(sc_core::sc_module_name name, const DmaBenchParams& p, const 
           stats.counter("bandwidth_mbps", "bandwidth in Mb/s (pcie-bench's Gb/s x 1000)")),
       latency_(stats.histogram("latency", "ns", "transfer latency: ready until last completion")) {
     engine_.dma.bind(dma);  // hierarchical: the platform binds the bench's socket
-    // Its transfers are exactly the engine's, latencies included: read, not added twice.
+    // Its transfers are exactly the engine's, latencies and counts included: read, not added
+    // twice (each result's bytes and faults are those the engine counted for it).
     latency_.include({&engine_.transfer_latency()});
+    const DmaEngine::Counts c = engine_.counts();
+    transfers_.include({{&c.transfers, 1}});
+    bytes_.include({{&c.bytes_read, 1}, {&c.bytes_written, 1}});
+    faults_.include({{&c.faults, 1}});
+    faulted_transfers_.include({{&c.faulted_transfers, 1}});
     if (p_.ats.enable) {
         ats_ = std::make_unique<AtsAgent>("ats", p_.ats, req_, stats.child("ats"));
         engine_.set_ats(ats_.get());
@@ -77,10 +83,6 @@ Tick DmaBench::after_oldest(Tick ready) {
 }
 
 void DmaBench::transfer_done(const DmaTransfer&, const DmaResult& r) {
-    ++transfers_;
-    bytes_ += r.bytes_ok;
-    faults_ += r.faults;
-    if (r.faults) ++faulted_transfers_;
     if (r.done > end_) end_ = r.done;
     if (p_.outstanding) in_flight_.push(r.done);
 }

@@ -104,6 +104,13 @@ public:
     const DmaEngineParams& params() const { return p_; }
     // Every transfer's latency (ns), as handed to the completion hook.
     const Histogram& transfer_latency() const { return transfer_latency_; }
+    // Counts a device may report as its own (Counter::include) rather than count again.
+    struct Counts {
+        const Counter &transfers, &bytes_read, &bytes_written, &faults, &faulted_transfers;
+    };
+    Counts counts() const {
+        return {transfers_, bytes_read_, bytes_written_, faults_, faulted_transfers_};
+    }
     // Requests in flight at time t.
     unsigned in_flight(Tick t) const { return sched_.busy_at(t); }
 
