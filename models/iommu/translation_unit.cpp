@@ -129,17 +129,14 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
     }
     if (!tlb || !permits(tlb->at(il).perm, perm_needed(acc, false))) return false;
 
-    ++*ctx_lookups;
     ++*ctx_hits;
     ctx_cache.use(cl);
     Tick t = t0 + ctx_lat;
     if (!ce.complete) {
-        ++*pasid_lookups;
         ++*pasid_hits;
         pasid_cache.use(pl);
         t += pasid_lat;
     }
-    ++*iotlb_lookups;
     t += iotlb_lat;
     iotlb_hit(tlb->use(il), iova, shift, pr, out, t);
     out.done = t;
@@ -180,7 +177,6 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
     const Requester& req = x.req;
     WalkTrace& tr = x.tr;
     tr.check = bool(oracle);
-    ++*ctx_lookups;
     const WalkContext* ce = ctx_cache.lookup(req.rid);
     x.t += ctx_lat;
     bool pasid_checked = false;
@@ -244,7 +240,6 @@ bool TranslationUnit::Impl::context_stage(Txn& x) {
 // A PASID-cache lookup for the request; on a hit the complete context comes from the cache.
 bool TranslationUnit::Impl::pasid_lookup(Txn& x, bool miss_costs) {
     const PasidKey pk{x.req.rid, x.req.has_pasid() ? x.req.pasid : Requester::kNoPasid};
-    ++*pasid_lookups;
     const WalkContext* pc = pasid_cache.lookup(pk);
     if (pc || miss_costs) x.t += pasid_lat;
     if (!pc) return ++*pasid_misses, false;
@@ -256,7 +251,6 @@ bool TranslationUnit::Impl::pasid_lookup(Txn& x, bool miss_costs) {
 }
 
 bool TranslationUnit::Impl::iotlb_stage(Txn& x) {
-    ++*iotlb_lookups;
     x.t += iotlb_lat;
     unsigned shift = 0;
     IotlbEntry* e = iotlb_probe(*x.ctx, x.iova, &shift);

@@ -190,6 +190,11 @@ struct TranslationUnit::Impl {
         pasid_lookups = &pc.counter("lookups", "PASID-cache lookups");
         pasid_hits = &pc.counter("hits", "PASID-cache hits");
         pasid_misses = &pc.counter("misses", "PASID-cache misses (PASID entries read)");
+        // Every lookup is a hit or a miss: the lookups are their sum, not a third count.
+        for (auto [lookups, hits, misses] : {std::array{iotlb_lookups, iotlb_hits, iotlb_misses},
+                                             std::array{ctx_lookups, ctx_hits, ctx_misses},
+                                             std::array{pasid_lookups, pasid_hits, pasid_misses}})
+            lookups->include({{hits, 1}, {misses, 1}});
         StatGroup& wc = stats.child("walk_cache");
         for (unsigned l = 0; l < 4; ++l) {
             wc_hits[l] =
