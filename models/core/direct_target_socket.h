@@ -79,6 +79,13 @@ public:
 
     // Initiators bound so far: their indices are 0 .. size() - 1, in binding order.
     unsigned size() const { return bound_; }
+    // The index of the binding whose forward interface is `fw`, or -1 (not one of this
+    // socket's): lets an initiator bound here call the module directly.
+    int index_of(const tlm::tlm_fw_transport_if<>* fw) const {
+        for (unsigned i = 0; i < bound_; ++i)
+            if (fw_[i].get() == fw) return int(i);
+        return -1;
+    }
 
     // Asked once per initiator binding (tlm_base_initiator_socket::bind, and this socket's
     // bind(initiator)): the interface of the next index.

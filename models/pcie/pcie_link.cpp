@@ -114,16 +114,19 @@ void PcieLink::record(Timeline& tl, const Direction& d, Slot s, unsigned payload
 }
 
 inline Tick PcieLink::forward(tlm::tlm_generic_payload& p, const PayloadExtent& x, unsigned offset,
-                              unsigned n, Tick at) {
+                              unsigned n, Tick at, const PcieAttr* a) {
     x.narrow(p, offset, n);
     const Tick arrive = at + latency_;
     const Tick now = now_ticks();
     sc_core::sc_time d = to_sc_time(arrive > now ? arrive - now : 0);
-    host->b_transport(p, d);
+    if (fan_in_)
+        fan_in_->transport(fan_in_port_, p, d, a);
+    else
+        host->b_transport(p, d);
     return now_ticks() + to_ticks(d);  // the host side may have waited
 }
 
-Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
+Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0, const PcieAttr* a) {
     const PayloadExtent x(p);
     Tick left = t0, ready = t0;
     unsigned off = 0;
@@ -137,7 +140,7 @@ Tick PcieLink::write(tlm::tlm_generic_payload& p, Tick t0) {
         ++*mwr_;
         // The root complex holds the write in its posted buffer (its credits) until the host
         // side has taken it: translated, its miss walked, committed to memory.
-        const Tick taken = forward(p, x, off, n, s.end) + credit_return_;
+        const Tick taken = forward(p, x, off, n, s.end, a) + credit_return_;
         take(fc_ph_, 1, taken);
         take(fc_pd_, units, taken);
         off += n;
@@ -176,19 +179,19 @@ inline PcieLink::Slot PcieLink::send_cpl(Tick ready) {
     return s;
 }
 
-inline Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0) {
+inline Tick PcieLink::read(tlm::tlm_generic_payload& p, Tick t0, const PcieAttr* a) {
     const PayloadExtent x(p);
-    if (piece_bytes(x.addr, x.len, one_read_unit_) != x.len) return read_pieces(p, t0);
+    if (piece_bytes(x.addr, x.len, one_read_unit_) != x.len) return read_pieces(p, t0, a);
     const Slot s = send_mrd(t0);
     up_.queueing->add(ns(s.start - t0));
-    const Tick ret = forward(p, x, 0, x.len, s.end);
+    const Tick ret = forward(p, x, 0, x.len, s.end, a);
     const Slot cs = p.is_response_ok() ? send_cpld(ret, x.len) : send_cpl(ret);
     down_.queueing->add(ns(cs.start - ret));
     x.restore(p);
     return std::max(t0, cs.end + latency_);
 }
 
-Tick PcieLink::read_pieces(tlm::tlm_generic_payload& p, Tick t0) {
+Tick PcieLink::read_pieces(tlm::tlm_generic_payload& p, Tick t0, const PcieAttr* a) {
     const PayloadExtent x(p);
     Tick done = t0, ready = t0;
     unsigned off = 0;
@@ -197,7 +200,7 @@ Tick PcieLink::read_pieces(tlm::tlm_generic_payload& p, Tick t0) {
         const Slot s = send_mrd(ready);
         ready = s.end;
         if (off == 0) up_.queueing->add(ns(s.start - t0));
-        const Tick ret = forward(p, x, off, n, s.end);
+        const Tick ret = forward(p, x, off, n, s.end, a);
         Tick last = ret;
         if (p.is_response_ok()) {
             unsigned c_off = 0;
@@ -223,7 +226,7 @@ Tick PcieLink::read_pieces(tlm::tlm_generic_payload& p, Tick t0) {
 }
 
 Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& kind,
-                      bool completion, Tick t0) {
+                      bool completion, Tick t0, const PcieAttr* a) {
     const PayloadExtent x(p);
     const uint32_t units = data_credits(x.len);
     CreditPool& hdr = completion ? fc_nph_ : fc_ph_;
@@ -231,7 +234,7 @@ Tick PcieLink::single(tlm::tlm_generic_payload& p, unsigned overhead, Counter& k
     const Slot s = send(up_, up_.credits(fc_infinite_, t0, hdr, data, units), overhead, x.len);
     up_.queueing->add(ns(s.start - t0));
     ++kind;
-    const Tick ret = forward(p, x, 0, x.len, s.end);
+    const Tick ret = forward(p, x, 0, x.len, s.end, a);
     x.restore(p);
     // As in read() and write(): a non-posted request leaves the buffer on arrival, a posted
     // one when the host side has taken it.
@@ -276,15 +279,20 @@ void PcieLink::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay)
     down_.server.forget_before(now);
     const Tick t0 = now + to_ticks(delay);
     Tick done = t0;
-    switch (tlp_kind(p)) {
-        case PcieAttr::Tlp::MemWrite: done = write(p, t0); break;
-        case PcieAttr::Tlp::MemRead: done = read(p, t0); break;
-        case PcieAttr::Tlp::AtomicOp: done = single(p, oh_atomic_, *atomic_, true, t0); break;
-        case PcieAttr::Tlp::Message: done = single(p, oh_msg_, *msg_, false, t0); break;
+    const PcieAttr* a = p.get_extension<PcieAttr>();  // a library call: read once
+    switch (a ? a->tlp : tlp_kind(p)) {
+        case PcieAttr::Tlp::MemWrite: done = write(p, t0, a); break;
+        case PcieAttr::Tlp::MemRead: done = read(p, t0, a); break;
+        case PcieAttr::Tlp::AtomicOp: done = single(p, oh_atomic_, *atomic_, true, t0, a); break;
+        case PcieAttr::Tlp::Message: done = single(p, oh_msg_, *msg_, false, t0, a); break;
     }
     if (!p.is_response_ok()) ++*errors_;
     const Tick after = now_ticks();  // the host side may have waited
     delay = to_sc_time(done > after ? done - after : 0);
+}
+
+void PcieLink::end_of_elaboration() {
+    fan_in_ = PortFanIn::behind(host.operator->(), fan_in_port_);
 }
 
 unsigned int PcieLink::transport_dbg(tlm::tlm_generic_payload& p) {

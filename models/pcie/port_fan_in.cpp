@@ -42,24 +42,13 @@ void PortFanIn::end_of_elaboration() {
     }
 }
 
-void PortFanIn::b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-    Port& pt = port_[unsigned(port)];
-    ++*pt.requests;
-    *pt.payload_bytes += p.get_data_length();
-    // The extension once (a library call): for the source check and the TLP kind.
-    const PcieAttr* a = p.get_extension<PcieAttr>();
-    if (pt.validate) {
-        const unsigned bus = a ? a->req.bus() : 0u;
-        if (!a || bus < pt.secondary || bus > pt.subordinate) {
-            ++*pt.violations;
-            p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-            return;
-        }
-    }
-    const bool posted = is_posted(a ? a->tlp : tlp_kind(p));
-    delay += latency_;
-    upstream_->b_transport(p, delay);
-    if (!posted) delay += latency_;  // the completion crosses back
+PortFanIn* PortFanIn::behind(tlm::tlm_fw_transport_if<>* fw, int& port) {
+    const auto* direct = dynamic_cast<const detail::LooselyTimedFw*>(fw);
+    if (!direct) return nullptr;
+    auto* fan_in = dynamic_cast<PortFanIn*>(direct->socket->get_parent_object());
+    if (!fan_in || direct->socket != &fan_in->ports_) return nullptr;
+    port = fan_in->ports_.index_of(fw);
+    return port < 0 ? nullptr : fan_in;
 }
 
 unsigned int PortFanIn::transport_dbg(int, tlm::tlm_generic_payload& p) {

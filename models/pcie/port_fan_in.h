@@ -39,6 +39,14 @@ public:
                        bool source_validation = true);
     unsigned port_count() { return ports_.size(); }
 
+    // b_transport on port `port` with the PCIe attributes already read (null: none). A link
+    // bound straight to a port calls it, so that a TLP's attributes are looked up once.
+    void transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay,
+                   const PcieAttr* a);
+    // The fan-in one of whose ports provides `fw`, and that port's number in `port`; or null
+    // (another target).
+    static PortFanIn* behind(tlm::tlm_fw_transport_if<>* fw, int& port);
+
 protected:
     PortFanIn(sc_core::sc_module_name name, const char* ports_name, const char* upstream_name,
               uint32_t latency_ns, StatGroup& stats);
@@ -58,5 +66,30 @@ private:
     StatGroup& stats_;
     std::vector<Port> port_;
 };
+
+// Inline (here rather than in the .cpp) so that each port's interface inlines it: every
+// device-initiated TLP passes one.
+inline void PortFanIn::transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay,
+                                 const PcieAttr* a) {
+    Port& pt = port_[unsigned(port)];
+    ++*pt.requests;
+    *pt.payload_bytes += p.get_data_length();
+    if (pt.validate) {
+        const unsigned bus = a ? a->req.bus() : 0u;
+        if (!a || bus < pt.secondary || bus > pt.subordinate) {
+            ++*pt.violations;
+            p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+            return;
+        }
+    }
+    const bool posted = is_posted(a ? a->tlp : tlp_kind(p));
+    delay += latency_;
+    upstream_->b_transport(p, delay);
+    if (!posted) delay += latency_;  // the completion crosses back
+}
+
+inline void PortFanIn::b_transport(int port, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    transport(port, p, delay, p.get_extension<PcieAttr>());  // a library call: read once
+}
 
 }  // namespace iommusim
