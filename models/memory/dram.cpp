@@ -65,7 +65,9 @@ DramTiming::DramTiming(const DramParams& p, StatGroup& stats, uint64_t seed)
         StatGroup& g = stats.child(fmt::format("ch{}", i));
         ch_[i].reads = &g.counter("reads", "lines read on this channel");
         ch_[i].writes = &g.counter("writes", "lines written on this channel");
-        ch_[i].bytes = &g.counter("bytes", "bytes transferred (whole lines)");
+        // Whole lines read and written: counted once, as lines, not again per access in bytes.
+        g.counter("bytes", "bytes transferred (whole lines)")
+            .include({{ch_[i].reads, p.line_bytes}, {ch_[i].writes, p.line_bytes}});
         ch_[i].busy = &g.counter("busy_ps", "time spent transferring, ps");
     }
 }
@@ -87,7 +89,7 @@ Tick DramTiming::access_llc(Tick at) {
 
 Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
                               Tick at) {
-    const uint64_t L = p_.line_bytes, C = p_.channels;
+    const uint64_t C = p_.channels;
     const uint64_t used = std::min(lines, C);
     Tick end = at, wait = 0;
     // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other
@@ -101,7 +103,6 @@ Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, boo
         wait = std::max(wait, s.start - at);
         end = std::max(end, s.end);
         *(is_write ? c.writes : c.reads) += k;
-        *c.bytes += k * L;
         *c.busy += s.end - s.start;
     }
     const Tick done = end + latency_;

@@ -76,7 +76,7 @@ public:
 private:
     struct Channel {
         BandwidthServer server{Rate()};
-        Counter *reads, *writes, *bytes, *busy;
+        Counter *reads, *writes, *busy;  // its bytes are lines x line_bytes, read from these
     };
     bool llc_hit(Addr addr);
     // A walk read that hits the LLC (off the data path).
@@ -116,7 +116,7 @@ private:
         if (!is_write && llc_hit(addr)) return access_llc(at);
     }
 
-    const uint64_t L = p_.line_bytes, C = p_.channels;
+    const uint64_t C = p_.channels;
     const uint64_t first = line_of(addr);
     const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
     if (lines != 1) return access_lines(first, lines, is_write, is_walk, at);
@@ -125,7 +125,6 @@ private:
     c.server.forget_before(floor_);
     const BandwidthServer::Span s = c.server.serve(at, 1);
     ++*(is_write ? c.writes : c.reads);
-    *c.bytes += L;
     *c.busy += s.end - s.start;
     const Tick done = s.end + latency_;  // s.end >= s.start >= at
     queueing_h_.add(ns(s.start - at));
