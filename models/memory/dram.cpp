@@ -59,6 +59,7 @@ DramTiming::DramTiming(const DramParams& p, StatGroup& stats, uint64_t seed)
     llc_latency_ = Tick(p.llc_latency_ns) * kTicksPerNs;
     if ((p.line_bytes & (p.line_bytes - 1)) == 0)
         line_shift_ = unsigned(__builtin_ctz(p.line_bytes));
+    if ((p.channels & (p.channels - 1)) == 0) channel_mask_ = p.channels - 1;
     ch_.resize(p.channels);
     for (unsigned i = 0; i < p.channels; ++i) {
         ch_[i].server = BandwidthServer(line_);

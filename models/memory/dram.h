@@ -97,7 +97,10 @@ private:
     Rate line_;  // one line's transfer time on a channel
     Tick latency_, llc_latency_;
     unsigned line_shift_ = 0;  // log2(line_bytes) when a power of two, else 0
-    Tick floor_ = 0;           // forget_before()
+    // channels - 1 when a power of two (a line's channel by mask, not 64-bit division).
+    static constexpr uint64_t kNoMask = ~uint64_t(0);
+    uint64_t channel_mask_ = kNoMask;
+    Tick floor_ = 0;  // forget_before()
     uint64_t walk_reads_seen_ = 0;
     std::vector<Channel> ch_;
     Counter &reads_, &writes_, &bytes_read_, &bytes_written_, &walk_reads_, &walk_writes_,
@@ -116,12 +119,11 @@ private:
         if (!is_write && llc_hit(addr)) return access_llc(at);
     }
 
-    const uint64_t C = p_.channels;
     const uint64_t first = line_of(addr);
     const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
     if (lines != 1) return access_lines(first, lines, is_write, is_walk, at);
     // Most accesses (small DMA, every walk read): access_lines()'s loop, once.
-    Channel& c = ch_[C & (C - 1) ? first % C : first & (C - 1)];
+    Channel& c = ch_[channel_mask_ != kNoMask ? first & channel_mask_ : first % p_.channels];
     c.server.forget_before(floor_);
     const BandwidthServer::Span s = c.server.serve(at, 1);
     ++*(is_write ? c.writes : c.reads);

@@ -119,6 +119,33 @@ TEST_CASE("dram: arrivals slower than the channel never queue", "[dram]") {
     CHECK(stats.histogram("queueing", "ns", "").max() == 4);
 }
 
+TEST_CASE("dram: single lines go to line mod channels, and a channel's bytes are its lines",
+          "[dram]") {
+    // Powers of two take the line's channel by mask, other counts by division: both must agree
+    // with line % channels (one channel included), and bytes count whole lines either way.
+    for (uint32_t n : {1u, 3u, 4u, 6u, 8u}) {
+        StatGroup stats("mem");
+        DramTiming d(simple(n), stats);
+        std::vector<uint64_t> reads(n), writes(n);
+        for (uint64_t line = 0; line < 40; ++line) {
+            const Addr a = line * 64 + line % 7;  // inside the line, short enough to stay in it
+            const bool w = line % 3 == 0;
+            REQUIRE(d.channel_of(a) == line % n);
+            d.access(a, 64 - line % 7, w, false, line * 1000 * kNs);
+            ++(w ? writes : reads)[line % n];
+        }
+        d.access(0x40, 0, true, false, 50'000 * kNs);  // zero length: one line, on line 1's
+        ++writes[1 % n];
+        for (uint32_t c = 0; c < n; ++c) {
+            INFO(n << " channels, ch" << c);
+            StatGroup& ch = stats.child("ch" + std::to_string(c));
+            CHECK(count(ch, "reads") == reads[c]);
+            CHECK(count(ch, "writes") == writes[c]);
+            CHECK(count(ch, "bytes") == 64 * (reads[c] + writes[c]));
+        }
+    }
+}
+
 TEST_CASE("dram: a large access spread over N channels gets N times the bandwidth", "[dram]") {
     constexpr uint64_t kBytes = 1 << 20;
     double one = 0;
