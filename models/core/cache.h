@@ -30,6 +30,8 @@ std::string check(const CacheGeometry& g);
 
 template <typename Key, typename Value, typename Hash = std::hash<Key>>
 class SetAssocCache {
+    struct CacheLine;
+
 public:
     explicit SetAssocCache(const CacheGeometry& g)
         : geo_(g),
@@ -37,44 +39,58 @@ public:
           // At least one line: the remembered line (last_) always exists.
           lines_(std::max<size_t>(1, size_t(g.sets) * g.ways)),
           plru_(g.sets, 0),
-          rng_(g.seed ? g.seed : 1) {}
+          rng_(g.seed ? g.seed : 1),
+          last_(lines_.data()) {}
+    // last_ points into lines_: a copy remembers the same line of its own lines; a move takes
+    // the lines' buffer, and the pointer with it.
+    SetAssocCache(const SetAssocCache& o) : SetAssocCache(o.geo_) { *this = o; }
+    SetAssocCache& operator=(const SetAssocCache& o) {
+        geo_ = o.geo_, set_mask_ = o.set_mask_, lines_ = o.lines_, plru_ = o.plru_;
+        clock_ = o.clock_, rng_ = o.rng_, size_ = o.size_;
+        last_ = lines_.data() + (o.last_ - o.lines_.data());
+        return *this;
+    }
+    SetAssocCache(SetAssocCache&&) noexcept = default;
+    SetAssocCache& operator=(SetAssocCache&&) noexcept = default;
 
     // A hit updates the replacement state and returns the value; a miss returns nullptr.
     Value* lookup(const Key& k) {
-        const size_t i = find(k).i;
-        if (i == kNoLine) return nullptr;
-        return &use({i});
+        const Line l = find(k);
+        return l.found() ? &use(l) : nullptr;
     }
     // lookup() in two halves, for a caller that decides on several caches before it uses any:
     // find() the line (the replacement state does not move), then use() it, which is
-    // lookup()'s hit: same replacement update, same line remembered.
+    // lookup()'s hit: same replacement update, same line remembered. A pointer rather than an
+    // index: at() and use() on the hit path then need no index arithmetic.
     struct Line {
-        size_t i;  // index of the line; kNoLine: not found
-        bool found() const { return i != kNoLine; }
+        const CacheLine* p;  // null: not found
+        bool found() const { return p; }
     };
     Line find(const Key& k) const {
         // Back-to-back lookups often hit the same entry (one device's context, one page): a
         // key lives in one line only, so a match there is the hit the search would find.
-        if (holds(last_, k)) return {last_};
+        if (holds(*last_, k)) return {last_};
         return {line_of(size_t(set_of(k)) * geo_.ways, k)};
     }
     // The value of a found line, before or after use().
-    const Value& at(Line l) const { return lines_[l.i].value; }
+    const Value& at(Line l) const { return l.p->value; }
     Value& use(Line l) {
-        touch(l.i);
-        last_ = l.i;
-        return lines_[l.i].value;
+        CacheLine& line = const_cast<CacheLine&>(*l.p);  // a line of this (non-const) cache
+        touch(line);
+        last_ = &line;
+        return line.value;
     }
     // Like lookup, without changing which entry is evicted next.
     const Value* peek(const Key& k) const {
-        const size_t i = line_of(size_t(set_of(k)) * geo_.ways, k);
-        return i == kNoLine ? nullptr : &lines_[i].value;
+        const CacheLine* l = line_of(size_t(set_of(k)) * geo_.ways, k);
+        return l ? &l->value : nullptr;
     }
 
     // Insert or update `k`. Returns the evicted valid entry, if one had to go.
     std::optional<std::pair<Key, Value>> insert(const Key& k, const Value& v) {
         const size_t base = size_t(set_of(k)) * geo_.ways;
-        size_t i = line_of(base, k);
+        const CacheLine* hit = line_of(base, k);
+        size_t i = hit ? size_t(hit - lines_.data()) : kNoLine;
         for (uint32_t w = 0; w < geo_.ways && i == kNoLine; ++w)
             if (!lines_[base + w].valid) i = base + w;
         std::optional<std::pair<Key, Value>> victim;
@@ -90,14 +106,14 @@ public:
         line.value = v;
         line.valid = 1;
         if (geo_.policy == Replacement::FIFO) line.stamp = ++clock_;
-        touch(i);
+        touch(line);
         return victim;
     }
 
     bool erase(const Key& k) {
-        const size_t i = line_of(size_t(set_of(k)) * geo_.ways, k);
-        if (i == kNoLine) return false;
-        drop(i);
+        const CacheLine* l = line_of(size_t(set_of(k)) * geo_.ways, k);
+        if (!l) return false;
+        drop(size_t(l - lines_.data()));
         return true;
     }
     // Remove every entry for which pred(key, value) holds (scoped invalidation). Returns count.
@@ -131,22 +147,26 @@ private:
     }
     // The key is compared before the valid flag: most lines a lookup meets differ in the key's
     // first field, so a miss costs one compare.
-    bool holds(size_t i, const Key& k) const { return lines_[i].key == k && lines_[i].valid; }
-    // The line of the set at `base` holding `k`, or kNoLine.
-    size_t line_of(size_t base, const Key& k) const {
+    static bool holds(const CacheLine& l, const Key& k) { return l.key == k && l.valid; }
+    // The line of the set at `base` holding `k`, or null.
+    const CacheLine* line_of(size_t base, const Key& k) const {
         const CacheLine* const first = lines_.data() + base;
         for (const CacheLine *l = first, *end = first + geo_.ways; l != end; ++l)
-            if (l->key == k && l->valid) return size_t(l - lines_.data());
-        return kNoLine;
+            if (holds(*l, k)) return l;
+        return nullptr;
     }
     void drop(size_t i) {
         lines_[i].valid = 0;
         --size_;
     }
-    void touch(size_t i) {
+    void touch(CacheLine& line) {
         switch (geo_.policy) {
-            case Replacement::LRU: lines_[i].stamp = ++clock_; break;
-            case Replacement::TreePLRU: plru_touch(i / geo_.ways, uint32_t(i % geo_.ways)); break;
+            case Replacement::LRU: line.stamp = ++clock_; break;
+            case Replacement::TreePLRU: {
+                const size_t i = size_t(&line - lines_.data());
+                plru_touch(i / geo_.ways, uint32_t(i % geo_.ways));
+                break;
+            }
             case Replacement::FIFO:
             case Replacement::Random: break;
         }
@@ -190,8 +210,6 @@ private:
     static constexpr size_t kNoLine = ~size_t(0);
     CacheGeometry geo_;
     uint32_t set_mask_;
-    // The line lookup() or use() hit last; line 0 (invalid) before the first hit.
-    size_t last_ = 0;
     // One line's state together: a lookup touches its key, validity and stamp.
     struct CacheLine {
         Key key{};
@@ -204,6 +222,8 @@ private:
     uint64_t clock_ = 0;
     uint64_t rng_;
     size_t size_ = 0;
+    // The line lookup() or use() hit last; line 0 (invalid) before the first hit.
+    const CacheLine* last_;
 };
 
 }  // namespace iommusim

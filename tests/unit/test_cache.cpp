@@ -182,12 +182,14 @@ std::vector<Entry> contents(const Cache& c) {
 
 // Random operations on the cache and the reference, compared step by step.
 // With repeat_pct > 0, that percentage of steps reuses the previous step's key (the cache's
-// same-entry fast path: hit, then evicted, erased or refilled under it).
+// same-entry fast path: hit, then evicted, erased or refilled under it). A third of the way,
+// the run goes on with a copy of the cache (the original gone), two thirds of the way with a
+// copy assigned to a cache of another geometry and moved: the remembered line is the copy's.
 void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps,
                            unsigned repeat_pct = 0) {
     INFO("policy " << to_string(g.policy) << " sets " << g.sets << " ways " << g.ways);
     REQUIRE(check(g).empty());
-    Cache c(g);
+    std::optional<Cache> cache(std::in_place, g);
     RefCache ref(g);
     std::mt19937_64 rng(seed);
     const uint64_t keys = 2 * uint64_t(g.entries()) + 3;
@@ -197,6 +199,17 @@ void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps,
         prev = k;
         const unsigned op = unsigned(rng() % 100);
         INFO("step " << step << " op " << op << " key " << k);
+        if (step == steps / 3) {
+            Cache copy(*cache);
+            cache.reset();
+            cache.emplace(std::move(copy));
+        } else if (step == 2 * steps / 3) {
+            Cache other(CacheGeometry{});
+            other = *cache;
+            cache.reset();
+            cache.emplace(std::move(other));
+        }
+        Cache& c = *cache;
         if (op < 35) {
             // lookup(), or its two halves: find(), then use() on a hit
             const Cache::Line l = c.find(k);
@@ -233,7 +246,7 @@ void run_against_reference(const CacheGeometry& g, uint64_t seed, int steps,
         }
         REQUIRE(c.size() == ref.size());
     }
-    CHECK(contents(c) == ref.contents());
+    CHECK(contents(*cache) == ref.contents());
 }
 
 }  // namespace
