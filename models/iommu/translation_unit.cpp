@@ -118,16 +118,19 @@ bool TranslationUnit::Impl::hit_path(const Requester& req, Addr iova, Access acc
         if (!pl.found()) return false;
         ctx = &pasid_cache.at(pl);
     }
-    Iotlb* tlb = nullptr;
-    Iotlb::Line il{0};
-    unsigned shift = 0;
-    for (uint64_t s = shifts_seen; s && !tlb; s &= s - 1) {
-        shift = unsigned(__builtin_ctzll(s));
-        Iotlb& c = iotlb_for(shift);
-        il = c.find({ctx->tag, ctx->pasid, iova >> shift, uint8_t(shift)});
-        if (il.found()) tlb = &c;
-    }
-    if (!tlb || !permits(tlb->at(il).perm, perm_needed(acc, false))) return false;
+    // Each page size present, smallest first, until one holds the page.
+    uint64_t sizes = shifts_seen;
+    if (!sizes) return false;
+    Iotlb* tlb;
+    Iotlb::Line il;
+    unsigned shift;
+    do {
+        shift = unsigned(__builtin_ctzll(sizes));
+        sizes &= sizes - 1;
+        tlb = &iotlb_for(shift);
+        il = tlb->find({ctx->tag, ctx->pasid, iova >> shift, uint8_t(shift)});
+    } while (!il.found() && sizes);
+    if (!il.found() || !permits(tlb->at(il).perm, perm_needed(acc, false))) return false;
 
     ++*ctx_hits;
     ctx_cache.use(cl);
