@@ -89,10 +89,10 @@ public:
             merge(start, until);
     }
     // Forget the intervals that end before `horizon` (the oldest beyond kMaxIntervals go as
-    // new ones come). Every job calls it: mostly the oldest interval still ends after the
-    // horizon, one compare.
+    // new ones come). Every job calls it, right after fill() or occupy() of a job that takes
+    // time, so an interval is kept: mostly the oldest still ends after the horizon, one compare.
     void prune(Tick horizon) {
-        if (head_ != iv_.size() && iv_[head_].end < horizon) forget(horizon);
+        if (iv_[head_].end < horizon) forget(horizon);
     }
     bool busy_at(Tick t) const;
     size_t kept() const { return iv_.size() - head_; }
