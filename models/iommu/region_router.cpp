@@ -36,7 +36,7 @@ std::string RegionRouter::set_regions(uint16_t rid, std::vector<DmaRegion> regio
     if (err.empty()) {
         by_rid_[rid] = std::move(regions);
         cached_rid_ = -1;  // it may have been cached as having no list of its own
-        last_list_ = nullptr;
+        last_list_ = nullptr, routed_ = nullptr;
     }
     return err;
 }
@@ -46,7 +46,7 @@ std::string RegionRouter::set_default_regions(std::vector<DmaRegion> regions) {
     if (err.empty()) {
         default_ = std::move(regions);
         cached_rid_ = -1;
-        last_list_ = nullptr;
+        last_list_ = nullptr, routed_ = nullptr;
     }
     return err;
 }
@@ -99,11 +99,23 @@ void log_route(const log::Channel& ch, const tlm::tlm_generic_payload& p, const 
 }
 }  // namespace
 
+inline void RegionRouter::to_unit(const UnitTarget& u, tlm::tlm_generic_payload& p,
+                                  sc_core::sc_time& delay, const PcieAttr* attr) {
+    if (u.direct)
+        u.direct->transport(p, delay, attr);
+    else
+        u.fw->b_transport(p, delay);
+}
+
 void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
     const PcieAttr* attr = p.get_extension<PcieAttr>();
     const DmaRegion* r = find(p, attr);
     if (IOMMUSIM_LOG_ON(log_, Trace))
         log_route(log_, p, r, to_ticks(sc_core::sc_time_stamp() + delay));
+    if (r && r == routed_) {  // the region routed last: already judged a translated one
+        ++*translated_;
+        return to_unit(*routed_to_, p, delay, attr);
+    }
     if (!r || r->kind == DmaRegion::Kind::Reserved ||
         (r->kind == DmaRegion::Kind::Translate && r->unit >= unit_if_.size())) {
         ++*(r ? reserved_ : outside_);
@@ -112,12 +124,8 @@ void RegionRouter::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& de
     }
     if (r->kind == DmaRegion::Kind::Translate) {
         ++*translated_;
-        const UnitTarget& u = unit_if_[r->unit];
-        if (u.direct)
-            u.direct->transport(p, delay, attr);
-        else
-            u.fw->b_transport(p, delay);
-        return;
+        routed_ = r, routed_to_ = &unit_if_[r->unit];
+        return to_unit(*routed_to_, p, delay, attr);
     }
     ++*bypassed_;
     const Addr a = p.get_address();

@@ -73,6 +73,12 @@ private:
         IommuUnit* direct;  // IommuUnit::behind(fw)
     };
     std::vector<UnitTarget> unit_if_;
+    static void to_unit(const UnitTarget& u, tlm::tlm_generic_payload& p, sc_core::sc_time& delay,
+                        const PcieAttr* attr);
+    // The translated region b_transport routed last and its unit: a run of DMAs in it skips
+    // the region's checks. Reset with last_list_.
+    const DmaRegion* routed_ = nullptr;
+    const UnitTarget* routed_to_ = nullptr;
     Counter *translated_, *bypassed_, *reserved_, *outside_;
     log::Channel log_;  // each DMA's region, at trace level
 };
