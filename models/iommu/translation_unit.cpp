@@ -451,6 +451,7 @@ Tick TranslationUnit::invalidate(const InvalidationScope& scope, Tick at) {
 void TranslationUnit::set_floor(Tick now) {
     floor_ = now;
     impl_->floor = now;
+    impl_->update_horizon();
     impl_->walkers.forget_before(now);
 }
 

@@ -153,6 +153,8 @@ struct TranslationUnit::Impl {
     std::priority_queue<Due, std::vector<Due>, Later> in_flight_due;
     Tick floor = 0;   // forget_before(): no request arrives before it any more
     Tick latest = 0;  // latest arrival seen
+    // What retire() retires up to, kept as floor and latest move: most requests move neither.
+    Tick horizon = 0;
     Oracle oracle;
     size_t keep_stale = 0;
     log::Channel log_ch;    // cache decisions, walk steps, fills, invalidations (debug)
@@ -466,12 +468,13 @@ struct TranslationUnit::Impl {
     void take_walker(Txn& x);
     // Inline up to the first due walk: on most requests none is due.
     void retire(Tick now) {
-        latest = std::max(latest, now);
-        if (in_flight_due.empty()) return;
-        const Tick horizon = std::max(floor, latest > ServerPool::kDefaultHistory
-                                                 ? latest - ServerPool::kDefaultHistory
-                                                 : Tick(0));
-        if (in_flight_due.top().first <= horizon) retire_until(horizon);
+        if (now > latest) latest = now, update_horizon();
+        if (!in_flight_due.empty() && in_flight_due.top().first <= horizon) retire_until(horizon);
+    }
+    void update_horizon() {
+        horizon = std::max(floor, latest > ServerPool::kDefaultHistory
+                                      ? latest - ServerPool::kDefaultHistory
+                                      : Tick(0));
     }
     void retire_until(Tick horizon);
     Tick invalidate(const InvalidationScope& s, Tick at);
