@@ -141,27 +141,6 @@ unsigned ServerPool::busy_at(Tick t) const {
     return n;
 }
 
-OrderedServerPool::OrderedServerPool(unsigned servers)
-    : servers_(servers ? servers : 1), free_(servers_, 0) {
-    size_t n = 1;
-    while (n < servers_) n *= 2;
-    mask_ = n - 1;
-    ring_.resize(n);
-    for (unsigned i = 0; i < servers_; ++i) ring_[i] = {0, i};
-}
-
-void OrderedServerPool::remove(unsigned server) {
-    size_t k = 1;
-    while (ring_[(head_ + k) & mask_].server != server) ++k;
-    for (; k + 1 < servers_; ++k) ring_[(head_ + k) & mask_] = ring_[(head_ + k + 1) & mask_];
-}
-
-unsigned OrderedServerPool::busy_at(Tick t) const {
-    unsigned n = 0;
-    for (const Tick f : free_) n += f > t;
-    return n;
-}
-
 // Flattened: the search, the fill and the vector's insertion in one frame (the out-of-order
 // jobs are most of a DRAM channel's at quantum 1 us).
 [[gnu::flatten]] BandwidthServer::Span BandwidthServer::serve_between(Tick ready) {

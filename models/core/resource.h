@@ -185,60 +185,6 @@ private:
     size_t leaves_ = 0;
 };
 
-// ServerPool for one user whose jobs start in time order (a DMA engine's tags). No job then
-// starts before the latest start, so a server's busy intervals matter only through its
-// free_at(), and the servers are alike: every server free by a job's start is as good as any
-// other for that job and every later one. The pool keeps the servers in a ring sorted by
-// free time and gives each job the one free first: a grant reads the front, and a job's end
-// goes in from the back, where it mostly belongs (a DMA engine's completions come nearly in
-// issue order). It answers as a ServerPool given the same in-order calls, the server taken
-// aside: the same starts, busy_at() and free_at() (tests/unit/test_resource.cpp).
-class OrderedServerPool {
-public:
-    using Slot = ServerPool::Slot;
-    explicit OrderedServerPool(unsigned servers);
-
-    // ServerPool::earliest(arrival)'s start for an arrival at or after every start so far, on
-    // the server free first (ties: the one that became free first).
-    Slot earliest(Tick arrival) const {
-        const Entry& e = ring_[head_];
-        return {e.server, arrival > e.free ? arrival : e.free};
-    }
-    // ServerPool::occupy for a start at or after every start so far (mostly on the server
-    // earliest() named: the front).
-    void occupy(unsigned server, Tick start, Tick until) {
-        if (until <= start || until <= free_[server]) return;
-        free_[server] = until;
-        if (ring_[head_].server == server)
-            head_ = (head_ + 1) & mask_;
-        else
-            remove(server);
-        // Into its place from the back, after the ones free at the same time.
-        size_t k = servers_ - 1;
-        for (; k && ring_[(head_ + k - 1) & mask_].free > until; --k)
-            ring_[(head_ + k) & mask_] = ring_[(head_ + k - 1) & mask_];
-        ring_[(head_ + k) & mask_] = {until, server};
-    }
-    unsigned size() const { return servers_; }
-    // Servers busy at t, for t at or after every start so far.
-    unsigned busy_at(Tick t) const;
-    Tick free_at(unsigned server) const { return free_[server]; }
-
-private:
-    struct Entry {
-        Tick free;
-        unsigned server;
-    };
-    // Takes a server that is not at the front out of the ring (the ones after it move up).
-    void remove(unsigned server);
-
-    unsigned servers_;
-    size_t mask_ = 0;          // ring size (a power of two >= servers) - 1
-    size_t head_ = 0;          // the front: the server free first
-    std::vector<Entry> ring_;  // servers_ entries from head_ on, by free time
-    std::vector<Tick> free_;   // by server
-};
-
 // Time per unit of work (a byte, a bit, a line, a request), kept to 2^-32 ps so that long
 // runs keep the exact rate. The period is rounded down, so n units take at least
 // ceil(n x period) - 1 ps and never more than ceil(n x exact period).

@@ -15,9 +15,8 @@ namespace iommusim {
 // Requests issue in order; request k issues at
 //   max(ready, previous issue, next issue slot, earliest tag free)
 // and its tag frees at its completion. One engine alone uses them, in order, so they keep no
-// history behind the latest issue: the tags answer as an OrderedServerPool (ServerPool's
-// answers for in-order use; a request takes the tag free first, as good as any other free
-// one since tags are alike), the same tag included.
+// history behind the latest issue: a request takes the tag free first (as good as any other
+// free one, since tags are alike), so the tags answer as a ServerPool would for in-order use.
 class DmaIssueScheduler {
 public:
     DmaIssueScheduler(unsigned tags, double rate_mreq_s)

@@ -299,45 +299,6 @@ TEST_CASE("BandwidthServer: the fast paths match the plain reference, step by st
     }
 }
 
-TEST_CASE("OrderedServerPool: answers as a ServerPool for in-order jobs", "[resource]") {
-    // A DMA engine's use: each job starts at its earliest slot, at or after the previous
-    // start, and keeps its server for a random time (ties and zero-length jobs included).
-    for (unsigned servers : {1u, 2u, 3u, 5u, 8u, 9u, 64u, 65u, 100u}) {
-        for (Tick history : {Tick(0), ServerPool::kDefaultHistory}) {
-            INFO("servers " << servers << " history " << history);
-            ServerPool ref(servers, history);
-            OrderedServerPool p(servers);
-            REQUIRE(p.size() == ref.size());
-            std::mt19937_64 rng(servers * 7 + history % 5);
-            Tick last = 0;
-            for (int step = 0; step < 20000; ++step) {
-                const Tick ready = last + (rng() % 4 ? rng() % 3000 : 0);
-                const ServerPool::Slot want = ref.earliest(ready);
-                const OrderedServerPool::Slot got = p.earliest(ready);
-                // Any server free by then will do (ServerPool takes the leftmost): the same
-                // start, and the reference then runs on the server the pool named.
-                REQUIRE(got.start == want.start);
-                REQUIRE(got.server < servers);
-                REQUIRE(ref.free_at(got.server) <= got.start);
-                const unsigned r = unsigned(rng() % 10);
-                const Tick until = r == 0 ? got.start : got.start + 1000 * (1 + rng() % 40);
-                ref.occupy(got.server, got.start, until);
-                p.occupy(got.server, got.start, until);
-                last = got.start;
-                const Tick probe = last + rng() % 50'000;
-                REQUIRE(p.busy_at(probe) == ref.busy_at(probe));
-                if (step % 97 == 0) {  // now and then a server other than the one named
-                    const unsigned s = unsigned(rng() % servers);
-                    const Tick end = last + 1000 * (rng() % 40);
-                    ref.occupy(s, last, end);
-                    p.occupy(s, last, end);
-                }
-                for (unsigned s = 0; s < servers; ++s) REQUIRE(p.free_at(s) == ref.free_at(s));
-            }
-        }
-    }
-}
-
 // One job through a 1 ps-per-unit server and its one-server reference: the same start, the
 // job's end (whole picoseconds, so no carry is involved), free time and kept intervals.
 // Returns the job's end.
@@ -407,28 +368,4 @@ TEST_CASE("BandwidthServer: initiators taking turns by quantum match the referen
         }
         CHECK(b.kept() > size_t(100));
     }
-}
-
-TEST_CASE("OrderedServerPool: the server free first, ties to the one that became free first",
-          "[resource]") {
-    OrderedServerPool p(5);
-    for (unsigned s = 0; s < 5; ++s) p.occupy(s, 0, 100);  // all free at 100: a five-way tie
-    CHECK(p.earliest(10).server == 0);
-    CHECK(p.earliest(10).start == 100);
-    p.occupy(0, 10, 300);
-    p.occupy(3, 10, 90);  // not later than what it has: kept at 100
-    CHECK(p.free_at(3) == 100);
-    CHECK(p.earliest(20).server == 1);
-    p.occupy(1, 20, 250);
-    p.occupy(2, 20, 250);
-    CHECK(p.earliest(30).server == 3);  // 3 and 4 free at 100
-    p.occupy(3, 30, 250);
-    CHECK(p.earliest(40).server == 4);
-    p.occupy(4, 40, 250);
-    const OrderedServerPool::Slot s = p.earliest(50);  // 1..4 free at 250, 0 at 300
-    CHECK(s.server == 1);
-    CHECK(s.start == 250);
-    CHECK(p.earliest(400).server == 1);  // everyone free by then: still the one free first
-    CHECK(p.earliest(400).start == 400);
-    CHECK(p.busy_at(260) == 1);
 }
