@@ -43,6 +43,14 @@ struct LooselyTimedFw : tlm::tlm_fw_transport_if<> {
 };
 }  // namespace detail
 
+// The direct socket (either kind below) whose forward interface `fw` is, or null (another
+// kind of target): an initiator bound to one finds the module behind it this way, to call it
+// directly.
+inline sc_core::sc_object* direct_socket_of(tlm::tlm_fw_transport_if<>* fw) {
+    const auto* direct = dynamic_cast<const detail::LooselyTimedFw*>(fw);
+    return direct ? direct->socket : nullptr;
+}
+
 template <typename Module, void (Module::*B)(tlm::tlm_generic_payload&, sc_core::sc_time&),
           unsigned int (Module::*D)(tlm::tlm_generic_payload&), int N = 1,
           sc_core::sc_port_policy POL = sc_core::SC_ONE_OR_MORE_BOUND>

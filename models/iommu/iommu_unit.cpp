@@ -110,10 +110,9 @@ void IommuUnit::end_of_simulation() {
 }
 
 IommuUnit* IommuUnit::behind(tlm::tlm_fw_transport_if<>* fw) {
-    const auto* direct = dynamic_cast<const detail::LooselyTimedFw*>(fw);
-    if (!direct) return nullptr;
-    auto* unit = dynamic_cast<IommuUnit*>(direct->socket->get_parent_object());
-    return unit && direct->socket == &unit->upstream ? unit : nullptr;
+    const sc_core::sc_object* socket = direct_socket_of(fw);
+    auto* unit = socket ? dynamic_cast<IommuUnit*>(socket->get_parent_object()) : nullptr;
+    return unit && socket == &unit->upstream ? unit : nullptr;
 }
 
 void IommuUnit::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {

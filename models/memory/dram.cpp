@@ -95,7 +95,7 @@ Tick DramTiming::access_lines(uint64_t first, uint64_t lines, bool is_write, boo
     Tick end = at, wait = 0;
     // Lines j, j+C, j+2C, ... of the access share channel (first+j) % C and follow each other
     // back to back, so each channel is acquired once for all of its lines.
-    unsigned ch = unsigned(C & (C - 1) ? first % C : first & (C - 1));
+    unsigned ch = line_channel(first);
     for (uint64_t j = 0; j < used; ++j, ch = ch + 1 == C ? 0 : ch + 1) {
         Channel& c = ch_[ch];
         const uint64_t k = used == lines ? 1 : (lines - j + C - 1) / C;

@@ -67,7 +67,7 @@ public:
     void forget_before(Tick t) {
         if (t > floor_) floor_ = t;
     }
-    unsigned channel_of(Addr addr) const { return unsigned(line_of(addr) % p_.channels); }
+    unsigned channel_of(Addr addr) const { return line_channel(line_of(addr)); }
     // Transfer time of one line on an idle channel, in ps (rounded up; a busy channel keeps
     // the exact rate).
     Tick line_ticks() const { return line_.time(1); }
@@ -82,6 +82,11 @@ private:
     // A walk read that hits the LLC (off the data path).
     [[gnu::noinline]] Tick access_llc(Tick at);
     static Tick ns(Tick t) { return t / kTicksPerNs; }
+    // The channel of a line: by mask when the channel count is a power of two (no 64-bit
+    // division), else modulo.
+    unsigned line_channel(uint64_t line) const {
+        return unsigned(channel_mask_ != kNoMask ? line & channel_mask_ : line % p_.channels);
+    }
     // An access over several lines: rare (large DMA), out of line so that the single-line
     // path keeps a small frame.
     [[gnu::noinline]] Tick access_lines(uint64_t first, uint64_t lines, bool is_write, bool is_walk,
@@ -123,7 +128,7 @@ private:
     const uint64_t lines = (bytes ? line_of(addr + bytes - 1) : first) - first + 1;
     if (lines != 1) return access_lines(first, lines, is_write, is_walk, at);
     // Most accesses (small DMA, every walk read): access_lines()'s loop, once.
-    Channel& c = ch_[channel_mask_ != kNoMask ? first & channel_mask_ : first % p_.channels];
+    Channel& c = ch_[line_channel(first)];
     c.server.forget_before(floor_);
     const BandwidthServer::Span s = c.server.serve(at, 1);
     ++*(is_write ? c.writes : c.reads);

@@ -43,10 +43,9 @@ void PortFanIn::end_of_elaboration() {
 }
 
 PortFanIn* PortFanIn::behind(tlm::tlm_fw_transport_if<>* fw, int& port) {
-    const auto* direct = dynamic_cast<const detail::LooselyTimedFw*>(fw);
-    if (!direct) return nullptr;
-    auto* fan_in = dynamic_cast<PortFanIn*>(direct->socket->get_parent_object());
-    if (!fan_in || direct->socket != &fan_in->ports_) return nullptr;
+    const sc_core::sc_object* socket = direct_socket_of(fw);
+    auto* fan_in = socket ? dynamic_cast<PortFanIn*>(socket->get_parent_object()) : nullptr;
+    if (!fan_in || socket != &fan_in->ports_) return nullptr;
     port = fan_in->ports_.index_of(fw);
     return port < 0 ? nullptr : fan_in;
 }
